@@ -1,0 +1,200 @@
+//! The function's configuration, read once at init from its environment (SPEC section 2).
+
+use std::fmt;
+use std::time::Duration;
+
+use lambda_http::http::HeaderName;
+
+use crate::auth::Secret;
+
+/// Everything the function needs to know before its first request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table_name: String,
+    pub alert_topic_arn: String,
+    /// Secrets given inline in `WEBHOOK_SECRET`, one per line.
+    pub inline_secrets: Vec<Secret>,
+    /// Secrets Manager secret whose value holds more secrets, one per line.
+    pub secret_arn: Option<String>,
+    pub auth_header: HeaderName,
+    /// 0 keeps items forever; otherwise items get `expiresAt` this many days after receipt.
+    pub retention_days: u32,
+    /// While a workflow stays failing, how long before another failure alerts again.
+    pub alert_repeat: Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required =
+            |name: &str| non_empty(name).ok_or_else(|| ConfigError(format!("{name} is required")));
+
+        let table_name = required("TABLE_NAME")?;
+        let alert_topic_arn = required("ALERT_TOPIC_ARN")?;
+        let inline_secrets = lookup("WEBHOOK_SECRET")
+            .map(|v| Secret::parse_lines(&v))
+            .unwrap_or_default();
+        let secret_arn = non_empty("WEBHOOK_SECRET_ARN");
+        if lookup("WEBHOOK_SECRET").is_some() && inline_secrets.is_empty() && secret_arn.is_none() {
+            return Err(ConfigError(
+                "WEBHOOK_SECRET holds no secret (only blank lines)".into(),
+            ));
+        }
+        if inline_secrets.is_empty() && secret_arn.is_none() {
+            // Fail closed: without a secret every request would have to be let in.
+            return Err(ConfigError(
+                "WEBHOOK_SECRET or WEBHOOK_SECRET_ARN is required".into(),
+            ));
+        }
+
+        let auth_header = match non_empty("AUTH_HEADER_NAME") {
+            None => HeaderName::from_static("authorization"),
+            Some(name) => {
+                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    ConfigError(format!(
+                        "AUTH_HEADER_NAME {name:?} is not a valid header name"
+                    ))
+                })?
+            }
+        };
+        let retention_days = parse_number(&non_empty, "RETENTION_DAYS", 0)?;
+        let repeat_minutes = parse_number(&non_empty, "ALERT_REPEAT_MINUTES", 60)?;
+
+        Ok(Self {
+            table_name,
+            alert_topic_arn,
+            inline_secrets,
+            secret_arn,
+            auth_header,
+            retention_days,
+            alert_repeat: Duration::from_secs(u64::from(repeat_minutes) * 60),
+        })
+    }
+}
+
+fn parse_number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| {
+            ConfigError(format!(
+                "{name} must be a whole number of at least 0, got {text:?}"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("TABLE_NAME", "events"),
+        (
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+        ),
+        ("WEBHOOK_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let s = settings(&BASE).unwrap();
+        assert_eq!(s.table_name, "events");
+        assert_eq!(s.auth_header, "authorization");
+        assert_eq!(s.retention_days, 0);
+        assert_eq!(s.alert_repeat, Duration::from_secs(3600));
+        assert_eq!(s.inline_secrets.len(), 1);
+        assert_eq!(s.secret_arn, None);
+    }
+
+    #[test]
+    fn refuses_to_start_without_any_secret() {
+        let err = settings(&BASE[..2]).unwrap_err();
+        assert_eq!(err.0, "WEBHOOK_SECRET or WEBHOOK_SECRET_ARN is required");
+        let err = settings(&[BASE[0], BASE[1], ("WEBHOOK_SECRET", " \n\n")]).unwrap_err();
+        assert!(err.0.contains("only blank lines"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_arn_alone_is_enough() {
+        let s = settings(&[
+            BASE[0],
+            BASE[1],
+            ("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:x"),
+        ])
+        .unwrap();
+        assert!(s.inline_secrets.is_empty());
+        assert_eq!(s.secret_arn.as_deref(), Some("arn:aws:secretsmanager:x"));
+    }
+
+    #[test]
+    fn table_and_topic_are_required() {
+        assert_eq!(
+            settings(&BASE[1..]).unwrap_err().0,
+            "TABLE_NAME is required"
+        );
+        assert_eq!(
+            settings(&[BASE[0], BASE[2]]).unwrap_err().0,
+            "ALERT_TOPIC_ARN is required"
+        );
+    }
+
+    #[test]
+    fn numbers_and_header_are_validated() {
+        let mut env = BASE.to_vec();
+        env.push(("RETENTION_DAYS", "-1"));
+        assert!(settings(&env)
+            .unwrap_err()
+            .0
+            .starts_with("RETENTION_DAYS must be"));
+        let mut env = BASE.to_vec();
+        env.push(("AUTH_HEADER_NAME", "X Kadoa Token"));
+        assert!(settings(&env)
+            .unwrap_err()
+            .0
+            .contains("not a valid header name"));
+        let mut env = BASE.to_vec();
+        env.extend([
+            ("AUTH_HEADER_NAME", "X-Kadoa-Token"),
+            ("RETENTION_DAYS", "30"),
+            ("ALERT_REPEAT_MINUTES", "5"),
+        ]);
+        let s = settings(&env).unwrap();
+        assert_eq!(s.auth_header, "x-kadoa-token");
+        assert_eq!(s.retention_days, 30);
+        assert_eq!(s.alert_repeat, Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,141 @@
+//! Timestamps as the table stores them: UTC, millisecond precision, fixed width, so that
+//! string order is time order in sort keys.
+
+use time::{
+    format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime, UtcOffset,
+};
+
+/// A point in time, normalised to UTC milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_datetime(OffsetDateTime::now_utc())
+    }
+
+    /// Parses an RFC 3339 date-time (`2025-01-15T10:30:00Z`, `…+02:00`, fractions allowed).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        OffsetDateTime::parse(text.trim(), &Rfc3339)
+            .ok()
+            .map(Self::from_datetime)
+    }
+
+    pub fn from_unix_millis(millis: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .ok()
+            .map(Self::from_datetime)
+    }
+
+    fn from_datetime(datetime: OffsetDateTime) -> Self {
+        let utc = datetime.to_offset(UtcOffset::UTC);
+        let millis = utc.millisecond();
+        // Truncate below the millisecond so equal keys mean equal stored values.
+        Self(utc.replace_millisecond(millis).unwrap_or(utc))
+    }
+
+    pub fn unix_seconds(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    pub fn unix_millis(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    pub fn plus_days(self, days: u32) -> Self {
+        Self(self.0 + time::Duration::days(i64::from(days)))
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form used in keys and attributes.
+    pub fn to_key_string(self) -> String {
+        const KEY_FORMAT: &[time::format_description::FormatItem<'static>] = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        self.0
+            .format(KEY_FORMAT)
+            .unwrap_or_else(|_| self.0.to_string())
+    }
+
+    /// `Wed 15 Jan 2025, 10:30 UTC`, for people reading an alert.
+    pub fn to_readable_string(self) -> String {
+        const READABLE_FORMAT: &[time::format_description::FormatItem<'static>] =
+            format_description!(
+            "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+        );
+        self.0
+            .format(READABLE_FORMAT)
+            .unwrap_or_else(|_| self.to_key_string())
+    }
+
+    /// `15 Jan 10:30 UTC`, short enough for an SMS.
+    pub fn to_short_string(self) -> String {
+        const SHORT_FORMAT: &[time::format_description::FormatItem<'static>] =
+            format_description!("[day padding:none] [month repr:short] [hour]:[minute] UTC");
+        self.0
+            .format(SHORT_FORMAT)
+            .unwrap_or_else(|_| self.to_key_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_string_is_utc_with_milliseconds() {
+        let ts = Timestamp::parse_rfc3339("2025-01-15T10:30:00Z").unwrap();
+        assert_eq!(ts.to_key_string(), "2025-01-15T10:30:00.000Z");
+    }
+
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let ts = Timestamp::parse_rfc3339("2025-01-15T12:30:00.5+02:00").unwrap();
+        assert_eq!(ts.to_key_string(), "2025-01-15T10:30:00.500Z");
+    }
+
+    #[test]
+    fn sub_millisecond_digits_are_truncated() {
+        let a = Timestamp::parse_rfc3339("2025-01-15T10:30:00.123456789Z").unwrap();
+        let b = Timestamp::parse_rfc3339("2025-01-15T10:30:00.123Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_key_string(), "2025-01-15T10:30:00.123Z");
+    }
+
+    #[test]
+    fn key_strings_sort_like_time() {
+        let earlier = Timestamp::parse_rfc3339("2025-01-15T23:59:59.999+00:00").unwrap();
+        let later = Timestamp::parse_rfc3339("2025-01-15T20:00:00-05:00").unwrap();
+        assert!(earlier < later);
+        assert!(earlier.to_key_string() < later.to_key_string());
+    }
+
+    #[test]
+    fn rejects_what_is_not_rfc3339() {
+        for text in [
+            "",
+            "yesterday",
+            "2025-01-15",
+            "2025-01-15 10:30",
+            "2025-13-01T00:00:00Z",
+        ] {
+            assert!(
+                Timestamp::parse_rfc3339(text).is_none(),
+                "{text:?} should not parse"
+            );
+        }
+    }
+
+    #[test]
+    fn readable_forms() {
+        let ts = Timestamp::parse_rfc3339("2025-01-15T10:30:00Z").unwrap();
+        assert_eq!(ts.to_readable_string(), "Wed 15 Jan 2025, 10:30 UTC");
+        assert_eq!(ts.to_short_string(), "15 Jan 10:30 UTC");
+    }
+
+    #[test]
+    fn unix_round_trip() {
+        let ts = Timestamp::parse_rfc3339("2025-01-15T10:30:00.250Z").unwrap();
+        assert_eq!(Timestamp::from_unix_millis(ts.unix_millis()), Some(ts));
+        assert_eq!(ts.plus_days(1).unix_seconds() - ts.unix_seconds(), 86_400);
+    }
+}
