@@ -1,0 +1,15 @@
+# Every command a person needs; each is a script in scripts/ so CI runs the same thing.
+.PHONY: dev show samples test bootstrap release
+
+dev:        ## run the function locally against moto (Ctrl-C stops it)
+	scripts/dev
+show:       ## print what the local run stored and alerted
+	scripts/show
+samples:    ## send every event in events/ to the local run
+	scripts/samples
+test:       ## every check and test: fmt, clippy, unit, integration (moto), template
+	scripts/test
+bootstrap:  ## install the pinned tools into .venv
+	scripts/bootstrap
+release:    ## the Lambda binary for arm64, as `sam build` makes it
+	scripts/bootstrap && PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin kadoa-webhook

@@ -1,0 +1,158 @@
+"""The local stand-in for the deployed resources, on moto.
+
+  setup  creates the table and the alert topic from template.yaml's own definitions (so
+         local and deployed resources cannot differ), plus a queue subscribed to the topic
+         that catches every alert; writes the function's environment to .local/dev.env.
+  show   prints what is stored (changes with their differences, the event log, workflow
+         health) and the alerts that were sent, readable.
+
+Talks to AWS_ENDPOINT_URL (moto) only.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+TABLE = "kadoa-events-local"
+TOPIC = "kadoa-alerts-local"
+INBOX = "kadoa-alerts-local-inbox"
+SECRET = "local-dev-secret"
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: intrinsic tags (!Ref, !Sub, …) become plain values."""
+
+
+def _intrinsic(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def template_resources():
+    with open(ROOT / "template.yaml", encoding="utf-8") as f:
+        return yaml.load(f, Loader=_CloudFormationLoader)["Resources"]
+
+
+def clients():
+    session = boto3.session.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+    )
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    return {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "sns", "sqs")}
+
+
+def setup():
+    aws = clients()
+    table = template_resources()["EventsTable"]["Properties"]
+    aws["dynamodb"].create_table(
+        TableName=TABLE,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+    )
+    aws["dynamodb"].update_time_to_live(TableName=TABLE, TimeToLiveSpecification=table["TimeToLiveSpecification"])
+
+    topic = template_resources()["AlertTopic"]["Properties"]
+    topic_arn = aws["sns"].create_topic(Name=TOPIC, Attributes={"DisplayName": topic["DisplayName"]})["TopicArn"]
+    queue_url = aws["sqs"].create_queue(QueueName=INBOX)["QueueUrl"]
+    queue_arn = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    LOCAL.mkdir(exist_ok=True)
+    env = {
+        "TABLE_NAME": TABLE,
+        "ALERT_TOPIC_ARN": topic_arn,
+        "WEBHOOK_SECRET": SECRET,
+        "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "ALERT_REPEAT_MINUTES": os.environ.get("ALERT_REPEAT_MINUTES", "60"),
+        "RETENTION_DAYS": os.environ.get("RETENTION_DAYS", "0"),
+        "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+    }
+    (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    print(f"created table {TABLE} and topic {TOPIC} (alerts are caught by queue {INBOX})")
+
+
+def plain(value):
+    """A DynamoDB attribute value as plain JSON."""
+    kind, inner = next(iter(value.items()))
+    if kind == "N":
+        return float(inner) if any(c in inner for c in ".eE") else int(inner)
+    if kind == "M":
+        return {k: plain(v) for k, v in inner.items()}
+    if kind == "L":
+        return [plain(v) for v in inner]
+    if kind == "NULL":
+        return None
+    return inner
+
+
+def show():
+    aws = clients()
+    items = []
+    for page in aws["dynamodb"].get_paginator("scan").paginate(TableName=TABLE):
+        items.extend({k: plain(v) for k, v in item.items()} for item in page["Items"])
+    items.sort(key=lambda i: (i["pk"], i["sk"]))
+
+    print(f"== {len(items)} items in {TABLE}")
+    for item in items:
+        entity = item.get("entity")
+        if entity == "change":
+            print(
+                f"\n{item['pk']}  change {item['changeId']} at {item['createdAt']}: "
+                f"{item['differenceCount']} differences (+{item['addedCount']} ~{item['changedCount']} -{item['removedCount']})"
+                + (f"  [{item['workflowName']}]" if item.get("workflowName") else "")
+            )
+        elif entity == "difference":
+            fields = ", ".join(
+                f"{f['key']}: {json.dumps(f.get('previousValue'))} -> {json.dumps(f.get('value'))}"
+                if "previousValue" in f
+                else f"{f['key']}: {json.dumps(f.get('value'))}"
+                for f in item.get("fields", [])
+            )
+            print(f"    #{item['index']:<4} {item['type']:<8} {fields}")
+        elif entity == "event":
+            print(f"{item['pk']}  event {item['timestamp']} {item['eventType']}: {item['status']}")
+        elif entity == "health":
+            print(f"{item['pk']}  health: {json.dumps({k: v for k, v in item.items() if k not in ('pk', 'sk', 'entity')})}")
+
+    queue_url = aws["sqs"].get_queue_url(QueueName=INBOX)["QueueUrl"]
+    alerts = []
+    while True:
+        batch = aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            break
+        alerts.extend(json.loads(m["Body"]) for m in batch)
+        aws["sqs"].delete_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    print(f"\n== {len(alerts)} alerts sent since the last look (topic {TOPIC})")
+    for alert in alerts:
+        attributes = {k: v["Value"] for k, v in alert.get("MessageAttributes", {}).items()}
+        print(f"\nSubject: {alert.get('Subject')}\nAttributes: {attributes}\n{alert['Message']}")
+    for item in items:
+        if item.get("entity") == "event" and item.get("alert"):
+            alert = item["alert"]
+            print(f"\n-- as sent for {item['eventType']} at {item['timestamp']}")
+            print(f"SMS ({len(alert['sms'])} chars): {alert['sms']}")
+            print(f"Email subject: {alert['subject']}\n{alert['email']}")
+
+
+if __name__ == "__main__":
+    {"setup": setup, "show": show}[sys.argv[1]]()

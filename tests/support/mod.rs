@@ -1,0 +1,308 @@
+//! What the integration tests share: moto, a fault proxy, an app wired to them, and ways
+//! to send deliveries and read back what was stored.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+pub mod calls;
+pub mod moto;
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use kadoa_webhook::{App, AwsClients, Settings};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+pub use calls::CallCounter;
+pub use proxy::FaultProxy;
+
+pub const SECRET: &str = "local-dev-secret";
+pub const NEXT_SECRET: &str = "local-dev-secret-next";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// How a test wants its app.
+#[derive(Default)]
+pub struct Options {
+    /// Secrets come from Secrets Manager (this value) instead of `WEBHOOK_SECRET`.
+    pub secrets_manager_value: Option<String>,
+    /// AWS calls of the app go through a proxy the test can switch off.
+    pub through_proxy: bool,
+    pub retention_days: u32,
+    pub auth_header: Option<&'static str>,
+    pub alert_repeat_minutes: Option<u32>,
+}
+
+pub struct Harness {
+    pub app: App,
+    pub table: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+    /// Clients straight to moto, for setting up and reading back.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// AWS operations the app made, by name.
+    pub calls: CallCounter,
+    pub proxy: Option<FaultProxy>,
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// The app's SDK configuration (production timeouts); `for_reading_back` relaxes the
+/// timeouts for the tests' own large scans of moto.
+pub async fn sdk_config(endpoint: &str, for_reading_back: bool) -> SdkConfig {
+    let timeouts = match for_reading_back {
+        true => aws_config::timeout::TimeoutConfig::disabled(),
+        false => kadoa_webhook::aws::timeout_config(),
+    };
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        // The SDK's standard retries, as in production, with a short first backoff.
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(kadoa_webhook::aws::MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(20)),
+        )
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> Self {
+        let moto = moto::moto();
+        let direct = sdk_config(&moto.endpoint, true).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&direct);
+        let sns = aws_sdk_sns::Client::new(&direct);
+        let sqs = aws_sdk_sqs::Client::new(&direct);
+        let secrets_manager = aws_sdk_secretsmanager::Client::new(&direct);
+
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::SeqCst)
+        );
+        let table = format!("kadoa-events-{id}");
+        create_table(&dynamodb, &table).await;
+        let topic_arn = sns
+            .create_topic()
+            .name(format!("kadoa-alerts-{id}"))
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("kadoa-alerts-{id}"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:kadoa-alerts-{id}");
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .send()
+            .await
+            .unwrap();
+
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("TABLE_NAME", table.clone()),
+            ("ALERT_TOPIC_ARN", topic_arn.clone()),
+            ("RETENTION_DAYS", options.retention_days.to_string()),
+        ]);
+        match &options.secrets_manager_value {
+            Some(value) => {
+                let arn = secrets_manager
+                    .create_secret()
+                    .name(format!("kadoa-webhook-secret-{id}"))
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .unwrap()
+                    .arn
+                    .unwrap();
+                env.insert("WEBHOOK_SECRET_ARN", arn);
+            }
+            None => {
+                env.insert("WEBHOOK_SECRET", format!("{SECRET}\n{NEXT_SECRET}\n"));
+            }
+        }
+        if let Some(header) = options.auth_header {
+            env.insert("AUTH_HEADER_NAME", header.to_owned());
+        }
+        if let Some(minutes) = options.alert_repeat_minutes {
+            env.insert("ALERT_REPEAT_MINUTES", minutes.to_string());
+        }
+        let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
+
+        let proxy = match options.through_proxy {
+            true => Some(FaultProxy::start(moto.port).await),
+            false => None,
+        };
+        let app_endpoint = proxy
+            .as_ref()
+            .map_or(moto.endpoint.clone(), |p| p.endpoint.clone());
+        let app_config = sdk_config(&app_endpoint, false).await;
+        let calls = CallCounter::default();
+        let clients = AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&app_config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&app_config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            secrets_manager: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&app_config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+        };
+        let app = App::new(settings, clients);
+        Self {
+            app,
+            table,
+            topic_arn,
+            queue_url,
+            dynamodb,
+            sns,
+            sqs,
+            secrets_manager,
+            calls,
+            proxy,
+        }
+    }
+
+    /// Sends `body` as Kadoa would: POST, JSON, `X-Kadoa-Event`, the bearer secret.
+    pub async fn deliver(&self, body: &str) -> (u16, Value) {
+        let event_type = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v["eventType"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("https://example.lambda-url.us-east-1.on.aws/")
+            .header("content-type", "application/json")
+            .header("x-kadoa-event", event_type)
+            .header("authorization", format!("Bearer {SECRET}"))
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request) -> (u16, Value) {
+        let response = self.app.handle(request).await;
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
+            Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            Body::Empty => Value::Null,
+            _ => Value::Null,
+        };
+        (status, body)
+    }
+
+    /// Every item in the table, sorted by key.
+    pub async fn items(&self) -> Vec<Item> {
+        let pages: Vec<_> = self
+            .dynamodb
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut items: Vec<Item> = pages.into_iter().map(|item| item.unwrap()).collect();
+        items.sort_by_key(|item| (s(item, "pk"), s(item, "sk")));
+        items
+    }
+
+    pub async fn items_of(&self, entity: &str) -> Vec<Item> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|item| s(item, "entity") == entity)
+            .collect()
+    }
+}
+
+pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A string attribute, or "" when absent.
+pub fn s(item: &Item, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => text.clone(),
+        _ => String::new(),
+    }
+}
+
+pub fn n(item: &Item, name: &str) -> i64 {
+    match item.get(name) {
+        Some(AttributeValue::N(number)) => number.parse().unwrap(),
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+/// A fixture from `events/`, as the Lambda runtime would hand it over.
+pub fn fixture(name: &str) -> Request {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The body of a fixture, for tests that vary it.
+pub fn fixture_body(name: &str) -> String {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["body"].as_str().unwrap().to_owned()
+}
