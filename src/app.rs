@@ -6,6 +6,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
+use crate::alerts::Alerter;
 use crate::auth;
 use crate::config::Settings;
 use crate::envelope::Envelope;
@@ -22,6 +23,7 @@ pub struct App {
     pub settings: Settings,
     pub store: Store,
     pub secrets: SecretStore,
+    pub alerter: Alerter,
 }
 
 /// The AWS clients the function uses; tests build them against moto.
@@ -72,13 +74,11 @@ struct RequestSummary {
 
 impl App {
     pub fn new(settings: Settings, clients: AwsClients) -> Self {
-        let remote_secret = settings
-            .secret_arn
-            .clone()
-            .map(|arn| (clients.secrets_manager, arn));
+        let remote_secret = settings.secret_arn.clone().map(|arn| (clients.secrets_manager, arn));
         Self {
             secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret),
             store: Store::new(clients.dynamodb, settings.table_name.clone()),
+            alerter: Alerter::new(clients.sns, settings.alert_topic_arn.clone(), settings.alert_repeat),
             settings,
         }
     }
@@ -101,10 +101,7 @@ impl App {
                     duration_ms,
                     "delivery"
                 );
-                json_response(
-                    StatusCode::OK,
-                    &json!({"status": outcome.as_str(), "eventType": event_type}),
-                )
+                json_response(StatusCode::OK, &json!({"status": outcome.as_str(), "eventType": event_type}))
             }
             Err(error) => {
                 let status = error.status().as_u16();
@@ -135,16 +132,10 @@ impl App {
         }
     }
 
-    async fn process(
-        &self,
-        request: &Request,
-        summary: &mut RequestSummary,
-    ) -> Result<Outcome, RequestError> {
+    async fn process(&self, request: &Request, summary: &mut RequestSummary) -> Result<Outcome, RequestError> {
         let method = request.method();
         if ![Method::POST, Method::PUT, Method::PATCH].contains(method) {
-            return Err(RequestError::MethodNotAllowed(format!(
-                "method {method} is not allowed; use POST"
-            )));
+            return Err(RequestError::MethodNotAllowed(format!("method {method} is not allowed; use POST")));
         }
         // Authentication first: nothing of an unauthenticated body is even parsed.
         let secrets = self.secrets.current().await?;
@@ -154,11 +145,9 @@ impl App {
 
         let header_event = match request.headers().get("x-kadoa-event") {
             None => None,
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| RequestError::bad_request("X-Kadoa-Event header is not text"))?,
-            ),
+            Some(value) => {
+                Some(value.to_str().map_err(|_| RequestError::bad_request("X-Kadoa-Event header is not text"))?)
+            }
         };
         let envelope = Envelope::parse(request.body().as_ref(), header_event)?;
         summary.event_type = Some(envelope.event_type.clone());
@@ -174,27 +163,16 @@ impl App {
                     WriteOutcome::AlreadyThere => Outcome::Duplicate,
                 })
             }
-            KadoaEvent::Health(_) => {
-                self.log_event(&envelope, event.workflow_id(), receipt, "accepted")
-                    .await?;
-                Ok(Outcome::Accepted)
-            }
-            KadoaEvent::Logged { workflow_id } => Ok(
-                match self
-                    .log_event(&envelope, Some(workflow_id), receipt, "stored")
-                    .await?
-                {
+            KadoaEvent::Health(health) => self.alerter.handle(&self.store, &envelope, health, receipt).await,
+            KadoaEvent::Logged { workflow_id } => {
+                Ok(match self.log_event(&envelope, Some(workflow_id), receipt, "stored").await? {
                     WriteOutcome::Written => Outcome::Stored,
                     WriteOutcome::AlreadyThere => Outcome::Duplicate,
-                },
-            ),
+                })
+            }
             KadoaEvent::Unknown { workflow_id } => {
-                tracing::info!(
-                    event_type = envelope.event_type,
-                    "event type not known to this version; logged only"
-                );
-                self.log_event(&envelope, workflow_id.as_deref(), receipt, "accepted")
-                    .await?;
+                tracing::info!(event_type = envelope.event_type, "event type not known to this version; logged only");
+                self.log_event(&envelope, workflow_id.as_deref(), receipt, "accepted").await?;
                 Ok(Outcome::Accepted)
             }
         }

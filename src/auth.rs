@@ -17,11 +17,7 @@ impl Secret {
 
     /// One secret per non-blank line; two lines while a secret is being rotated.
     pub fn parse_lines(text: &str) -> Vec<Self> {
-        text.lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty())
-            .map(Self::new)
-            .collect()
+        text.lines().map(str::trim).filter(|line| !line.is_empty()).map(Self::new).collect()
     }
 
     fn matches(&self, candidate_digest: &[u8; 32]) -> Choice {
@@ -57,12 +53,7 @@ pub fn is_authorized(headers: &HeaderMap, header: &HeaderName, secrets: &[Secret
     };
     let candidate = digest(&candidate);
     // Every secret is compared, so timing does not tell which one (or whether any) matched.
-    secrets
-        .iter()
-        .fold(Choice::from(0), |found, secret| {
-            found | secret.matches(&candidate)
-        })
-        .into()
+    secrets.iter().fold(Choice::from(0), |found, secret| found | secret.matches(&candidate)).into()
 }
 
 fn credential_from_authorization(value: &[u8]) -> Option<Vec<u8>> {
@@ -93,109 +84,42 @@ mod tests {
 
     fn authorized(name: &'static str, value: &str, header: &'static str, secrets: &[&str]) -> bool {
         let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(s)).collect();
-        is_authorized(
-            &headers(name, value),
-            &HeaderName::from_static(header),
-            &secrets,
-        )
+        is_authorized(&headers(name, value), &HeaderName::from_static(header), &secrets)
     }
 
     #[test]
     fn bearer_token_matches_with_any_scheme_case() {
         for value in ["Bearer s3cret", "bearer s3cret", "BEARER   s3cret "] {
-            assert!(
-                authorized("authorization", value, "authorization", &["s3cret"]),
-                "{value}"
-            );
+            assert!(authorized("authorization", value, "authorization", &["s3cret"]), "{value}");
         }
-        assert!(!authorized(
-            "authorization",
-            "Bearer wrong",
-            "authorization",
-            &["s3cret"]
-        ));
-        assert!(!authorized(
-            "authorization",
-            "Bearer s3cret2",
-            "authorization",
-            &["s3cret"]
-        ));
-        assert!(!authorized(
-            "authorization",
-            "Bearer ",
-            "authorization",
-            &["s3cret"]
-        ));
+        assert!(!authorized("authorization", "Bearer wrong", "authorization", &["s3cret"]));
+        assert!(!authorized("authorization", "Bearer s3cret2", "authorization", &["s3cret"]));
+        assert!(!authorized("authorization", "Bearer ", "authorization", &["s3cret"]));
     }
 
     #[test]
     fn basic_auth_uses_the_password_whatever_the_user() {
         let value = format!("Basic {}", STANDARD.encode("kadoa:s3cret"));
-        assert!(authorized(
-            "authorization",
-            &value,
-            "authorization",
-            &["s3cret"]
-        ));
+        assert!(authorized("authorization", &value, "authorization", &["s3cret"]));
         let value = format!("basic {}", STANDARD.encode(":s3cret"));
-        assert!(authorized(
-            "authorization",
-            &value,
-            "authorization",
-            &["s3cret"]
-        ));
+        assert!(authorized("authorization", &value, "authorization", &["s3cret"]));
         let value = format!("Basic {}", STANDARD.encode("s3cret:"));
-        assert!(!authorized(
-            "authorization",
-            &value,
-            "authorization",
-            &["s3cret"]
-        ));
-        assert!(!authorized(
-            "authorization",
-            "Basic !!notbase64",
-            "authorization",
-            &["s3cret"]
-        ));
+        assert!(!authorized("authorization", &value, "authorization", &["s3cret"]));
+        assert!(!authorized("authorization", "Basic !!notbase64", "authorization", &["s3cret"]));
     }
 
     #[test]
     fn a_bare_secret_or_unknown_scheme_in_authorization_is_refused() {
-        assert!(!authorized(
-            "authorization",
-            "s3cret",
-            "authorization",
-            &["s3cret"]
-        ));
-        assert!(!authorized(
-            "authorization",
-            "Token s3cret",
-            "authorization",
-            &["s3cret"]
-        ));
+        assert!(!authorized("authorization", "s3cret", "authorization", &["s3cret"]));
+        assert!(!authorized("authorization", "Token s3cret", "authorization", &["s3cret"]));
     }
 
     #[test]
     fn custom_header_carries_the_whole_secret() {
-        assert!(authorized(
-            "x-kadoa-token",
-            "s3cret",
-            "x-kadoa-token",
-            &["s3cret"]
-        ));
-        assert!(!authorized(
-            "x-kadoa-token",
-            "Bearer s3cret",
-            "x-kadoa-token",
-            &["s3cret"]
-        ));
+        assert!(authorized("x-kadoa-token", "s3cret", "x-kadoa-token", &["s3cret"]));
+        assert!(!authorized("x-kadoa-token", "Bearer s3cret", "x-kadoa-token", &["s3cret"]));
         // The credential must be in the configured header, not in another one.
-        assert!(!authorized(
-            "authorization",
-            "Bearer s3cret",
-            "x-kadoa-token",
-            &["s3cret"]
-        ));
+        assert!(!authorized("authorization", "Bearer s3cret", "x-kadoa-token", &["s3cret"]));
     }
 
     #[test]
@@ -203,36 +127,15 @@ mod tests {
         let secrets = Secret::parse_lines("old-secret\n\n  new-secret  \n");
         assert_eq!(secrets.len(), 2);
         let header = HeaderName::from_static("authorization");
-        assert!(is_authorized(
-            &headers("authorization", "Bearer old-secret"),
-            &header,
-            &secrets
-        ));
-        assert!(is_authorized(
-            &headers("authorization", "Bearer new-secret"),
-            &header,
-            &secrets
-        ));
-        assert!(!is_authorized(
-            &headers("authorization", "Bearer other"),
-            &header,
-            &secrets
-        ));
+        assert!(is_authorized(&headers("authorization", "Bearer old-secret"), &header, &secrets));
+        assert!(is_authorized(&headers("authorization", "Bearer new-secret"), &header, &secrets));
+        assert!(!is_authorized(&headers("authorization", "Bearer other"), &header, &secrets));
     }
 
     #[test]
     fn missing_header_or_no_secrets_is_unauthorized() {
-        assert!(!is_authorized(
-            &HeaderMap::new(),
-            &HeaderName::from_static("authorization"),
-            &[Secret::new("x")]
-        ));
-        assert!(!authorized(
-            "authorization",
-            "Bearer x",
-            "authorization",
-            &[]
-        ));
+        assert!(!is_authorized(&HeaderMap::new(), &HeaderName::from_static("authorization"), &[Secret::new("x")]));
+        assert!(!authorized("authorization", "Bearer x", "authorization", &[]));
     }
 
     #[test]

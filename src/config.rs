@@ -41,41 +41,25 @@ impl Settings {
 
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let non_empty = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required =
-            |name: &str| non_empty(name).ok_or_else(|| ConfigError(format!("{name} is required")));
+        let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &str| non_empty(name).ok_or_else(|| ConfigError(format!("{name} is required")));
 
         let table_name = required("TABLE_NAME")?;
         let alert_topic_arn = required("ALERT_TOPIC_ARN")?;
-        let inline_secrets = lookup("WEBHOOK_SECRET")
-            .map(|v| Secret::parse_lines(&v))
-            .unwrap_or_default();
+        let inline_secrets = lookup("WEBHOOK_SECRET").map(|v| Secret::parse_lines(&v)).unwrap_or_default();
         let secret_arn = non_empty("WEBHOOK_SECRET_ARN");
         if lookup("WEBHOOK_SECRET").is_some() && inline_secrets.is_empty() && secret_arn.is_none() {
-            return Err(ConfigError(
-                "WEBHOOK_SECRET holds no secret (only blank lines)".into(),
-            ));
+            return Err(ConfigError("WEBHOOK_SECRET holds no secret (only blank lines)".into()));
         }
         if inline_secrets.is_empty() && secret_arn.is_none() {
             // Fail closed: without a secret every request would have to be let in.
-            return Err(ConfigError(
-                "WEBHOOK_SECRET or WEBHOOK_SECRET_ARN is required".into(),
-            ));
+            return Err(ConfigError("WEBHOOK_SECRET or WEBHOOK_SECRET_ARN is required".into()));
         }
 
         let auth_header = match non_empty("AUTH_HEADER_NAME") {
             None => HeaderName::from_static("authorization"),
-            Some(name) => {
-                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
-                    ConfigError(format!(
-                        "AUTH_HEADER_NAME {name:?} is not a valid header name"
-                    ))
-                })?
-            }
+            Some(name) => HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| ConfigError(format!("AUTH_HEADER_NAME {name:?} is not a valid header name")))?,
         };
         let retention_days = parse_number(&non_empty, "RETENTION_DAYS", 0)?;
         let repeat_minutes = parse_number(&non_empty, "ALERT_REPEAT_MINUTES", 60)?;
@@ -92,18 +76,12 @@ impl Settings {
     }
 }
 
-fn parse_number(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: u32,
-) -> Result<u32, ConfigError> {
+fn parse_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, ConfigError> {
     match lookup(name) {
         None => Ok(default),
-        Some(text) => text.parse().map_err(|_| {
-            ConfigError(format!(
-                "{name} must be a whole number of at least 0, got {text:?}"
-            ))
-        }),
+        Some(text) => {
+            text.parse().map_err(|_| ConfigError(format!("{name} must be a whole number of at least 0, got {text:?}")))
+        }
     }
 }
 
@@ -113,19 +91,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| env.get(name).cloned())
     }
 
     const BASE: [(&str, &str); 3] = [
         ("TABLE_NAME", "events"),
-        (
-            "ALERT_TOPIC_ARN",
-            "arn:aws:sns:us-east-1:123456789012:alerts",
-        ),
+        ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts"),
         ("WEBHOOK_SECRET", "s3cret"),
     ];
 
@@ -150,48 +122,27 @@ mod tests {
 
     #[test]
     fn a_secret_arn_alone_is_enough() {
-        let s = settings(&[
-            BASE[0],
-            BASE[1],
-            ("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:x"),
-        ])
-        .unwrap();
+        let s = settings(&[BASE[0], BASE[1], ("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:x")]).unwrap();
         assert!(s.inline_secrets.is_empty());
         assert_eq!(s.secret_arn.as_deref(), Some("arn:aws:secretsmanager:x"));
     }
 
     #[test]
     fn table_and_topic_are_required() {
-        assert_eq!(
-            settings(&BASE[1..]).unwrap_err().0,
-            "TABLE_NAME is required"
-        );
-        assert_eq!(
-            settings(&[BASE[0], BASE[2]]).unwrap_err().0,
-            "ALERT_TOPIC_ARN is required"
-        );
+        assert_eq!(settings(&BASE[1..]).unwrap_err().0, "TABLE_NAME is required");
+        assert_eq!(settings(&[BASE[0], BASE[2]]).unwrap_err().0, "ALERT_TOPIC_ARN is required");
     }
 
     #[test]
     fn numbers_and_header_are_validated() {
         let mut env = BASE.to_vec();
         env.push(("RETENTION_DAYS", "-1"));
-        assert!(settings(&env)
-            .unwrap_err()
-            .0
-            .starts_with("RETENTION_DAYS must be"));
+        assert!(settings(&env).unwrap_err().0.starts_with("RETENTION_DAYS must be"));
         let mut env = BASE.to_vec();
         env.push(("AUTH_HEADER_NAME", "X Kadoa Token"));
-        assert!(settings(&env)
-            .unwrap_err()
-            .0
-            .contains("not a valid header name"));
+        assert!(settings(&env).unwrap_err().0.contains("not a valid header name"));
         let mut env = BASE.to_vec();
-        env.extend([
-            ("AUTH_HEADER_NAME", "X-Kadoa-Token"),
-            ("RETENTION_DAYS", "30"),
-            ("ALERT_REPEAT_MINUTES", "5"),
-        ]);
+        env.extend([("AUTH_HEADER_NAME", "X-Kadoa-Token"), ("RETENTION_DAYS", "30"), ("ALERT_REPEAT_MINUTES", "5")]);
         let s = settings(&env).unwrap();
         assert_eq!(s.auth_header, "x-kadoa-token");
         assert_eq!(s.retention_days, 30);

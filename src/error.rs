@@ -60,10 +60,7 @@ impl RequestError {
     pub fn into_response(self) -> Response<Body> {
         let mut response = json_response(self.status(), &json!({ "error": self.public_message() }));
         if let Self::MethodNotAllowed(_) = self {
-            response.headers_mut().insert(
-                "allow",
-                lambda_http::http::HeaderValue::from_static("POST, PUT, PATCH"),
-            );
+            response.headers_mut().insert("allow", lambda_http::http::HeaderValue::from_static("POST, PUT, PATCH"));
         }
         response
     }
@@ -72,10 +69,7 @@ impl RequestError {
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -93,26 +87,17 @@ mod tests {
     #[test]
     fn unavailable_hides_the_aws_detail() {
         let error = RequestError::unavailable("PutItem", "dispatch failure: connection refused");
-        assert_eq!(
-            error.detail(),
-            "PutItem: dispatch failure: connection refused"
-        );
+        assert_eq!(error.detail(), "PutItem: dispatch failure: connection refused");
         let response = error.into_response();
         assert_eq!(response.status(), 503);
-        assert_eq!(
-            body_of(&response),
-            json!({"error": "temporarily unavailable"})
-        );
+        assert_eq!(body_of(&response), json!({"error": "temporarily unavailable"}));
     }
 
     #[test]
     fn bad_request_names_the_problem() {
         let response = RequestError::bad_request("data.workflowId is required").into_response();
         assert_eq!(response.status(), 400);
-        assert_eq!(
-            body_of(&response),
-            json!({"error": "data.workflowId is required"})
-        );
+        assert_eq!(body_of(&response), json!({"error": "data.workflowId is required"}));
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! and recoveries to people through SNS.
 //!
 //! Layout: `app` is the request path; `events` holds one module per Kadoa event type
-//! (parse → plan → apply); `store` is DynamoDB; `auth` and `secrets` guard the door;
+//! (parse → plan → apply); `alerts` tells people about failures and recoveries (SNS);
+//! `store` is DynamoDB; `auth` and `secrets` guard the door;
 //! `config`, `aws` and `logging` are set up once at init.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod aws;

@@ -6,11 +6,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .or_else(|| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .ok()
-                .map(|level| level.to_lowercase())
-        })
+        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|level| level.to_lowercase()))
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         // The SDK's own info-level chatter is not worth a line per request.
         .unwrap_or_else(|| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));

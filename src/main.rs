@@ -13,8 +13,5 @@ async fn main() -> Result<(), Error> {
     })?;
     let clients = AwsClients::from_config(&aws::load_sdk_config().await);
     let app = App::new(settings, clients);
-    run(service_fn(|request: Request| async {
-        Ok::<_, Error>(app.handle(request).await)
-    }))
-    .await
+    run(service_fn(|request: Request| async { Ok::<_, Error>(app.handle(request).await) })).await
 }

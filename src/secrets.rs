@@ -29,18 +29,8 @@ struct CachedSecrets {
 }
 
 impl SecretStore {
-    pub fn new(
-        inline: Vec<Secret>,
-        remote: Option<(aws_sdk_secretsmanager::Client, String)>,
-    ) -> Self {
-        Self {
-            inline,
-            remote: remote.map(|(client, arn)| RemoteSecret {
-                client,
-                arn,
-                cache: Mutex::new(None),
-            }),
-        }
+    pub fn new(inline: Vec<Secret>, remote: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
+        Self { inline, remote: remote.map(|(client, arn)| RemoteSecret { client, arn, cache: Mutex::new(None) }) }
     }
 
     /// Every secret that currently authorizes a delivery.
@@ -64,19 +54,13 @@ impl RemoteSecret {
         match self.read().await {
             Ok(secrets) => {
                 let secrets = Arc::new(secrets);
-                *cache = Some(CachedSecrets {
-                    read_at: Instant::now(),
-                    secrets: secrets.clone(),
-                });
+                *cache = Some(CachedSecrets { read_at: Instant::now(), secrets: secrets.clone() });
                 Ok(secrets)
             }
             // A failed refresh keeps the last good value rather than turning Kadoa away.
             Err(error) => match cache.as_ref() {
                 Some(stale) => {
-                    tracing::warn!(
-                        error = error.detail(),
-                        "secret refresh failed; using the cached value"
-                    );
+                    tracing::warn!(error = error.detail(), "secret refresh failed; using the cached value");
                     Ok(stale.secrets.clone())
                 }
                 None => Err(error),
@@ -85,27 +69,13 @@ impl RemoteSecret {
     }
 
     async fn read(&self) -> Result<Vec<Secret>, RequestError> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.arn)
-            .send()
-            .await
-            .map_err(|e| {
-                RequestError::unavailable(
-                    "GetSecretValue",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e),
-                )
-            })?;
-        let secrets = output
-            .secret_string()
-            .map(Secret::parse_lines)
-            .unwrap_or_default();
+        let output = self.client.get_secret_value().secret_id(&self.arn).send().await.map_err(|e| {
+            RequestError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e))
+        })?;
+        let secrets = output.secret_string().map(Secret::parse_lines).unwrap_or_default();
         if secrets.is_empty() {
             // Fail closed: an empty secret must not let everyone in.
-            return Err(RequestError::Unavailable(
-                "the secret in WEBHOOK_SECRET_ARN holds no secret string".into(),
-            ));
+            return Err(RequestError::Unavailable("the secret in WEBHOOK_SECRET_ARN holds no secret string".into()));
         }
         Ok(secrets)
     }

@@ -1,9 +1,7 @@
 //! Timestamps as the table stores them: UTC, millisecond precision, fixed width, so that
 //! string order is time order in sort keys.
 
-use time::{
-    format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime, UtcOffset,
-};
+use time::{format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime, UtcOffset};
 
 /// A point in time, normalised to UTC milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,15 +14,11 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time (`2025-01-15T10:30:00Z`, `…+02:00`, fractions allowed).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
-        OffsetDateTime::parse(text.trim(), &Rfc3339)
-            .ok()
-            .map(Self::from_datetime)
+        OffsetDateTime::parse(text.trim(), &Rfc3339).ok().map(Self::from_datetime)
     }
 
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .ok()
-            .map(Self::from_datetime)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok().map(Self::from_datetime)
     }
 
     fn from_datetime(datetime: OffsetDateTime) -> Self {
@@ -48,32 +42,24 @@ impl Timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form used in keys and attributes.
     pub fn to_key_string(self) -> String {
-        const KEY_FORMAT: &[time::format_description::FormatItem<'static>] = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        self.0
-            .format(KEY_FORMAT)
-            .unwrap_or_else(|_| self.0.to_string())
+        const KEY_FORMAT: &[time::format_description::FormatItem<'static>] =
+            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        self.0.format(KEY_FORMAT).unwrap_or_else(|_| self.0.to_string())
     }
 
     /// `Wed 15 Jan 2025, 10:30 UTC`, for people reading an alert.
     pub fn to_readable_string(self) -> String {
-        const READABLE_FORMAT: &[time::format_description::FormatItem<'static>] =
-            format_description!(
+        const READABLE_FORMAT: &[time::format_description::FormatItem<'static>] = format_description!(
             "[weekday repr:short] [day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
         );
-        self.0
-            .format(READABLE_FORMAT)
-            .unwrap_or_else(|_| self.to_key_string())
+        self.0.format(READABLE_FORMAT).unwrap_or_else(|_| self.to_key_string())
     }
 
     /// `15 Jan 10:30 UTC`, short enough for an SMS.
     pub fn to_short_string(self) -> String {
         const SHORT_FORMAT: &[time::format_description::FormatItem<'static>] =
             format_description!("[day padding:none] [month repr:short] [hour]:[minute] UTC");
-        self.0
-            .format(SHORT_FORMAT)
-            .unwrap_or_else(|_| self.to_key_string())
+        self.0.format(SHORT_FORMAT).unwrap_or_else(|_| self.to_key_string())
     }
 }
 
@@ -111,17 +97,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_rfc3339() {
-        for text in [
-            "",
-            "yesterday",
-            "2025-01-15",
-            "2025-01-15 10:30",
-            "2025-13-01T00:00:00Z",
-        ] {
-            assert!(
-                Timestamp::parse_rfc3339(text).is_none(),
-                "{text:?} should not parse"
-            );
+        for text in ["", "yesterday", "2025-01-15", "2025-01-15 10:30", "2025-13-01T00:00:00Z"] {
+            assert!(Timestamp::parse_rfc3339(text).is_none(), "{text:?} should not parse");
         }
     }
 

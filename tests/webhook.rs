@@ -12,11 +12,7 @@ const FIXTURES: &[(&str, u16, Option<&str>)] = &[
     ("workflow_finished.json", 200, Some("stored")),
     ("workflow_failed.json", 200, Some("alerted")),
     ("workflow_recovered.json", 200, Some("alerted")),
-    (
-        "workflow_validation_anomaly_change.json",
-        200,
-        Some("stored"),
-    ),
+    ("workflow_validation_anomaly_change.json", 200, Some("stored")),
     ("rotated_secret.json", 200, Some("stored")),
     ("basic_auth.json", 200, Some("accepted")),
     ("base64_body.json", 200, Some("stored")),
@@ -39,10 +35,7 @@ async fn every_event_file_gets_its_expected_answer() {
     files.sort();
     let mut listed: Vec<String> = FIXTURES.iter().map(|(name, ..)| name.to_string()).collect();
     listed.sort();
-    assert_eq!(
-        files, listed,
-        "every file in events/ has an expectation here, and only those"
-    );
+    assert_eq!(files, listed, "every file in events/ has an expectation here, and only those");
 
     for (name, status, outcome) in FIXTURES {
         // A fresh table each, so every event is seen for the first time.
@@ -63,53 +56,28 @@ async fn every_event_file_gets_its_expected_answer() {
 async fn data_change_is_stored_as_change_and_differences() {
     let harness = Harness::new().await;
     let (status, body) = harness.send(fixture("workflow_data_change.json")).await;
-    assert_eq!(
-        (status, body),
-        (
-            200,
-            json!({"status": "stored", "eventType": "workflow_data_change"})
-        )
-    );
+    assert_eq!((status, body), (200, json!({"status": "stored", "eventType": "workflow_data_change"})));
 
     let changes = harness.items_of("change").await;
     assert_eq!(changes.len(), 1);
     let change = &changes[0];
     assert_eq!(s(change, "pk"), "WORKFLOW#wf_123");
-    assert_eq!(
-        s(change, "sk"),
-        "CHANGE#2025-01-15T10:30:00.000Z#change_123"
-    );
+    assert_eq!(s(change, "sk"), "CHANGE#2025-01-15T10:30:00.000Z#change_123");
     assert_eq!(s(change, "workflowName"), "Product Monitor");
     assert_eq!(s(change, "url"), "https://monitored-page.com");
-    assert_eq!(
-        s(change, "summary"),
-        "Price of Product A rose to 29.99; New Product added"
-    );
-    assert_eq!(
-        (
-            n(change, "differenceCount"),
-            n(change, "addedCount"),
-            n(change, "changedCount")
-        ),
-        (2, 1, 1)
-    );
+    assert_eq!(s(change, "summary"), "Price of Product A rose to 29.99; New Product added");
+    assert_eq!((n(change, "differenceCount"), n(change, "addedCount"), n(change, "changedCount")), (2, 1, 1));
 
     let differences = harness.items_of("difference").await;
     assert_eq!(differences.len(), 2);
     assert_eq!(s(&differences[0], "type"), "changed");
-    assert_eq!(
-        s(&differences[1], "sk"),
-        "CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000001"
-    );
+    assert_eq!(s(&differences[1], "sk"), "CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000001");
 
     let events = harness.items_of("event").await;
     assert_eq!(events.len(), 1);
     assert_eq!(s(&events[0], "status"), "stored");
     assert_eq!(s(&events[0], "eventType"), "workflow_data_change");
-    assert!(
-        !events[0].contains_key("payload"),
-        "a data change's data lives in its own items"
-    );
+    assert!(!events[0].contains_key("payload"), "a data change's data lives in its own items");
 }
 
 fn change_with(change_id: &str, differences: usize) -> String {
@@ -129,10 +97,7 @@ async fn ten_differences_cost_two_dynamodb_calls() {
     let harness = Harness::new().await;
     let (status, _) = harness.deliver(&change_with("c10", 10)).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        harness.calls.snapshot(),
-        [("BatchWriteItem".to_owned(), 1), ("PutItem".to_owned(), 1)].into()
-    );
+    assert_eq!(harness.calls.snapshot(), [("BatchWriteItem".to_owned(), 1), ("PutItem".to_owned(), 1)].into());
     assert_eq!(harness.items_of("difference").await.len(), 10);
 }
 
@@ -148,21 +113,9 @@ async fn retried_delivery_stores_once() {
     }
     assert_eq!(statuses, ["stored", "duplicate", "duplicate", "duplicate"]);
     let items = harness.items().await;
-    assert_eq!(
-        items.iter().filter(|i| s(i, "entity") == "change").count(),
-        1
-    );
-    assert_eq!(
-        items
-            .iter()
-            .filter(|i| s(i, "entity") == "difference")
-            .count(),
-        2
-    );
-    assert_eq!(
-        items.iter().filter(|i| s(i, "entity") == "event").count(),
-        1
-    );
+    assert_eq!(items.iter().filter(|i| s(i, "entity") == "change").count(), 1);
+    assert_eq!(items.iter().filter(|i| s(i, "entity") == "difference").count(), 2);
+    assert_eq!(items.iter().filter(|i| s(i, "entity") == "event").count(), 1);
 }
 
 #[tokio::test]
@@ -170,10 +123,7 @@ async fn concurrent_deliveries_of_one_change_store_it_once() {
     let harness = Harness::new().await;
     let body = change_with("c-concurrent", 30);
     let (a, b) = tokio::join!(harness.deliver(&body), harness.deliver(&body));
-    let mut outcomes = [
-        a.1["status"].as_str().unwrap().to_owned(),
-        b.1["status"].as_str().unwrap().to_owned(),
-    ];
+    let mut outcomes = [a.1["status"].as_str().unwrap().to_owned(), b.1["status"].as_str().unwrap().to_owned()];
     outcomes.sort();
     assert_eq!(outcomes, ["duplicate", "stored"]);
     assert_eq!(harness.items_of("change").await.len(), 1);
@@ -189,12 +139,7 @@ async fn three_thousand_differences_are_all_stored() {
     // one conditional put of the change item.
     assert_eq!(
         harness.calls.snapshot(),
-        [
-            ("GetItem".to_owned(), 1),
-            ("BatchWriteItem".to_owned(), 121),
-            ("PutItem".to_owned(), 1)
-        ]
-        .into()
+        [("GetItem".to_owned(), 1), ("BatchWriteItem".to_owned(), 121), ("PutItem".to_owned(), 1)].into()
     );
     let differences = harness.items_of("difference").await;
     assert_eq!(differences.len(), 3000);
@@ -211,20 +156,13 @@ async fn three_thousand_differences_are_all_stored() {
 
 #[tokio::test]
 async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
-    let harness = Harness::with(Options {
-        through_proxy: true,
-        ..Options::default()
-    })
-    .await;
+    let harness = Harness::with(Options { through_proxy: true, ..Options::default() }).await;
     let proxy = harness.proxy.clone().unwrap();
     let body = fixture_body("workflow_data_change.json");
 
     proxy.set_up(false);
     let (status, answer) = harness.deliver(&body).await;
-    assert_eq!(
-        (status, answer),
-        (503, json!({"error": "temporarily unavailable"}))
-    );
+    assert_eq!((status, answer), (503, json!({"error": "temporarily unavailable"})));
     // The SDK retried before giving up.
     assert_eq!(harness.calls.count("BatchWriteItem"), 1, "one operation…");
     assert!(harness.items().await.is_empty());
@@ -240,11 +178,7 @@ async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
 
 #[tokio::test]
 async fn a_delivery_that_failed_half_way_completes_on_retry() {
-    let harness = Harness::with(Options {
-        through_proxy: true,
-        ..Options::default()
-    })
-    .await;
+    let harness = Harness::with(Options { through_proxy: true, ..Options::default() }).await;
     let proxy = harness.proxy.clone().unwrap();
     let body = change_with("c-half", 400); // 401 items: 17 batches
 
@@ -253,14 +187,8 @@ async fn a_delivery_that_failed_half_way_completes_on_retry() {
     let (status, _) = harness.deliver(&body).await;
     assert_eq!(status, 503);
     let stored_before = harness.items_of("difference").await.len();
-    assert!(
-        stored_before > 0 && stored_before < 400,
-        "half written: {stored_before}"
-    );
-    assert!(
-        harness.items_of("change").await.is_empty(),
-        "no commit marker for a partial change"
-    );
+    assert!(stored_before > 0 && stored_before < 400, "half written: {stored_before}");
+    assert!(harness.items_of("change").await.is_empty(), "no commit marker for a partial change");
 
     proxy.set_up(true);
     let (status, answer) = harness.deliver(&body).await;
@@ -274,18 +202,14 @@ async fn rejected_requests_store_nothing_and_say_why() {
     let harness = Harness::new().await;
     let valid = fixture_body("workflow_data_change.json");
     let request = |method: &str, auth: Option<String>, event: Option<&str>, body: &str| {
-        let mut builder = lambda_http::http::Request::builder()
-            .method(method)
-            .uri("https://x.on.aws/");
+        let mut builder = lambda_http::http::Request::builder().method(method).uri("https://x.on.aws/");
         if let Some(auth) = auth {
             builder = builder.header("authorization", auth);
         }
         if let Some(event) = event {
             builder = builder.header("x-kadoa-event", event);
         }
-        builder
-            .body(lambda_http::Body::from(body.to_owned()))
-            .unwrap()
+        builder.body(lambda_http::Body::from(body.to_owned())).unwrap()
     };
     let bearer = || Some(format!("Bearer {SECRET}"));
     let mut deep = json!("leaf");
@@ -296,44 +220,15 @@ async fn rejected_requests_store_nothing_and_say_why() {
         "data": {"id": "c", "workflowId": "w", "differences": [{"type": "added", "fields": [{"key": "k", "value": deep}]}]}})
     .to_string();
     let cases: Vec<(lambda_http::Request, u16, &str)> = vec![
-        (
-            request("DELETE", bearer(), None, &valid),
-            405,
-            "method DELETE is not allowed; use POST",
-        ),
+        (request("DELETE", bearer(), None, &valid), 405, "method DELETE is not allowed; use POST"),
         (request("POST", None, None, &valid), 401, "unauthorized"),
+        (request("POST", Some("Bearer nope".into()), None, &valid), 401, "unauthorized"),
+        (request("POST", Some(SECRET.into()), None, &valid), 401, "unauthorized"),
+        (request("POST", bearer(), None, "not json"), 400, "body is not valid JSON: expected ident at line 1 column 2"),
+        (request("POST", bearer(), None, "[]"), 400, "body must be a JSON object"),
+        (request("POST", bearer(), None, r#"{"data":{}}"#), 400, "eventType is required"),
         (
-            request("POST", Some("Bearer nope".into()), None, &valid),
-            401,
-            "unauthorized",
-        ),
-        (
-            request("POST", Some(SECRET.into()), None, &valid),
-            401,
-            "unauthorized",
-        ),
-        (
-            request("POST", bearer(), None, "not json"),
-            400,
-            "body is not valid JSON: expected ident at line 1 column 2",
-        ),
-        (
-            request("POST", bearer(), None, "[]"),
-            400,
-            "body must be a JSON object",
-        ),
-        (
-            request("POST", bearer(), None, r#"{"data":{}}"#),
-            400,
-            "eventType is required",
-        ),
-        (
-            request(
-                "POST",
-                bearer(),
-                None,
-                r#"{"eventType":"workflow_failed","timestamp":"2025-01-15T10:30:00Z"}"#,
-            ),
+            request("POST", bearer(), None, r#"{"eventType":"workflow_failed","timestamp":"2025-01-15T10:30:00Z"}"#),
             400,
             "data is required",
         ),
@@ -343,25 +238,11 @@ async fn rejected_requests_store_nothing_and_say_why() {
             r#"X-Kadoa-Event header "workflow_failed" does not match eventType "workflow_data_change""#,
         ),
         (
-            request(
-                "POST",
-                bearer(),
-                None,
-                &valid.replace(r#""workflowId":"wf_123","#, ""),
-            ),
+            request("POST", bearer(), None, &valid.replace(r#""workflowId":"wf_123","#, "")),
             400,
             "data.workflowId is required",
         ),
-        (
-            request(
-                "POST",
-                bearer(),
-                None,
-                &valid.replace(r#""id":"change_123","#, ""),
-            ),
-            400,
-            "data.id is required",
-        ),
+        (request("POST", bearer(), None, &valid.replace(r#""id":"change_123","#, "")), 400, "data.id is required"),
         (
             request(
                 "POST",
@@ -403,17 +284,8 @@ async fn oversized_change_is_refused_whole() {
     body["data"]["differences"][29]["fields"][0]["value"] = json!("x".repeat(450 * 1024));
     let (status, answer) = harness.deliver(&body.to_string()).await;
     assert_eq!(status, 413);
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("data.differences[29] needs "),
-        "{answer}"
-    );
-    assert!(
-        harness.items().await.is_empty(),
-        "none of the 29 that fit were written"
-    );
+    assert!(answer["error"].as_str().unwrap().starts_with("data.differences[29] needs "), "{answer}");
+    assert!(harness.items().await.is_empty(), "none of the 29 that fit were written");
 }
 
 #[tokio::test]
@@ -434,25 +306,13 @@ async fn secrets_come_from_secrets_manager_and_are_cached() {
     };
     assert_eq!(harness.send(send("managed-new")).await.0, 200);
     assert_eq!(harness.send(send("managed-old")).await.0, 200);
-    assert_eq!(
-        harness.send(send(SECRET)).await.0,
-        401,
-        "WEBHOOK_SECRET is not configured here"
-    );
-    assert_eq!(
-        harness.calls.count("GetSecretValue"),
-        1,
-        "read once, then cached"
-    );
+    assert_eq!(harness.send(send(SECRET)).await.0, 401, "WEBHOOK_SECRET is not configured here");
+    assert_eq!(harness.calls.count("GetSecretValue"), 1, "read once, then cached");
 }
 
 #[tokio::test]
 async fn custom_auth_header_carries_the_secret() {
-    let harness = Harness::with(Options {
-        auth_header: Some("X-Webhook-Token"),
-        ..Options::default()
-    })
-    .await;
+    let harness = Harness::with(Options { auth_header: Some("X-Webhook-Token"), ..Options::default() }).await;
     let body = fixture_body("workflow_finished.json");
     let send = |name: &str, value: &str| {
         lambda_http::http::Request::builder()
@@ -462,36 +322,20 @@ async fn custom_auth_header_carries_the_secret() {
             .body(lambda_http::Body::from(body.clone()))
             .unwrap()
     };
-    assert_eq!(
-        harness
-            .send(send("authorization", &format!("Bearer {SECRET}")))
-            .await
-            .0,
-        401
-    );
+    assert_eq!(harness.send(send("authorization", &format!("Bearer {SECRET}"))).await.0, 401);
     assert_eq!(harness.send(send("x-webhook-token", SECRET)).await.0, 200);
 }
 
 #[tokio::test]
 async fn retention_days_set_expires_at_on_every_item() {
-    let harness = Harness::with(Options {
-        retention_days: 30,
-        ..Options::default()
-    })
-    .await;
-    let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let harness = Harness::with(Options { retention_days: 30, ..Options::default() }).await;
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     harness.send(fixture("workflow_data_change.json")).await;
     let items = harness.items().await;
     assert_eq!(items.len(), 4);
     for item in &items {
         let expires = n(item, "expiresAt");
-        assert!(
-            (before + 30 * 86_400..=before + 30 * 86_400 + 60).contains(&expires),
-            "{item:?}"
-        );
+        assert!((before + 30 * 86_400..=before + 30 * 86_400 + 60).contains(&expires), "{item:?}");
     }
 }
 
@@ -505,26 +349,18 @@ async fn logged_events_are_stored_once_with_their_payload() {
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(s(event, "pk"), "WORKFLOW#wf_123");
-    assert!(s(event, "sk")
-        .starts_with("EVENT#2025-01-15T10:30:00.000Z#workflow_validation_anomaly_change#"));
-    let Some(aws_sdk_dynamodb::types::AttributeValue::M(payload)) = event.get("payload") else {
-        panic!("payload")
-    };
+    assert!(s(event, "sk").starts_with("EVENT#2025-01-15T10:30:00.000Z#workflow_validation_anomaly_change#"));
+    let Some(aws_sdk_dynamodb::types::AttributeValue::M(payload)) = event.get("payload") else { panic!("payload") };
     assert_eq!(n(payload, "anomaliesCountTotal"), 15);
 }
 
 #[tokio::test]
 async fn unknown_event_types_are_accepted_and_logged() {
     let harness = Harness::new().await;
-    let body = r#"{"eventType":"workflow_export_completed","timestamp":"2025-01-15T10:30:00Z","data":{"exportId":"e1"}}"#;
+    let body =
+        r#"{"eventType":"workflow_export_completed","timestamp":"2025-01-15T10:30:00Z","data":{"exportId":"e1"}}"#;
     let (status, answer) = harness.deliver(body).await;
-    assert_eq!(
-        (status, answer),
-        (
-            200,
-            json!({"status": "accepted", "eventType": "workflow_export_completed"})
-        )
-    );
+    assert_eq!((status, answer), (200, json!({"status": "accepted", "eventType": "workflow_export_completed"})));
     let events = harness.items_of("event").await;
     assert_eq!(events.len(), 1);
     assert_eq!(s(&events[0], "pk"), "WORKFLOW#unknown");

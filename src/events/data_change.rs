@@ -68,16 +68,8 @@ struct Metadata {
 
 /// Fields of `data` that have their own attribute, or are too big to copy (`data` holds
 /// the whole extracted dataset).
-const NOT_COPIED: &[&str] = &[
-    "id",
-    "workflowId",
-    "differences",
-    "url",
-    "createdAt",
-    "workflowName",
-    "metadata",
-    "data",
-];
+const NOT_COPIED: &[&str] =
+    &["id", "workflowId", "differences", "url", "createdAt", "workflowName", "metadata", "data"];
 
 fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -93,15 +85,10 @@ impl DataChange {
         let created_at = match &wire.created_at {
             None => envelope.timestamp,
             Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| {
-                RequestError::bad_request(format!(
-                    "data.createdAt {text:?} is not an RFC 3339 date-time"
-                ))
+                RequestError::bad_request(format!("data.createdAt {text:?} is not an RFC 3339 date-time"))
             })?,
         };
-        let metadata = wire.metadata.unwrap_or(Metadata {
-            workflow_name: None,
-            tags: None,
-        });
+        let metadata = wire.metadata.unwrap_or(Metadata { workflow_name: None, tags: None });
         let extra = envelope
             .data
             .iter()
@@ -178,13 +165,7 @@ impl DataChange {
         }
         .to_item()?;
 
-        Ok(ChangePlan {
-            pk,
-            change_sk,
-            differences,
-            event,
-            change,
-        })
+        Ok(ChangePlan { pk, change_sk, differences, event, change })
     }
 }
 
@@ -251,9 +232,7 @@ impl ChangePlan {
     pub async fn apply(self, store: &Store) -> Result<WriteOutcome, RequestError> {
         // With more than one batch of differences, a retry of a stored change is found for
         // the price of one read instead of rewriting every difference.
-        if self.differences.len() + 1 > BATCH_SIZE
-            && store.exists(&self.pk, &self.change_sk).await?
-        {
+        if self.differences.len() + 1 > BATCH_SIZE && store.exists(&self.pk, &self.change_sk).await? {
             return Ok(WriteOutcome::AlreadyThere);
         }
         let mut first = self.differences;
@@ -294,10 +273,7 @@ mod tests {
 
     fn plan(data: Value, retention_days: u32) -> Result<ChangePlan, RequestError> {
         let envelope = envelope(data);
-        let receipt = Receipt::new(
-            Timestamp::parse_rfc3339("2025-01-16T00:00:00Z").unwrap(),
-            retention_days,
-        );
+        let receipt = Receipt::new(Timestamp::parse_rfc3339("2025-01-16T00:00:00Z").unwrap(), retention_days);
         DataChange::parse(&envelope)?.plan(&envelope, receipt)
     }
 
@@ -310,10 +286,7 @@ mod tests {
         let plan = plan(documented(), 0).unwrap();
         let change = &plan.change;
         assert_eq!(change["pk"], s("WORKFLOW#wf_123"));
-        assert_eq!(
-            change["sk"],
-            s("CHANGE#2025-01-15T10:30:00.000Z#change_123")
-        );
+        assert_eq!(change["sk"], s("CHANGE#2025-01-15T10:30:00.000Z#change_123"));
         assert_eq!(change["entity"], s("change"));
         assert_eq!(change["workflowName"], s("Product Monitor"));
         assert_eq!(change["tags"], AV::L(vec![s("pricing")]));
@@ -335,26 +308,16 @@ mod tests {
         let plan = plan(documented(), 0).unwrap();
         assert_eq!(plan.differences.len(), 2);
         let first = &plan.differences[0];
-        assert_eq!(
-            first["sk"],
-            s("CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000000")
-        );
+        assert_eq!(first["sk"], s("CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000000"));
         assert_eq!(first["entity"], s("difference"));
         assert_eq!(first["index"], AV::N("0".into()));
         assert_eq!(first["type"], s("changed"));
-        let AV::L(fields) = &first["fields"] else {
-            panic!("fields is a list")
-        };
-        let AV::M(field) = &fields[0] else {
-            panic!("a field is a map")
-        };
+        let AV::L(fields) = &first["fields"] else { panic!("fields is a list") };
+        let AV::M(field) = &fields[0] else { panic!("a field is a map") };
         assert_eq!(field["key"], s("price"));
         assert_eq!(field["value"], AV::N("29.99".into()));
         assert_eq!(field["previousValue"], AV::N("24.99".into()));
-        assert_eq!(
-            plan.differences[1]["sk"],
-            s("CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000001")
-        );
+        assert_eq!(plan.differences[1]["sk"], s("CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000001"));
     }
 
     #[test]
@@ -364,22 +327,10 @@ mod tests {
             {"key": "k", "value": {"a": [1, "two", null, true]}, "previousValue": null}
         ]}]);
         let plan = plan(data, 0).unwrap();
-        let AV::L(fields) = &plan.differences[0]["fields"] else {
-            panic!()
-        };
+        let AV::L(fields) = &plan.differences[0]["fields"] else { panic!() };
         let AV::M(field) = &fields[0] else { panic!() };
-        let expected = AV::M(
-            [(
-                "a".to_owned(),
-                AV::L(vec![
-                    AV::N("1".into()),
-                    s("two"),
-                    AV::Null(true),
-                    AV::Bool(true),
-                ]),
-            )]
-            .into(),
-        );
+        let expected =
+            AV::M([("a".to_owned(), AV::L(vec![AV::N("1".into()), s("two"), AV::Null(true), AV::Bool(true)]))].into());
         assert_eq!(field["value"], expected);
         assert_eq!(field["previousValue"], AV::Null(true));
     }
@@ -398,12 +349,7 @@ mod tests {
     #[test]
     fn retention_sets_expires_at_on_every_item() {
         let plan = plan(documented(), 7).unwrap();
-        let expected = AV::N(
-            (Timestamp::parse_rfc3339("2025-01-23T00:00:00Z")
-                .unwrap()
-                .unix_seconds())
-            .to_string(),
-        );
+        let expected = AV::N((Timestamp::parse_rfc3339("2025-01-23T00:00:00Z").unwrap().unix_seconds()).to_string());
         assert_eq!(plan.change["expiresAt"], expected);
         assert_eq!(plan.event["expiresAt"], expected);
         assert!(plan.differences.iter().all(|d| d["expiresAt"] == expected));
@@ -448,11 +394,7 @@ mod tests {
         data["differences"][1]["fields"][0]["value"] = json!("x".repeat(500 * 1024));
         let error = plan(data, 0).unwrap_err();
         assert!(matches!(error, RequestError::TooLarge(_)));
-        assert!(
-            error.detail().starts_with("data.differences[1] needs "),
-            "{}",
-            error.detail()
-        );
+        assert!(error.detail().starts_with("data.differences[1] needs "), "{}", error.detail());
     }
 
     #[test]
@@ -465,12 +407,6 @@ mod tests {
         data["differences"][0]["fields"][0]["value"] = deep;
         let error = plan(data, 0).unwrap_err();
         assert!(matches!(error, RequestError::TooLarge(_)));
-        assert!(
-            error
-                .detail()
-                .starts_with("data.differences[0] nests 42 levels"),
-            "{}",
-            error.detail()
-        );
+        assert!(error.detail().starts_with("data.differences[0] nests 42 levels"), "{}", error.detail());
     }
 }

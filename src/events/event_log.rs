@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::alerts::message::AlertMessage;
 use crate::envelope::Envelope;
 use crate::error::RequestError;
 use crate::store::items::{self, Receipt, ENTITY_EVENT, UNKNOWN_WORKFLOW};
@@ -28,6 +29,9 @@ pub struct EventRecord<'a> {
     /// The event's `data`, for every type but data changes (whose data has its own items).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<&'a Map<String, Value>>,
+    /// For an alerted event: exactly what people were sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<&'a AlertMessage>,
     pub received_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -37,11 +41,7 @@ impl<'a> EventRecord<'a> {
     pub fn new(envelope: &'a Envelope, workflow_id: Option<&'a str>, receipt: Receipt) -> Self {
         Self {
             pk: items::workflow_pk(workflow_id.unwrap_or(UNKNOWN_WORKFLOW)),
-            sk: items::event_sk(
-                envelope.timestamp,
-                &envelope.event_type,
-                &envelope.body_hash,
-            ),
+            sk: items::event_sk(envelope.timestamp, &envelope.event_type, &envelope.body_hash),
             entity: ENTITY_EVENT,
             event_type: &envelope.event_type,
             timestamp: envelope.timestamp.to_key_string(),
@@ -50,6 +50,7 @@ impl<'a> EventRecord<'a> {
             change_id: None,
             difference_count: None,
             payload: None,
+            alert: None,
             received_at: receipt.received_at.to_key_string(),
             expires_at: receipt.expires_at,
         }
@@ -62,11 +63,7 @@ impl<'a> EventRecord<'a> {
         receipt: Receipt,
         status: &'a str,
     ) -> Self {
-        Self {
-            status,
-            payload: Some(&envelope.data),
-            ..Self::new(envelope, workflow_id, receipt)
-        }
+        Self { status, payload: Some(&envelope.data), ..Self::new(envelope, workflow_id, receipt) }
     }
 
     /// The item, checked against DynamoDB's limits (a payload can be arbitrarily big).
@@ -88,32 +85,22 @@ mod tests {
         let body = r#"{"eventType":"workflow_finished","timestamp":"2025-01-15T10:30:00+01:00","data":{"id":"wf_1","jobId":"job_9"}}"#;
         let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
         let receipt = Receipt::new(Timestamp::parse_rfc3339("2025-01-15T09:30:01Z").unwrap(), 0);
-        let item = EventRecord::with_payload(&envelope, Some("wf_1"), receipt, "stored")
-            .to_item()
-            .unwrap();
+        let item = EventRecord::with_payload(&envelope, Some("wf_1"), receipt, "stored").to_item().unwrap();
         assert_eq!(item["pk"], AV::S("WORKFLOW#wf_1".into()));
-        let sk = format!(
-            "EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}",
-            envelope.body_hash
-        );
+        let sk = format!("EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}", envelope.body_hash);
         assert_eq!(item["sk"], AV::S(sk));
         assert_eq!(item["status"], AV::S("stored".into()));
         assert_eq!(item["timestamp"], AV::S("2025-01-15T09:30:00.000Z".into()));
-        let AV::M(payload) = &item["payload"] else {
-            panic!("payload is a map")
-        };
+        let AV::M(payload) = &item["payload"] else { panic!("payload is a map") };
         assert_eq!(payload["jobId"], AV::S("job_9".into()));
     }
 
     #[test]
     fn events_without_a_workflow_go_to_the_unknown_partition() {
-        let body =
-            r#"{"eventType":"workflow_started","timestamp":"2025-01-15T10:30:00Z","data":{}}"#;
+        let body = r#"{"eventType":"workflow_started","timestamp":"2025-01-15T10:30:00Z","data":{}}"#;
         let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
         let receipt = Receipt::new(Timestamp::now(), 0);
-        let item = EventRecord::with_payload(&envelope, None, receipt, "accepted")
-            .to_item()
-            .unwrap();
+        let item = EventRecord::with_payload(&envelope, None, receipt, "accepted").to_item().unwrap();
         assert_eq!(item["pk"], AV::S("WORKFLOW#unknown".into()));
         assert!(!item.contains_key("workflowId"));
     }

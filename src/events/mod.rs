@@ -47,17 +47,12 @@ impl KadoaEvent {
             FINISHED => {
                 // Kadoa names the workflow of a finished run in `data.id`.
                 let workflow_id = optional_id(data, "id")?.or(optional_id(data, "workflowId")?);
-                let workflow_id = workflow_id.ok_or_else(|| {
-                    RequestError::bad_request("data.id (the workflow id) is required")
-                })?;
+                let workflow_id =
+                    workflow_id.ok_or_else(|| RequestError::bad_request("data.id (the workflow id) is required"))?;
                 Self::Logged { workflow_id }
             }
-            VALIDATION_ANOMALY_CHANGE => Self::Logged {
-                workflow_id: required_id(data, "workflowId")?,
-            },
-            _ => Self::Unknown {
-                workflow_id: optional_id(data, "workflowId").ok().flatten(),
-            },
+            VALIDATION_ANOMALY_CHANGE => Self::Logged { workflow_id: required_id(data, "workflowId")? },
+            _ => Self::Unknown { workflow_id: optional_id(data, "workflowId").ok().flatten() },
         })
     }
 
@@ -76,51 +71,35 @@ impl KadoaEvent {
 pub const MAX_ID_BYTES: usize = 256;
 
 pub fn required_id(data: &Map<String, Value>, field: &str) -> Result<String, RequestError> {
-    optional_id(data, field)?
-        .ok_or_else(|| RequestError::bad_request(format!("data.{field} is required")))
+    optional_id(data, field)?.ok_or_else(|| RequestError::bad_request(format!("data.{field} is required")))
 }
 
 pub fn optional_id(data: &Map<String, Value>, field: &str) -> Result<Option<String>, RequestError> {
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) => check_id(&format!("data.{field}"), id).map(Some),
-        Some(_) => Err(RequestError::bad_request(format!(
-            "data.{field} must be a string"
-        ))),
+        Some(_) => Err(RequestError::bad_request(format!("data.{field} must be a string"))),
     }
 }
 
 pub fn check_id(path: &str, id: &str) -> Result<String, RequestError> {
     let id = id.trim();
     if id.is_empty() {
-        return Err(RequestError::bad_request(format!(
-            "{path} must not be empty"
-        )));
+        return Err(RequestError::bad_request(format!("{path} must not be empty")));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(RequestError::bad_request(format!(
-            "{path} is longer than {MAX_ID_BYTES} bytes"
-        )));
+        return Err(RequestError::bad_request(format!("{path} is longer than {MAX_ID_BYTES} bytes")));
     }
     Ok(id.to_owned())
 }
 
 /// Deserializes `data` into a typed event; errors name the field as a path under `data`.
-pub fn deserialize_data<'de, T: Deserialize<'de>>(
-    data: &'de Map<String, Value>,
-) -> Result<T, RequestError> {
+pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de Map<String, Value>) -> Result<T, RequestError> {
     serde_path_to_error::deserialize(data).map_err(|error| {
         let path = error.path().to_string();
-        let prefix = if path == "." {
-            "data".to_owned()
-        } else {
-            format!("data.{path}")
-        };
+        let prefix = if path == "." { "data".to_owned() } else { format!("data.{path}") };
         let message = error.inner().to_string();
-        match message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'))
-        {
+        match message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
             Some(field) => RequestError::bad_request(format!("{prefix}.{field} is required")),
             None => RequestError::bad_request(format!("{prefix}: {message}")),
         }
@@ -133,70 +112,46 @@ mod tests {
     use serde_json::json;
 
     fn envelope(event_type: &str, data: Value) -> Envelope {
-        let body =
-            json!({"eventType": event_type, "timestamp": "2025-01-15T10:30:00Z", "data": data})
-                .to_string();
+        let body = json!({"eventType": event_type, "timestamp": "2025-01-15T10:30:00Z", "data": data}).to_string();
         Envelope::parse(body.as_bytes(), None).unwrap()
     }
 
     fn parse_error(event_type: &str, data: Value) -> String {
-        KadoaEvent::parse(&envelope(event_type, data))
-            .unwrap_err()
-            .detail()
-            .to_owned()
+        KadoaEvent::parse(&envelope(event_type, data)).unwrap_err().detail().to_owned()
     }
 
     #[test]
     fn finished_names_its_workflow_in_id_or_workflow_id() {
-        let event =
-            KadoaEvent::parse(&envelope(FINISHED, json!({"id": "wf_1", "jobId": "j"}))).unwrap();
+        let event = KadoaEvent::parse(&envelope(FINISHED, json!({"id": "wf_1", "jobId": "j"}))).unwrap();
         assert_eq!(event.workflow_id(), Some("wf_1"));
         let event = KadoaEvent::parse(&envelope(FINISHED, json!({"workflowId": "wf_2"}))).unwrap();
         assert_eq!(event.workflow_id(), Some("wf_2"));
-        assert_eq!(
-            parse_error(FINISHED, json!({"jobId": "j"})),
-            "data.id (the workflow id) is required"
-        );
+        assert_eq!(parse_error(FINISHED, json!({"jobId": "j"})), "data.id (the workflow id) is required");
     }
 
     #[test]
     fn anomaly_change_requires_its_workflow() {
-        let event = KadoaEvent::parse(&envelope(
-            VALIDATION_ANOMALY_CHANGE,
-            json!({"workflowId": "wf_3"}),
-        ))
-        .unwrap();
+        let event = KadoaEvent::parse(&envelope(VALIDATION_ANOMALY_CHANGE, json!({"workflowId": "wf_3"}))).unwrap();
         assert_eq!(event.workflow_id(), Some("wf_3"));
-        assert_eq!(
-            parse_error(VALIDATION_ANOMALY_CHANGE, json!({})),
-            "data.workflowId is required"
-        );
+        assert_eq!(parse_error(VALIDATION_ANOMALY_CHANGE, json!({})), "data.workflowId is required");
     }
 
     #[test]
     fn unknown_types_are_accepted_with_or_without_a_workflow() {
-        let event = KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": "wf_4"})))
-            .unwrap();
+        let event = KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": "wf_4"}))).unwrap();
         assert!(matches!(event, KadoaEvent::Unknown { workflow_id: Some(ref id) } if id == "wf_4"));
-        let event =
-            KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": 7}))).unwrap();
+        let event = KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": 7}))).unwrap();
         assert!(matches!(event, KadoaEvent::Unknown { workflow_id: None }));
     }
 
     #[test]
     fn ids_are_checked() {
-        assert_eq!(
-            parse_error(FAILED, json!({"workflowId": ""})),
-            "data.workflowId must not be empty"
-        );
+        assert_eq!(parse_error(FAILED, json!({"workflowId": ""})), "data.workflowId must not be empty");
         assert_eq!(
             parse_error(FAILED, json!({"workflowId": 12})),
             "data.workflowId: invalid type: integer `12`, expected a string"
         );
         let long = "x".repeat(MAX_ID_BYTES + 1);
-        assert_eq!(
-            parse_error(FAILED, json!({"workflowId": long})),
-            "data.workflowId is longer than 256 bytes"
-        );
+        assert_eq!(parse_error(FAILED, json!({"workflowId": long})), "data.workflowId is longer than 256 bytes");
     }
 }

@@ -52,10 +52,7 @@ impl HealthEvent {
 
     /// The page the workflow watches.
     pub fn page_url(&self) -> Option<&str> {
-        self.source_url
-            .as_deref()
-            .or(self.url.as_deref())
-            .filter(|url| !url.trim().is_empty())
+        self.source_url.as_deref().or(self.url.as_deref()).filter(|url| !url.trim().is_empty())
     }
 }
 
@@ -84,25 +81,16 @@ mod tests {
         assert_eq!(event.kind, HealthEventKind::Failed);
         assert_eq!(event.display_name(), "Product Monitor");
         assert_eq!(event.page_url(), Some("https://monitored-page.com"));
-        assert_eq!(
-            event.reason.as_deref(),
-            Some("Access blocked by bot protection")
-        );
+        assert_eq!(event.reason.as_deref(), Some("Access blocked by bot protection"));
     }
 
     #[test]
     fn only_the_workflow_id_is_required() {
-        let event = HealthEvent::parse(
-            HealthEventKind::Recovered,
-            &data(json!({"workflowId": "wf_9"})),
-        )
-        .unwrap();
+        let event = HealthEvent::parse(HealthEventKind::Recovered, &data(json!({"workflowId": "wf_9"}))).unwrap();
         assert_eq!(event.kind, HealthEventKind::Recovered);
         assert_eq!(event.display_name(), "wf_9");
         assert_eq!(event.page_url(), None);
-        let error =
-            HealthEvent::parse(HealthEventKind::Failed, &data(json!({"workflowName": "x"})))
-                .unwrap_err();
+        let error = HealthEvent::parse(HealthEventKind::Failed, &data(json!({"workflowName": "x"}))).unwrap_err();
         assert_eq!(error.detail(), "data.workflowId is required");
     }
 

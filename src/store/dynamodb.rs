@@ -84,10 +84,8 @@ impl Store {
     pub async fn put_all(&self, items: Vec<Item>) -> Result<(), RequestError> {
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| unavailable("BatchWriteItem", e))?;
+            let put =
+                PutRequest::builder().set_item(Some(item)).build().map_err(|e| unavailable("BatchWriteItem", e))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_SIZE));
@@ -121,11 +119,7 @@ impl Store {
             if batch.is_empty() {
                 return Ok(());
             }
-            tracing::debug!(
-                unprocessed = batch.len(),
-                round,
-                "BatchWriteItem left items unprocessed"
-            );
+            tracing::debug!(unprocessed = batch.len(), round, "BatchWriteItem left items unprocessed");
         }
         Err(RequestError::Unavailable(format!(
             "BatchWriteItem: {} items still unprocessed after {UNPROCESSED_ROUNDS} retries",
@@ -149,9 +143,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_then_caps() {
-        let rounds: Vec<u64> = (1..=8)
-            .map(|r| unprocessed_backoff(r).as_millis() as u64)
-            .collect();
+        let rounds: Vec<u64> = (1..=8).map(|r| unprocessed_backoff(r).as_millis() as u64).collect();
         assert_eq!(rounds, [50, 100, 200, 400, 800, 1600, 1600, 1600]);
     }
 }

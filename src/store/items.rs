@@ -28,10 +28,7 @@ pub fn difference_sk(change_sk: &str, index: usize) -> String {
 }
 
 pub fn event_sk(timestamp: Timestamp, event_type: &str, body_hash: &str) -> String {
-    format!(
-        "EVENT#{}#{event_type}#{body_hash}",
-        timestamp.to_key_string()
-    )
+    format!("EVENT#{}#{event_type}#{body_hash}", timestamp.to_key_string())
 }
 
 pub const HEALTH_SK: &str = "HEALTH";
@@ -46,12 +43,8 @@ pub struct Receipt {
 
 impl Receipt {
     pub fn new(received_at: Timestamp, retention_days: u32) -> Self {
-        let expires_at =
-            (retention_days > 0).then(|| received_at.plus_days(retention_days).unix_seconds());
-        Self {
-            received_at,
-            expires_at,
-        }
+        let expires_at = (retention_days > 0).then(|| received_at.plus_days(retention_days).unix_seconds());
+        Self { received_at, expires_at }
     }
 }
 
@@ -59,8 +52,7 @@ impl Receipt {
 pub fn to_item(value: &impl Serialize) -> Result<Item, RequestError> {
     // Everything serialized here came out of serde_json, so a failure would be our bug;
     // it still becomes a clear 400 rather than a panic.
-    serde_dynamo::to_item(value)
-        .map_err(|e| RequestError::bad_request(format!("cannot store the event: {e}")))
+    serde_dynamo::to_item(value).map_err(|e| RequestError::bad_request(format!("cannot store the event: {e}")))
 }
 
 #[cfg(test)]
@@ -77,10 +69,7 @@ mod tests {
         assert_eq!(workflow_pk("wf_123"), "WORKFLOW#wf_123");
         let change = change_sk(created, "change_123");
         assert_eq!(change, "CHANGE#2025-01-15T10:30:00.000Z#change_123");
-        assert_eq!(
-            difference_sk(&change, 7),
-            "CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000007"
-        );
+        assert_eq!(difference_sk(&change, 7), "CHANGE#2025-01-15T10:30:00.000Z#change_123#DIFF#000007");
         assert_eq!(
             event_sk(created, "workflow_failed", "0123456789abcdef"),
             "EVENT#2025-01-15T10:30:00.000Z#workflow_failed#0123456789abcdef"
@@ -90,18 +79,9 @@ mod tests {
     #[test]
     fn difference_keys_sort_in_index_order() {
         let change = change_sk(ts("2025-01-15T10:30:00Z"), "c");
-        let mut keys: Vec<String> = [10, 2, 100, 1]
-            .iter()
-            .map(|&i| difference_sk(&change, i))
-            .collect();
+        let mut keys: Vec<String> = [10, 2, 100, 1].iter().map(|&i| difference_sk(&change, i)).collect();
         keys.sort();
-        assert_eq!(
-            keys,
-            [1, 2, 10, 100]
-                .iter()
-                .map(|&i| difference_sk(&change, i))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(keys, [1, 2, 10, 100].iter().map(|&i| difference_sk(&change, i)).collect::<Vec<_>>());
         // The change item sorts before its own differences.
         assert!(change < keys[0]);
     }
@@ -110,9 +90,6 @@ mod tests {
     fn receipt_sets_expiry_only_with_retention() {
         let now = ts("2025-01-15T10:30:00Z");
         assert_eq!(Receipt::new(now, 0).expires_at, None);
-        assert_eq!(
-            Receipt::new(now, 30).expires_at,
-            Some(now.unix_seconds() + 30 * 86_400)
-        );
+        assert_eq!(Receipt::new(now, 30).expires_at, Some(now.unix_seconds() + 30 * 86_400));
     }
 }

@@ -25,10 +25,9 @@ impl std::fmt::Display for LimitExceeded {
                 f,
                 "needs {bytes} bytes as a DynamoDB item; DynamoDB stores at most {MAX_ITEM_BYTES} bytes per item"
             ),
-            Self::Nesting { depth } => write!(
-                f,
-                "nests {depth} levels of objects and arrays; DynamoDB stores at most {MAX_NESTING}"
-            ),
+            Self::Nesting { depth } => {
+                write!(f, "nests {depth} levels of objects and arrays; DynamoDB stores at most {MAX_NESTING}")
+            }
         }
     }
 }
@@ -52,9 +51,7 @@ pub fn check(item: &Item) -> Result<(), LimitExceeded> {
 
 /// An upper bound of the size DynamoDB bills and limits, by its published rules.
 pub fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(name, value)| name.len() + value_size(value))
-        .sum()
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
 fn value_size(value: &AttributeValue) -> usize {
@@ -66,12 +63,7 @@ fn value_size(value: &AttributeValue) -> usize {
         AttributeValue::B(b) => b.as_ref().len(),
         AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
         AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + value_size(v))
-                .sum::<usize>()
-        }
+        AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
         AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
         AttributeValue::Ns(set) => set.iter().map(|n| n.len() + 1).sum(),
         AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
@@ -97,39 +89,26 @@ mod tests {
     }
 
     fn nested(depth: usize) -> AttributeValue {
-        (0..depth).fold(AttributeValue::S("leaf".into()), |inner, _| {
-            AttributeValue::L(vec![inner])
-        })
+        (0..depth).fold(AttributeValue::S("leaf".into()), |inner, _| AttributeValue::L(vec![inner]))
     }
 
     #[test]
     fn size_counts_names_and_values() {
-        let small = item(vec![
-            ("pk", AttributeValue::S("abc".into())),
-            ("n", AttributeValue::N("12".into())),
-        ]);
+        let small = item(vec![("pk", AttributeValue::S("abc".into())), ("n", AttributeValue::N("12".into()))]);
         assert_eq!(item_size(&small), 2 + 3 + 1 + 3);
     }
 
     #[test]
     fn an_item_over_400_kb_is_refused() {
-        let ok = item(vec![(
-            "v",
-            AttributeValue::S("x".repeat(MAX_ITEM_BYTES - 10)),
-        )]);
+        let ok = item(vec![("v", AttributeValue::S("x".repeat(MAX_ITEM_BYTES - 10)))]);
         assert_eq!(check(&ok), Ok(()));
         let too_big = item(vec![("v", AttributeValue::S("x".repeat(MAX_ITEM_BYTES)))]);
-        assert!(
-            matches!(check(&too_big), Err(LimitExceeded::Size { bytes }) if bytes > MAX_ITEM_BYTES)
-        );
+        assert!(matches!(check(&too_big), Err(LimitExceeded::Size { bytes }) if bytes > MAX_ITEM_BYTES));
     }
 
     #[test]
     fn nesting_beyond_32_levels_is_refused() {
         assert_eq!(check(&item(vec![("v", nested(32))])), Ok(()));
-        assert_eq!(
-            check(&item(vec![("v", nested(33))])),
-            Err(LimitExceeded::Nesting { depth: 33 })
-        );
+        assert_eq!(check(&item(vec![("v", nested(33))])), Err(LimitExceeded::Nesting { depth: 33 }));
     }
 }

@@ -38,13 +38,7 @@ impl std::fmt::Debug for FaultProxyHandle {
 impl CallCounter {
     /// Operations named `operation` (e.g. `BatchWriteItem`) since the last reset.
     pub fn count(&self, operation: &str) -> usize {
-        self.inner
-            .lock()
-            .unwrap()
-            .by_operation
-            .get(operation)
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().unwrap().by_operation.get(operation).copied().unwrap_or(0)
     }
 
     pub fn total(&self) -> usize {
@@ -80,18 +74,11 @@ impl Intercept for CallCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<Metadata>()
-            .map(|m| m.name().to_owned())
-            .unwrap_or_default();
+        let operation = cfg.load::<Metadata>().map(|m| m.name().to_owned()).unwrap_or_default();
         let mut inner = self.inner.lock().unwrap();
         *inner.by_operation.entry(operation).or_default() += 1;
         inner.total += 1;
-        if inner
-            .trip
-            .as_ref()
-            .is_some_and(|(limit, _)| inner.total > *limit)
-        {
+        if inner.trip.as_ref().is_some_and(|(limit, _)| inner.total > *limit) {
             if let Some((_, proxy)) = inner.trip.take() {
                 proxy.0.set_up(false);
             }

@@ -14,8 +14,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use kadoa_webhook::{App, AwsClients, Settings};
 use lambda_http::{Body, Request};
@@ -36,6 +35,8 @@ pub struct Options {
     pub secrets_manager_value: Option<String>,
     /// AWS calls of the app go through a proxy the test can switch off.
     pub through_proxy: bool,
+    /// Only the app's SNS calls go through that proxy.
+    pub sns_through_proxy: bool,
     pub retention_days: u32,
     pub auth_header: Option<&'static str>,
     pub alert_repeat_minutes: Option<u32>,
@@ -93,37 +94,14 @@ impl Harness {
         let sqs = aws_sdk_sqs::Client::new(&direct);
         let secrets_manager = aws_sdk_secretsmanager::Client::new(&direct);
 
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::SeqCst)
-        );
+        let id = format!("{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::SeqCst));
         let table = format!("kadoa-events-{id}");
         create_table(&dynamodb, &table).await;
-        let topic_arn = sns
-            .create_topic()
-            .name(format!("kadoa-alerts-{id}"))
-            .send()
-            .await
-            .unwrap()
-            .topic_arn
-            .unwrap();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("kadoa-alerts-{id}"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let topic_arn = sns.create_topic().name(format!("kadoa-alerts-{id}")).send().await.unwrap().topic_arn.unwrap();
+        let queue_url =
+            sqs.create_queue().queue_name(format!("kadoa-alerts-{id}")).send().await.unwrap().queue_url.unwrap();
         let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:kadoa-alerts-{id}");
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue_arn)
-            .send()
-            .await
-            .unwrap();
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
 
         let mut env: HashMap<&str, String> = HashMap::from([
             ("TABLE_NAME", table.clone()),
@@ -155,45 +133,28 @@ impl Harness {
         }
         let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
 
-        let proxy = match options.through_proxy {
+        let proxy = match options.through_proxy || options.sns_through_proxy {
             true => Some(FaultProxy::start(moto.port).await),
             false => None,
         };
-        let app_endpoint = proxy
-            .as_ref()
-            .map_or(moto.endpoint.clone(), |p| p.endpoint.clone());
-        let app_config = sdk_config(&app_endpoint, false).await;
+        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone()), false).await;
+        let unproxied = sdk_config(&moto.endpoint, false).await;
+        let app_config = if options.through_proxy { &proxied } else { &unproxied };
+        let sns_config = if options.sns_through_proxy { &proxied } else { app_config };
         let calls = CallCounter::default();
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&app_config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_dynamodb::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&app_config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
             ),
             secrets_manager: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(&app_config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             ),
         };
         let app = App::new(settings, clients);
-        Self {
-            app,
-            table,
-            topic_arn,
-            queue_url,
-            dynamodb,
-            sns,
-            sqs,
-            secrets_manager,
-            calls,
-            proxy,
-        }
+        Self { app, table, topic_arn, queue_url, dynamodb, sns, sqs, secrets_manager, calls, proxy }
     }
 
     /// Sends `body` as Kadoa would: POST, JSON, `X-Kadoa-Event`, the bearer secret.
@@ -227,43 +188,47 @@ impl Harness {
 
     /// Every item in the table, sorted by key.
     pub async fn items(&self) -> Vec<Item> {
-        let pages: Vec<_> = self
-            .dynamodb
-            .scan()
-            .table_name(&self.table)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
+        let pages: Vec<_> =
+            self.dynamodb.scan().table_name(&self.table).into_paginator().items().send().collect::<Vec<_>>().await;
         let mut items: Vec<Item> = pages.into_iter().map(|item| item.unwrap()).collect();
         items.sort_by_key(|item| (s(item, "pk"), s(item, "sk")));
         items
     }
 
+    /// Every alert that reached the topic's SQS subscriber, as SNS wraps it, oldest first.
+    pub async fn alerts(&self) -> Vec<Value> {
+        let mut alerts = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .unwrap();
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return alerts;
+            }
+            for message in messages {
+                alerts.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                let handle = message.receipt_handle().unwrap();
+                self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+    }
+
     pub async fn items_of(&self, entity: &str) -> Vec<Item> {
-        self.items()
-            .await
-            .into_iter()
-            .filter(|item| s(item, "entity") == entity)
-            .collect()
+        self.items().await.into_iter().filter(|item| s(item, "entity") == entity).collect()
     }
 }
 
 pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
     let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
     };
     dynamodb
         .create_table()

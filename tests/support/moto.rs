@@ -54,20 +54,11 @@ pub fn start(binary: &str) -> Moto {
         .arg(script)
         .stdin(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start moto ({binary}): {e}; run `make test`, which installs it")
-        });
+        .unwrap_or_else(|e| panic!("cannot start moto ({binary}): {e}; run `make test`, which installs it"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server ({binary}) did not start on port {port}"
-        );
+        assert!(Instant::now() < deadline, "moto_server ({binary}) did not start on port {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Moto {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        port,
-        _watchdog: watchdog,
-    }
+    Moto { endpoint: format!("http://127.0.0.1:{port}"), port, _watchdog: watchdog }
 }

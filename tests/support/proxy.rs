@@ -23,11 +23,7 @@ impl FaultProxy {
         let (up, _) = watch::channel(true);
         let up = Arc::new(up);
         let connections = Arc::new(AtomicU64::new(0));
-        let proxy = Self {
-            endpoint,
-            up: up.clone(),
-            connections: connections.clone(),
-        };
+        let proxy = Self { endpoint, up: up.clone(), connections: connections.clone() };
         tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
@@ -40,8 +36,7 @@ impl FaultProxy {
                 }
                 connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target_port)).await
-                    else {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
                         return;
                     };
                     tokio::select! {

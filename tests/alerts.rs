@@ -1,0 +1,222 @@
+//! Failure and recovery alerts, end to end: the handler publishes through SNS (moto), an
+//! SQS subscription catches what people would get.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{fixture, fixture_body, s, Harness, Options};
+
+fn health_event(event_type: &str, timestamp: &str) -> String {
+    json!({
+        "eventType": event_type,
+        "timestamp": timestamp,
+        "data": {
+            "workflowId": "wf_123", "workflowName": "Product Monitor", "source": "Product Monitor",
+            "sourceUrl": "https://monitored-page.com", "url": "https://monitored-page.com",
+            "reason": "Access blocked by bot protection",
+            "action": "No action needed. We'll email you when the workflow recovers."
+        }
+    })
+    .to_string()
+}
+
+fn failed(timestamp: &str) -> String {
+    health_event("workflow_failed", timestamp)
+}
+
+fn recovered(timestamp: &str) -> String {
+    health_event("workflow_recovered", timestamp)
+}
+
+#[tokio::test]
+async fn failure_alert_reaches_subscribers_with_subject_text_and_attributes() {
+    let harness = Harness::new().await;
+    let (status, answer) = harness.send(fixture("workflow_failed.json")).await;
+    assert_eq!((status, answer), (200, json!({"status": "alerted", "eventType": "workflow_failed"})));
+
+    let alerts = harness.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!(alert["Subject"], "Kadoa: workflow failed - Product Monitor");
+    let text = alert["Message"].as_str().unwrap();
+    assert!(text.starts_with("The Kadoa workflow \"Product Monitor\" failed: it is not collecting data."), "{text}");
+    assert!(text.contains("Reason:   Access blocked by bot protection"), "{text}");
+    assert_eq!(alert["MessageAttributes"]["eventType"], json!({"Type": "String", "Value": "workflow_failed"}));
+    assert_eq!(alert["MessageAttributes"]["workflowId"], json!({"Type": "String", "Value": "wf_123"}));
+
+    // Claim, publish, commit: three calls, the event-log item included.
+    assert_eq!(
+        harness.calls.snapshot(),
+        [("UpdateItem".to_owned(), 1), ("Publish".to_owned(), 1), ("TransactWriteItems".to_owned(), 1)].into()
+    );
+
+    // The event log keeps exactly what people were sent, and the health moved on.
+    let events = harness.items_of("event").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(s(&events[0], "status"), "alerted");
+    let Some(aws_sdk_dynamodb::types::AttributeValue::M(sent)) = events[0].get("alert") else { panic!("alert") };
+    assert_eq!(s(sent, "subject"), "Kadoa: workflow failed - Product Monitor");
+    assert_eq!(
+        s(sent, "sms"),
+        "Kadoa: \"Product Monitor\" failed (15 Jan 10:30 UTC): Access blocked by bot protection"
+    );
+    assert_eq!(s(sent, "email"), text);
+    let health = harness.items_of("health").await;
+    assert_eq!(health.len(), 1);
+    assert_eq!(s(&health[0], "state"), "failing");
+    assert_eq!(s(&health[0], "lastEventAt"), "2025-01-15T10:30:00.000Z");
+    assert!(!health[0].contains_key("claimId"), "the claim is released");
+}
+
+#[tokio::test]
+async fn four_deliveries_of_a_failure_send_one_alert() {
+    let harness = Harness::new().await;
+    let body = fixture_body("workflow_failed.json");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, answer) = harness.deliver(&body).await;
+        assert_eq!(status, 200);
+        statuses.push(answer["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["alerted", "duplicate", "duplicate", "duplicate"]);
+    assert_eq!(harness.alerts().await.len(), 1);
+    assert_eq!(harness.calls.count("Publish"), 1);
+    let events = harness.items_of("event").await;
+    assert_eq!(events.len(), 1, "retries map to the one record");
+    assert_eq!(s(&events[0], "status"), "alerted");
+}
+
+#[tokio::test]
+async fn sns_outage_answers_503_and_the_retry_alerts_once() {
+    let harness = Harness::with(Options { sns_through_proxy: true, ..Options::default() }).await;
+    let proxy = harness.proxy.clone().unwrap();
+    let body = fixture_body("workflow_failed.json");
+
+    proxy.set_up(false);
+    let (status, answer) = harness.deliver(&body).await;
+    assert_eq!((status, answer), (503, json!({"error": "temporarily unavailable"})));
+    assert!(harness.alerts().await.is_empty());
+    assert!(harness.items_of("event").await.is_empty(), "nothing recorded for an alert not sent");
+
+    proxy.set_up(true);
+    let (status, answer) = harness.deliver(&body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")));
+    let (_, answer) = harness.deliver(&body).await;
+    assert_eq!(answer["status"], "duplicate");
+    assert_eq!(harness.alerts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn simultaneous_deliveries_of_one_failure_send_one_alert() {
+    let harness = Harness::new().await;
+    let body = fixture_body("workflow_failed.json");
+    let (a, b) = tokio::join!(harness.deliver(&body), harness.deliver(&body));
+    let answers = [a, b];
+    let alerted = answers.iter().filter(|(status, answer)| *status == 200 && answer["status"] == "alerted").count();
+    assert_eq!(alerted, 1, "{answers:?}");
+    // The other one was told to come back (503) or already saw the result (duplicate).
+    for (status, answer) in &answers {
+        assert!(*status == 503 || answer["status"] == "alerted" || answer["status"] == "duplicate", "{answers:?}");
+    }
+    // Kadoa's retry of the one that got 503 changes nothing.
+    let (status, answer) = harness.deliver(&body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(harness.alerts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn repeated_failures_alert_again_only_after_the_window() {
+    let harness = Harness::with(Options { alert_repeat_minutes: Some(60), ..Options::default() }).await;
+    let sequence = [
+        (failed("2025-01-15T10:00:00Z"), "alerted"),
+        (failed("2025-01-15T10:30:00Z"), "suppressed"),
+        (failed("2025-01-15T11:00:00Z"), "alerted"),
+        (failed("2025-01-15T11:05:00Z"), "suppressed"),
+        (recovered("2025-01-15T11:10:00Z"), "alerted"),
+        (recovered("2025-01-15T11:20:00Z"), "suppressed"),
+        // An out-of-order retry of an old failure: changes nothing, tells nobody.
+        (failed("2025-01-15T10:45:00Z"), "suppressed"),
+        (failed("2025-01-15T12:00:00Z"), "alerted"),
+    ];
+    for (body, expected) in &sequence {
+        let (status, answer) = harness.deliver(body).await;
+        assert_eq!((status, answer["status"].as_str()), (200, Some(*expected)), "{body}");
+    }
+    let subjects: Vec<String> =
+        harness.alerts().await.iter().map(|alert| alert["Subject"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Kadoa: workflow failed - Product Monitor",
+            "Kadoa: workflow failed - Product Monitor",
+            "Kadoa: workflow recovered - Product Monitor",
+            "Kadoa: workflow failed - Product Monitor"
+        ]
+    );
+
+    let events = harness.items_of("event").await;
+    let decisions: Vec<(String, String)> = events.iter().map(|e| (s(e, "timestamp"), s(e, "status"))).collect();
+    assert_eq!(
+        decisions,
+        [
+            ("2025-01-15T10:00:00.000Z", "alerted"),
+            ("2025-01-15T10:30:00.000Z", "suppressed"),
+            ("2025-01-15T10:45:00.000Z", "stale"),
+            ("2025-01-15T11:00:00.000Z", "alerted"),
+            ("2025-01-15T11:05:00.000Z", "suppressed"),
+            ("2025-01-15T11:10:00.000Z", "alerted"),
+            ("2025-01-15T11:20:00.000Z", "suppressed"),
+            ("2025-01-15T12:00:00.000Z", "alerted"),
+        ]
+        .map(|(t, d)| (t.to_owned(), d.to_owned()))
+    );
+    let health = &harness.items_of("health").await[0];
+    assert_eq!((s(health, "state"), s(health, "lastEventAt")), ("failing".into(), "2025-01-15T12:00:00.000Z".into()));
+}
+
+#[tokio::test]
+async fn the_repeat_alert_says_still_failing() {
+    let harness = Harness::with(Options { alert_repeat_minutes: Some(0), ..Options::default() }).await;
+    harness.deliver(&failed("2025-01-15T10:00:00Z")).await;
+    harness.deliver(&failed("2025-01-15T10:05:00Z")).await;
+    let alerts = harness.alerts().await;
+    assert_eq!(alerts.len(), 2);
+    let text = alerts[1]["Message"].as_str().unwrap();
+    assert!(
+        text.starts_with("The Kadoa workflow \"Product Monitor\" is still failing (since Wed 15 Jan 2025, 10:00 UTC)."),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn other_event_types_never_alert() {
+    let harness = Harness::new().await;
+    for name in [
+        "workflow_data_change.json",
+        "workflow_finished.json",
+        "workflow_validation_anomaly_change.json",
+        "unknown_event_type.json",
+    ] {
+        let (status, _) = harness.send(fixture(name)).await;
+        assert_eq!(status, 200, "{name}");
+    }
+    let health_like = json!({"eventType": "workflow_health_degraded", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"workflowId": "wf_123", "reason": "slow"}});
+    assert_eq!(harness.deliver(&health_like.to_string()).await.1["status"], "accepted");
+    assert_eq!(harness.calls.count("Publish"), 0);
+    assert!(harness.alerts().await.is_empty());
+    assert!(harness.items_of("health").await.is_empty());
+}
+
+#[tokio::test]
+async fn alerts_for_two_workflows_are_independent() {
+    let harness = Harness::new().await;
+    let other: Value = {
+        let mut body: Value = serde_json::from_str(&failed("2025-01-15T10:00:00Z")).unwrap();
+        body["data"]["workflowId"] = json!("wf_other");
+        body
+    };
+    assert_eq!(harness.deliver(&failed("2025-01-15T10:00:00Z")).await.1["status"], "alerted");
+    assert_eq!(harness.deliver(&other.to_string()).await.1["status"], "alerted");
+    assert_eq!(harness.alerts().await.len(), 2);
+}
