@@ -22,7 +22,8 @@ LOCAL = ROOT / ".local"
 TABLE = "kadoa-events-local"
 TOPIC = "kadoa-alerts-local"
 INBOX = "kadoa-alerts-local-inbox"
-SECRET = "local-dev-secret"
+# Two lines: a secret being rotated out and its successor (events/rotated_secret.json).
+SECRETS = "local-dev-secret\nlocal-dev-secret-next\n"
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -52,7 +53,7 @@ def clients():
         region_name=os.environ.get("AWS_REGION", "us-east-1"),
     )
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    return {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "sns", "sqs")}
+    return {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "sns", "sqs", "secretsmanager")}
 
 
 def setup():
@@ -72,11 +73,14 @@ def setup():
     queue_arn = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     aws["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
 
+    # The secret lives in (local) Secrets Manager, as in the deployed stack.
+    secret_arn = aws["secretsmanager"].create_secret(Name="kadoa-webhook-secret-local", SecretString=SECRETS)["ARN"]
+
     LOCAL.mkdir(exist_ok=True)
     env = {
         "TABLE_NAME": TABLE,
         "ALERT_TOPIC_ARN": topic_arn,
-        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_SECRET_ARN": secret_arn,
         "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
         "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
         "AWS_ACCESS_KEY_ID": "local",
@@ -103,6 +107,17 @@ def plain(value):
     return inner
 
 
+def describe_field(field):
+    def text(value):
+        return json.dumps(value, ensure_ascii=False)
+
+    if "value" in field and "previousValue" in field:
+        return f"{field['key']}: {text(field['previousValue'])} -> {text(field['value'])}"
+    if "previousValue" in field:
+        return f"{field['key']}: was {text(field['previousValue'])}"
+    return f"{field['key']}: {text(field.get('value'))}"
+
+
 def show():
     aws = clients()
     items = []
@@ -120,12 +135,7 @@ def show():
                 + (f"  [{item['workflowName']}]" if item.get("workflowName") else "")
             )
         elif entity == "difference":
-            fields = ", ".join(
-                f"{f['key']}: {json.dumps(f.get('previousValue'))} -> {json.dumps(f.get('value'))}"
-                if "previousValue" in f
-                else f"{f['key']}: {json.dumps(f.get('value'))}"
-                for f in item.get("fields", [])
-            )
+            fields = ", ".join(describe_field(f) for f in item.get("fields", []))
             print(f"    #{item['index']:<4} {item['type']:<8} {fields}")
         elif entity == "event":
             print(f"{item['pk']}  event {item['timestamp']} {item['eventType']}: {item['status']}")
@@ -142,16 +152,14 @@ def show():
         aws["sqs"].delete_message_batch(
             QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
         )
-    print(f"\n== {len(alerts)} alerts sent since the last look (topic {TOPIC})")
+    print(f"\n== {len(alerts)} alerts reached the topic since the last look (as an email subscriber gets them)")
     for alert in alerts:
         attributes = {k: v["Value"] for k, v in alert.get("MessageAttributes", {}).items()}
-        print(f"\nSubject: {alert.get('Subject')}\nAttributes: {attributes}\n{alert['Message']}")
-    for item in items:
-        if item.get("entity") == "event" and item.get("alert"):
-            alert = item["alert"]
-            print(f"\n-- as sent for {item['eventType']} at {item['timestamp']}")
-            print(f"SMS ({len(alert['sms'])} chars): {alert['sms']}")
-            print(f"Email subject: {alert['subject']}\n{alert['email']}")
+        print(f"\nSubject: {alert.get('Subject')}    (attributes: {attributes})\n\n{alert['Message']}")
+    sent = [item for item in items if item.get("entity") == "event" and item.get("alert")]
+    print(f"\n== SMS texts of all {len(sent)} alerts sent (from the event log)")
+    for item in sent:
+        print(f"{item['timestamp']}  ({len(item['alert']['sms'])} chars)  {item['alert']['sms']}")
 
 
 if __name__ == "__main__":
