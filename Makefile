@@ -1,5 +1,5 @@
 # Every command a person needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev show samples test bootstrap release
+.PHONY: dev show samples test sam-build bootstrap
 
 dev:        ## run the function locally against moto (Ctrl-C stops it)
 	scripts/dev
@@ -11,5 +11,5 @@ test:       ## every check and test: fmt, clippy, unit, integration (moto), temp
 	scripts/test
 bootstrap:  ## install the pinned tools into .venv
 	scripts/bootstrap
-release:    ## the Lambda binary for arm64, as `sam build` makes it
-	scripts/bootstrap && PATH="$$PWD/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin kadoa-webhook
+sam-build:  ## `sam build` (arm64, offline with cargo-lambda + zig), checked
+	scripts/sam-build

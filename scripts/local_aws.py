@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import boto3
-import yaml
+
+import template
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -26,24 +27,8 @@ INBOX = "kadoa-alerts-local-inbox"
 SECRETS = "local-dev-secret\nlocal-dev-secret-next\n"
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML: intrinsic tags (!Ref, !Sub, …) become plain values."""
-
-
-def _intrinsic(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
 def template_resources():
-    with open(ROOT / "template.yaml", encoding="utf-8") as f:
-        return yaml.load(f, Loader=_CloudFormationLoader)["Resources"]
+    return template.load()["Resources"]
 
 
 def clients():

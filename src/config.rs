@@ -7,6 +7,19 @@ use lambda_http::http::HeaderName;
 
 use crate::auth::Secret;
 
+/// Every environment variable the function reads (besides the SDK's own `AWS_*`).
+pub const VARIABLES: &[&str] = &[
+    "TABLE_NAME",
+    "ALERT_TOPIC_ARN",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_SECRET_ARN",
+    "AUTH_HEADER_NAME",
+    "RETENTION_DAYS",
+    "ALERT_REPEAT_MINUTES",
+    "AWS_LAMBDA_LOG_LEVEL",
+    "RUST_LOG",
+];
+
 /// Everything the function needs to know before its first request.
 #[derive(Debug, Clone)]
 pub struct Settings {

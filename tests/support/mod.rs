@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod moto;
 pub mod proxy;
+pub mod template;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -225,22 +226,31 @@ impl Harness {
     }
 }
 
+/// Creates a table with the key schema of template.yaml's `EventsTable`.
 pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
-    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
-    let attribute = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
-    dynamodb
-        .create_table()
-        .table_name(table)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    let properties = &template::resource("EventsTable")["Properties"];
+    let mut request = dynamodb.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+    for key in properties["KeySchema"].as_array().unwrap() {
+        let kind = KeyType::from(key["KeyType"].as_str().unwrap());
+        request = request.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key["AttributeName"].as_str().unwrap())
+                .key_type(kind)
+                .build()
+                .unwrap(),
+        );
+    }
+    for attribute in properties["AttributeDefinitions"].as_array().unwrap() {
+        let kind = ScalarAttributeType::from(attribute["AttributeType"].as_str().unwrap());
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute["AttributeName"].as_str().unwrap())
+                .attribute_type(kind)
+                .build()
+                .unwrap(),
+        );
+    }
+    request.send().await.unwrap();
 }
 
 /// A string attribute, or "" when absent.

@@ -1,0 +1,176 @@
+//! template.yaml against the code: when one changes without the other, these fail.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use support::template::{resource, template};
+use support::{Harness, Options};
+
+fn function() -> &'static Value {
+    resource("WebhookFunction")
+}
+
+#[test]
+fn the_function_is_the_kadoa_webhook_binary_on_provided_al2023() {
+    let properties = &function()["Properties"];
+    assert_eq!(function()["Metadata"]["BuildMethod"], "rust-cargolambda");
+    // The binary this test suite was built with is called kadoa-webhook.
+    let _ = env!("CARGO_BIN_EXE_kadoa-webhook");
+    assert_eq!(function()["Metadata"]["BuildProperties"]["Binary"], "kadoa-webhook");
+    assert_eq!(properties["Handler"], "bootstrap");
+    assert_eq!(properties["Runtime"], "provided.al2023");
+    assert_eq!(properties["MemorySize"], 128);
+    assert_eq!(properties["Architectures"], json!([{"Ref": "Architecture"}]));
+    assert_eq!(template()["Parameters"]["Architecture"]["Default"], "arm64");
+    assert_eq!(properties["FunctionUrlConfig"]["AuthType"], "NONE");
+    assert_eq!(properties["LoggingConfig"]["LogFormat"], "JSON");
+}
+
+#[test]
+fn the_timeout_outlasts_the_sdk_and_the_alert_claim() {
+    let timeout = function()["Properties"]["Timeout"].as_u64().unwrap();
+    let sdk = kadoa_webhook::aws::timeout_config().operation_timeout().unwrap().as_secs();
+    assert!(timeout > sdk + 2, "Timeout {timeout}s leaves no room after an {sdk}s AWS call");
+    assert!(timeout > kadoa_webhook::alerts::CLAIM_LEASE.as_secs());
+}
+
+#[test]
+fn the_template_sets_every_variable_the_code_requires() {
+    let variables = function()["Properties"]["Environment"]["Variables"].as_object().unwrap();
+    for name in variables.keys() {
+        assert!(kadoa_webhook::config::VARIABLES.contains(&name.as_str()), "the code never reads {name}");
+    }
+    // With the values CloudFormation will fill in, the function starts.
+    let placeholder = |name: &str| variables.get(name).map(|_| format!("value-of-{name}"));
+    let numbers = |name: &str| match name {
+        "RETENTION_DAYS" | "ALERT_REPEAT_MINUTES" => variables.get(name).map(|_| "1".to_owned()),
+        "AUTH_HEADER_NAME" => variables.get(name).map(|_| "authorization".to_owned()),
+        _ => placeholder(name),
+    };
+    let settings = kadoa_webhook::Settings::from_lookup(numbers);
+    assert!(settings.is_ok(), "{settings:?}");
+    assert!(variables.contains_key("WEBHOOK_SECRET_ARN"), "the deployed secret lives in Secrets Manager");
+}
+
+#[test]
+fn the_table_matches_the_items_the_code_writes() {
+    let table = &resource("EventsTable")["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        json!([{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    );
+    assert_eq!(table["TimeToLiveSpecification"], json!({"AttributeName": "expiresAt", "Enabled": true}));
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(resource("EventsTable")["DeletionPolicy"], "Retain");
+    assert_eq!(resource("EventsTable")["UpdateReplacePolicy"], "Retain");
+
+    // What the code writes: string keys pk/sk and a numeric expiresAt.
+    let body = r#"{"eventType":"workflow_finished","timestamp":"2025-01-15T10:30:00Z","data":{"id":"wf_1"}}"#;
+    let envelope = kadoa_webhook::envelope::Envelope::parse(body.as_bytes(), None).unwrap();
+    let receipt = kadoa_webhook::store::items::Receipt::new(kadoa_webhook::timestamp::Timestamp::now(), 7);
+    let item = kadoa_webhook::events::event_log::EventRecord::with_payload(&envelope, Some("wf_1"), receipt, "stored")
+        .to_item()
+        .unwrap();
+    use aws_sdk_dynamodb::types::AttributeValue;
+    assert!(matches!(item["pk"], AttributeValue::S(_)));
+    assert!(matches!(item["sk"], AttributeValue::S(_)));
+    assert!(matches!(item["expiresAt"], AttributeValue::N(_)));
+}
+
+/// The IAM actions the policy grants, and the resources it grants them on.
+fn policy() -> (BTreeSet<String>, Vec<Value>) {
+    let mut actions = BTreeSet::new();
+    let mut resources = Vec::new();
+    for policy in function()["Properties"]["Policies"].as_array().unwrap() {
+        for statement in policy["Statement"].as_array().unwrap() {
+            assert_eq!(statement["Effect"], "Allow");
+            match &statement["Action"] {
+                Value::String(action) => {
+                    actions.insert(action.clone());
+                }
+                Value::Array(list) => actions.extend(list.iter().map(|a| a.as_str().unwrap().to_owned())),
+                other => panic!("unexpected Action {other}"),
+            }
+            resources.push(statement["Resource"].clone());
+        }
+    }
+    (actions, resources)
+}
+
+#[tokio::test]
+async fn the_policy_allows_exactly_the_operations_the_code_calls() {
+    // Every path that talks to AWS: secrets, a big and a small data change, a logged
+    // event, an alert, a suppressed and a duplicate failure, a failed publish.
+    let harness = Harness::with(Options {
+        secrets_manager_value: Some(support::SECRET.to_owned()),
+        sns_through_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let change = |id: &str, n: usize| {
+        let differences: Vec<Value> =
+            (0..n).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
+        json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+            "data": {"id": id, "workflowId": "wf_1", "differences": differences}})
+        .to_string()
+    };
+    let failed =
+        |ts: &str| json!({"eventType": "workflow_failed", "timestamp": ts, "data": {"workflowId": "wf_1"}}).to_string();
+    let proxy = harness.proxy.clone().unwrap();
+    proxy.set_up(false);
+    assert_eq!(harness.deliver(&failed("2025-01-15T09:00:00Z")).await.0, 503); // publish fails, claim released
+    proxy.set_up(true);
+    for body in [
+        change("small", 2),
+        change("big", 60),
+        support::fixture_body("workflow_finished.json"),
+        failed("2025-01-15T10:00:00Z"),
+        failed("2025-01-15T10:00:00Z"),
+        failed("2025-01-15T10:10:00Z"),
+    ] {
+        assert_eq!(harness.deliver(&body).await.0, 200, "{body}");
+    }
+
+    let mut called = BTreeSet::new();
+    for operation in harness.calls.snapshot().keys() {
+        let actions: &[&str] = match operation.as_str() {
+            "GetItem" => &["dynamodb:GetItem"],
+            "PutItem" => &["dynamodb:PutItem"],
+            "BatchWriteItem" => &["dynamodb:BatchWriteItem"],
+            "UpdateItem" => &["dynamodb:UpdateItem"],
+            // IAM authorizes each item of a transaction by its own action.
+            "TransactWriteItems" => &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Publish" => &["sns:Publish"],
+            "GetSecretValue" => &["secretsmanager:GetSecretValue"],
+            other => panic!("the code calls {other}; map it to its IAM action here and in template.yaml"),
+        };
+        called.extend(actions.iter().map(|a| a.to_string()));
+    }
+    let (granted, resources) = policy();
+    assert_eq!(granted, called, "template.yaml's policy vs. what the code called");
+
+    // Only this stack's own table, topic and secret: no wildcards.
+    let allowed_resources =
+        [json!({"Fn::GetAtt": ["EventsTable", "Arn"]}), json!({"Ref": "AlertTopic"}), json!({"Ref": "WebhookSecret"})];
+    for resource in resources {
+        assert!(allowed_resources.contains(&resource), "policy resource {resource} is broader than this stack");
+    }
+}
+
+#[test]
+fn sms_subscription_can_be_limited_to_failures() {
+    let sms = &resource("AlertSmsSubscription");
+    assert_eq!(sms["Condition"], "HasAlertPhone");
+    assert_eq!(sms["Properties"]["Protocol"], "sms");
+    let filter = &sms["Properties"]["FilterPolicy"]["Fn::If"];
+    assert_eq!(filter[0], "FilterSms");
+    // The attribute the code publishes, with the event type that means failure.
+    assert_eq!(filter[1], json!({"eventType": [kadoa_webhook::events::FAILED]}));
+}
