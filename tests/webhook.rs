@@ -365,3 +365,22 @@ async fn unknown_event_types_are_accepted_and_logged() {
     assert_eq!(events.len(), 1);
     assert_eq!(s(&events[0], "pk"), "WORKFLOW#unknown");
 }
+
+#[tokio::test]
+async fn unprocessed_items_are_sent_again() {
+    // DynamoDB throttles: the first two answers leave their whole batch unprocessed.
+    let harness = Harness::with(Options { unprocessed_responses: 2, ..Options::default() }).await;
+    let (status, answer) = harness.deliver(&change_with("c-throttled", 10)).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
+    assert_eq!(harness.calls.count("BatchWriteItem"), 3, "one batch, sent three times");
+    assert_eq!(harness.items_of("difference").await.len(), 10);
+}
+
+#[tokio::test]
+async fn items_still_unprocessed_after_the_retries_answer_503() {
+    let harness = Harness::with(Options { unprocessed_responses: usize::MAX, ..Options::default() }).await;
+    let (status, _) = harness.deliver(&change_with("c-throttled-forever", 10)).await;
+    assert_eq!(status, 503);
+    assert_eq!(harness.calls.count("BatchWriteItem"), 9, "the first try and 8 rounds of backoff");
+    assert!(harness.items_of("change").await.is_empty(), "no commit marker: Kadoa's retry will complete it");
+}

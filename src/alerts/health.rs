@@ -15,6 +15,15 @@ pub enum WorkflowState {
     Healthy,
 }
 
+impl WorkflowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failing => "failing",
+            Self::Healthy => "healthy",
+        }
+    }
+}
+
 /// What the `HEALTH` item remembers (the fields the decision needs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

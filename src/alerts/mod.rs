@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -29,10 +30,10 @@ use crate::app::Outcome;
 use crate::envelope::Envelope;
 use crate::error::RequestError;
 use crate::events::event_log::EventRecord;
-use crate::events::{HealthEvent, HealthEventKind};
+use crate::events::HealthEvent;
 use crate::store::dynamodb::unavailable;
 use crate::store::items::{self, Receipt, ENTITY_HEALTH, HEALTH_SK};
-use crate::store::Store;
+use crate::store::{Item, Store};
 use crate::timestamp::Timestamp;
 use health::{Decision, HealthRecord, WorkflowState};
 use message::{AlertMessage, AlertReason};
@@ -68,9 +69,8 @@ impl Alerter {
         receipt: Receipt,
     ) -> Result<Outcome, RequestError> {
         let at = envelope.timestamp;
-        let now = Timestamp::now();
-        let claim_id = new_claim_id(now);
-        let previous = match claim(store, event, at, &claim_id, now).await? {
+        let claim = HealthClaim::new(store, event, at);
+        let previous = match claim.acquire().await? {
             Claim::Granted(previous) => previous,
             Claim::Refused(previous) => {
                 let decision = health::decide(&previous, event.kind, &envelope.event_type, at, self.repeat_after);
@@ -100,7 +100,7 @@ impl Alerter {
                 };
                 let message = AlertMessage::new(event, at, reason);
                 if let Err(error) = self.publish(&message, envelope, event).await {
-                    release(store, &event.workflow_id, &claim_id).await;
+                    claim.release().await;
                     return Err(error);
                 }
                 Some(message)
@@ -112,7 +112,7 @@ impl Alerter {
             alert: message.as_ref(),
             ..EventRecord::with_payload(envelope, Some(&event.workflow_id), receipt, decision.status())
         };
-        let committed = commit(store, event, at, &claim_id, message.is_some(), record.to_item()?, receipt, now).await;
+        let committed = claim.commit(message.is_some(), record.to_item()?, receipt).await;
         match (committed, message) {
             (Ok(()), Some(_)) => Ok(Outcome::Alerted),
             (Ok(()), None) => Ok(Outcome::Suppressed),
@@ -126,7 +126,7 @@ impl Alerter {
                 Ok(Outcome::Alerted)
             }
             (Err(error), None) => {
-                release(store, &event.workflow_id, &claim_id).await;
+                claim.release().await;
                 Err(error)
             }
         }
@@ -170,13 +170,6 @@ fn new_claim_id(now: Timestamp) -> String {
     format!("{}-{}-{}", now.unix_millis(), std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
 }
 
-fn health_key(workflow_id: &str) -> [(String, AttributeValue); 2] {
-    [
-        ("pk".to_owned(), AttributeValue::S(items::workflow_pk(workflow_id))),
-        ("sk".to_owned(), AttributeValue::S(HEALTH_SK.to_owned())),
-    ]
-}
-
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
@@ -185,56 +178,7 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-async fn claim(
-    store: &Store,
-    event: &HealthEvent,
-    at: Timestamp,
-    claim_id: &str,
-    now: Timestamp,
-) -> Result<Claim, RequestError> {
-    let result = store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .set_key(Some(health_key(&event.workflow_id).into()))
-        .update_expression(
-            "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
-        )
-        .condition_expression(
-            "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
-             AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
-        )
-        .expression_attribute_names("#entity", "entity")
-        .expression_attribute_names("#workflowId", "workflowId")
-        .expression_attribute_names("#claimId", "claimId")
-        .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
-        .expression_attribute_names("#lastEventAt", "lastEventAt")
-        .expression_attribute_values(":entity", s(ENTITY_HEALTH))
-        .expression_attribute_values(":workflowId", s(&event.workflow_id))
-        .expression_attribute_values(":claim", s(claim_id))
-        .expression_attribute_values(":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64))
-        .expression_attribute_values(":now", n(now.unix_millis()))
-        .expression_attribute_values(":at", s(&at.to_key_string()))
-        .return_values(ReturnValue::AllOld)
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .send()
-        .await;
-    match result {
-        Ok(output) => Ok(Claim::Granted(read_record(output.attributes)?)),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-            let item = match e.into_err() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    failed.item
-                }
-                _ => None,
-            };
-            Ok(Claim::Refused(read_record(item)?))
-        }
-        Err(e) => Err(unavailable("UpdateItem", e)),
-    }
-}
-
-fn read_record(item: Option<crate::store::Item>) -> Result<HealthRecord, RequestError> {
+fn read_record(item: Option<Item>) -> Result<HealthRecord, RequestError> {
     match item {
         None => Ok(HealthRecord::default()),
         Some(item) => serde_dynamo::from_item(item)
@@ -242,98 +186,157 @@ fn read_record(item: Option<crate::store::Item>) -> Result<HealthRecord, Request
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn commit(
-    store: &Store,
-    event: &HealthEvent,
+/// One delivery's hold on a workflow's `HEALTH` item, from the claim to its commit.
+struct HealthClaim<'a> {
+    store: &'a Store,
+    event: &'a HealthEvent,
+    /// The event's time (the envelope timestamp): what health decisions compare.
     at: Timestamp,
-    claim_id: &str,
-    alerted: bool,
-    event_item: crate::store::Item,
-    receipt: Receipt,
+    /// The wall clock: what the claim's lease is measured in.
     now: Timestamp,
-) -> Result<(), RequestError> {
-    let state = health::next_state(event.kind);
-    let mut set = vec!["#state = :state", "#lastEventAt = :at", "#lastEventType = :type", "#updatedAt = :now"];
-    let mut remove = vec!["#claimId", "#claimExpiresAt"];
-    let mut update = Update::builder()
-        .table_name(store.table())
-        .set_key(Some(health_key(&event.workflow_id).into()))
-        .condition_expression("#claimId = :claim")
-        .expression_attribute_names("#state", "state")
-        .expression_attribute_names("#lastEventAt", "lastEventAt")
-        .expression_attribute_names("#lastEventType", "lastEventType")
-        .expression_attribute_names("#updatedAt", "updatedAt")
-        .expression_attribute_names("#claimId", "claimId")
-        .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
-        .expression_attribute_names("#failingSince", "failingSince")
-        .expression_attribute_values(":state", s(if state == WorkflowState::Failing { "failing" } else { "healthy" }))
-        .expression_attribute_values(":at", s(&at.to_key_string()))
-        .expression_attribute_values(
-            ":type",
-            s(match event.kind {
-                HealthEventKind::Failed => crate::events::FAILED,
-                HealthEventKind::Recovered => crate::events::RECOVERED,
-            }),
-        )
-        .expression_attribute_values(":now", s(&now.to_key_string()))
-        .expression_attribute_values(":claim", s(claim_id));
-    if alerted {
-        set.push("#lastAlertAt = :at");
-        update = update.expression_attribute_names("#lastAlertAt", "lastAlertAt");
-    }
-    match state {
-        WorkflowState::Failing => set.push("#failingSince = if_not_exists(#failingSince, :at)"),
-        WorkflowState::Healthy => remove.push("#failingSince"),
-    }
-    if let Some(name) = event.workflow_name.as_deref().or(event.source.as_deref()) {
-        set.push("#workflowName = :name");
-        update = update
-            .expression_attribute_names("#workflowName", "workflowName")
-            .expression_attribute_values(":name", s(name));
-    }
-    if let Some(expires_at) = receipt.expires_at {
-        set.push("#expiresAt = :expires");
-        update = update
-            .expression_attribute_names("#expiresAt", "expiresAt")
-            .expression_attribute_values(":expires", n(expires_at));
-    }
-    let update = update
-        .update_expression(format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")))
-        .build()
-        .map_err(|e| RequestError::unavailable("TransactWriteItems", e))?;
-    let put = Put::builder()
-        .table_name(store.table())
-        .set_item(Some(event_item))
-        .build()
-        .map_err(|e| RequestError::unavailable("TransactWriteItems", e))?;
-    store
-        .client()
-        .transact_write_items()
-        .transact_items(TransactWriteItem::builder().update(update).build())
-        .transact_items(TransactWriteItem::builder().put(put).build())
-        .send()
-        .await
-        .map_err(|e| unavailable("TransactWriteItems", e))?;
-    Ok(())
+    id: String,
 }
 
-/// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best effort:
-/// if this fails too, the claim expires after `CLAIM_LEASE`.
-async fn release(store: &Store, workflow_id: &str, claim_id: &str) {
-    let result = store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .set_key(Some(health_key(workflow_id).into()))
-        .update_expression("REMOVE #claimId, #claimExpiresAt")
-        .condition_expression("#claimId = :claim")
-        .expression_attribute_names("#claimId", "claimId")
-        .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
-        .expression_attribute_values(":claim", s(claim_id))
-        .send()
-        .await;
-    if let Err(error) = result {
-        tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(error), "claim not released; it expires by itself");
+impl<'a> HealthClaim<'a> {
+    fn new(store: &'a Store, event: &'a HealthEvent, at: Timestamp) -> Self {
+        let now = Timestamp::now();
+        Self { store, event, at, now, id: new_claim_id(now) }
+    }
+
+    fn key(&self) -> Item {
+        Item::from([
+            ("pk".to_owned(), s(&items::workflow_pk(&self.event.workflow_id))),
+            ("sk".to_owned(), s(HEALTH_SK)),
+        ])
+    }
+
+    /// Takes the claim if the event is newer than any seen and nobody else holds it.
+    /// Either way, returns the health as it was.
+    async fn acquire(&self) -> Result<Claim, RequestError> {
+        let result = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(self.key()))
+            .update_expression(
+                "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
+            )
+            .condition_expression(
+                "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+                 AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
+            )
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_names("#workflowId", "workflowId")
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+            .expression_attribute_names("#lastEventAt", "lastEventAt")
+            .expression_attribute_values(":entity", s(ENTITY_HEALTH))
+            .expression_attribute_values(":workflowId", s(&self.event.workflow_id))
+            .expression_attribute_values(":claim", s(&self.id))
+            .expression_attribute_values(":expires", n(self.now.unix_millis() + CLAIM_LEASE.as_millis() as i64))
+            .expression_attribute_values(":now", n(self.now.unix_millis()))
+            .expression_attribute_values(":at", s(&self.at.to_key_string()))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Claim::Granted(read_record(output.attributes)?)),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let previous = match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item,
+                    _ => None,
+                };
+                Ok(Claim::Refused(read_record(previous)?))
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
+    }
+
+    /// In one transaction: moves the health on, releases the claim (only if still ours),
+    /// and writes the event-log item.
+    async fn commit(&self, alerted: bool, event_item: Item, receipt: Receipt) -> Result<(), RequestError> {
+        let state = health::next_state(self.event.kind);
+        let mut set = vec!["#state = :state", "#lastEventAt = :at", "#lastEventType = :type", "#updatedAt = :now"];
+        let mut remove = vec!["#claimId", "#claimExpiresAt"];
+        let mut update = Update::builder()
+            .table_name(self.store.table())
+            .set_key(Some(self.key()))
+            .condition_expression("#claimId = :claim")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#lastEventAt", "lastEventAt")
+            .expression_attribute_names("#lastEventType", "lastEventType")
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+            .expression_attribute_names("#failingSince", "failingSince")
+            .expression_attribute_values(":state", s(state.as_str()))
+            .expression_attribute_values(":at", s(&self.at.to_key_string()))
+            .expression_attribute_values(":type", s(self.event.kind.event_type()))
+            .expression_attribute_values(":now", s(&self.now.to_key_string()))
+            .expression_attribute_values(":claim", s(&self.id));
+        if alerted {
+            set.push("#lastAlertAt = :at");
+            update = update.expression_attribute_names("#lastAlertAt", "lastAlertAt");
+        }
+        match state {
+            WorkflowState::Failing => set.push("#failingSince = if_not_exists(#failingSince, :at)"),
+            WorkflowState::Healthy => remove.push("#failingSince"),
+        }
+        if let Some(name) = self.event.workflow_name.as_deref().or(self.event.source.as_deref()) {
+            set.push("#workflowName = :name");
+            update = update
+                .expression_attribute_names("#workflowName", "workflowName")
+                .expression_attribute_values(":name", s(name));
+        }
+        if let Some(expires_at) = receipt.expires_at {
+            set.push("#expiresAt = :expires");
+            update = update
+                .expression_attribute_names("#expiresAt", "expiresAt")
+                .expression_attribute_values(":expires", n(expires_at));
+        }
+        let update = update
+            .update_expression(format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")))
+            .build()
+            .map_err(|e| RequestError::unavailable("TransactWriteItems", e))?;
+        let put = Put::builder()
+            .table_name(self.store.table())
+            .set_item(Some(event_item))
+            .build()
+            .map_err(|e| RequestError::unavailable("TransactWriteItems", e))?;
+        self.store
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map_err(|e| unavailable("TransactWriteItems", e))?;
+        Ok(())
+    }
+
+    /// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best
+    /// effort: if this fails too, the claim expires after `CLAIM_LEASE`.
+    async fn release(&self) {
+        let result = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(self.key()))
+            .update_expression("REMOVE #claimId, #claimExpiresAt")
+            .condition_expression("#claimId = :claim")
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+            .expression_attribute_values(":claim", s(&self.id))
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(error),
+                "claim not released; it expires by itself"
+            );
+        }
     }
 }

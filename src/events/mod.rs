@@ -1,6 +1,7 @@
 //! Kadoa's event types, one module each, all with the same life cycle:
 //! `parse` (envelope → typed event, 400 on bad input; pure), `plan` (what to write and
-//! publish; pure), and `apply` (the I/O, in `crate::app`).
+//! publish; pure), and `apply` (the I/O: `ChangePlan::apply`, `crate::alerts`, or the event
+//! log in `crate::app`).
 
 pub mod data_change;
 pub mod event_log;

@@ -28,6 +28,15 @@ pub struct HealthEvent {
     pub action: Option<String>,
 }
 
+impl HealthEventKind {
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::Failed => super::FAILED,
+            Self::Recovered => super::RECOVERED,
+        }
+    }
+}
+
 fn failed() -> HealthEventKind {
     HealthEventKind::Failed
 }

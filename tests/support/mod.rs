@@ -6,6 +6,7 @@ pub mod calls;
 pub mod moto;
 pub mod proxy;
 pub mod template;
+pub mod unprocessed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +42,8 @@ pub struct Options {
     pub retention_days: u32,
     pub auth_header: Option<&'static str>,
     pub alert_repeat_minutes: Option<u32>,
+    /// This many BatchWriteItem responses come back with every item unprocessed.
+    pub unprocessed_responses: usize,
 }
 
 pub struct Harness {
@@ -145,7 +148,10 @@ impl Harness {
         let calls = CallCounter::default();
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(app_config).interceptor(calls.clone()).build(),
+                aws_sdk_dynamodb::config::Builder::from(app_config)
+                    .interceptor(calls.clone())
+                    .interceptor(unprocessed::Unprocessed::responses(options.unprocessed_responses))
+                    .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),

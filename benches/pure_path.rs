@@ -1,0 +1,93 @@
+//! The pure part of a delivery, timed without any server: parse + validate + plan the
+//! DynamoDB items of a data change, authenticate, format an alert. Prints figures; asserts
+//! nothing about speed (timed tests flake). Run: `cargo bench --bench pure_path`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use kadoa_webhook::alerts::message::{AlertMessage, AlertReason};
+use kadoa_webhook::auth::{is_authorized, Secret};
+use kadoa_webhook::envelope::Envelope;
+use kadoa_webhook::events::{DataChange, HealthEvent, HealthEventKind};
+use kadoa_webhook::store::items::Receipt;
+use kadoa_webhook::timestamp::Timestamp;
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::json;
+
+fn change_body(differences: usize) -> String {
+    let differences: Vec<_> = (0..differences)
+        .map(|i| {
+            json!({"type": "changed", "fields": [
+                {"key": "price", "value": 10.5 + i as f64, "previousValue": 9.5 + i as f64},
+                {"key": "name", "value": format!("Product {i}"), "previousValue": format!("Produkt {i}")}
+            ]})
+        })
+        .collect();
+    json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"id": "change_1", "workflowId": "wf_1", "differences": differences,
+                 "metadata": {"workflowName": "Product Monitor", "tags": ["pricing"]}}})
+    .to_string()
+}
+
+/// Runs `f` repeatedly for about `budget`, returns the mean time per run.
+fn time(budget: Duration, mut f: impl FnMut()) -> Duration {
+    f(); // warm-up
+    let started = Instant::now();
+    let mut runs = 0u32;
+    while started.elapsed() < budget {
+        f();
+        runs += 1;
+    }
+    started.elapsed() / runs
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn main() {
+    let budget = Duration::from_millis(700);
+    let receipt = Receipt::new(Timestamp::now(), 30);
+    let mut per_difference = Vec::new();
+    for differences in [10usize, 3000] {
+        let body = change_body(differences);
+        let mean = time(budget, || {
+            let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
+            let change = DataChange::parse(&envelope).unwrap();
+            black_box(change.plan(&envelope, receipt).unwrap());
+        });
+        let per = mean / differences as u32;
+        per_difference.push(per);
+        println!(
+            "data change, {differences:>4} differences ({:>7} bytes): parse + plan {:>9.1} µs/event, {:>6.2} µs/difference",
+            body.len(),
+            mean.as_secs_f64() * 1e6,
+            per.as_secs_f64() * 1e6
+        );
+    }
+    println!(
+        "cost per difference, 3000 vs 10: {:.2}x (1.0 = linear)",
+        per_difference[1].as_secs_f64() / per_difference[0].as_secs_f64()
+    );
+
+    let secrets = Secret::parse_lines("old-secret-value-0123456789\nnew-secret-value-0123456789");
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", HeaderValue::from_static("Bearer new-secret-value-0123456789"));
+    let header = HeaderName::from_static("authorization");
+    let auth = time(budget, || assert!(is_authorized(black_box(&headers), &header, &secrets)));
+    println!("authenticate (bearer, 2 secrets): {:.2} µs", auth.as_secs_f64() * 1e6);
+
+    let data = json!({"workflowId": "wf_1", "workflowName": "Café Monitor 🚀", "reason": "Access blocked by bot protection",
+        "action": "No action needed.", "url": "https://monitored-page.com"});
+    let event = HealthEvent::parse(HealthEventKind::Failed, data.as_object().unwrap()).unwrap();
+    let at = Timestamp::now();
+    let alert = time(budget, || {
+        black_box(AlertMessage::new(&event, at, AlertReason::Changed).to_sns_json());
+    });
+    println!("format an alert (subject, email, SMS, SNS JSON): {:.2} µs", alert.as_secs_f64() * 1e6);
+    println!("peak memory of this process: {} MiB (the function has 128 MiB)", peak_rss_kib() / 1024);
+}
