@@ -72,12 +72,7 @@ async fn failure_alert_reaches_subscribers_with_subject_text_and_attributes() {
 async fn four_deliveries_of_a_failure_send_one_alert() {
     let harness = Harness::new().await;
     let body = fixture_body("workflow_failed.json");
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let (status, answer) = harness.deliver(&body).await;
-        assert_eq!(status, 200);
-        statuses.push(answer["status"].as_str().unwrap().to_owned());
-    }
+    let statuses = harness.deliver_times(&body, 4).await;
     assert_eq!(statuses, ["alerted", "duplicate", "duplicate", "duplicate"]);
     assert_eq!(harness.alerts().await.len(), 1);
     assert_eq!(harness.calls.count("Publish"), 1);

@@ -105,12 +105,7 @@ async fn ten_differences_cost_two_dynamodb_calls() {
 async fn retried_delivery_stores_once() {
     let harness = Harness::new().await;
     let body = fixture_body("workflow_data_change.json");
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let (status, answer) = harness.deliver(&body).await;
-        assert_eq!(status, 200);
-        statuses.push(answer["status"].as_str().unwrap().to_owned());
-    }
+    let statuses = harness.deliver_times(&body, 4).await;
     assert_eq!(statuses, ["stored", "duplicate", "duplicate", "duplicate"]);
     let items = harness.items().await;
     assert_eq!(items.iter().filter(|i| s(i, "entity") == "change").count(), 1);

@@ -181,6 +181,17 @@ impl Harness {
         self.send(request).await
     }
 
+    /// Delivers `body` `times` times, as Kadoa's retries would; the `status` of each 200.
+    pub async fn deliver_times(&self, body: &str, times: usize) -> Vec<String> {
+        let mut statuses = Vec::new();
+        for _ in 0..times {
+            let (status, answer) = self.deliver(body).await;
+            assert_eq!(status, 200, "{answer}");
+            statuses.push(answer["status"].as_str().unwrap().to_owned());
+        }
+        statuses
+    }
+
     pub async fn send(&self, request: Request) -> (u16, Value) {
         let response = self.app.handle(request).await;
         let status = response.status().as_u16();

@@ -17,19 +17,15 @@ pub struct Moto {
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
 pub fn moto() -> &'static Moto {
-    MOTO.get_or_init(|| start(&moto_server_binary()))
+    MOTO.get_or_init(|| start(&moto_command()))
 }
 
-/// `MOTO_SERVER`, else the project's `.venv`, else whatever is on PATH.
-fn moto_server_binary() -> String {
-    if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return path;
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    if venv.exists() {
-        return venv.display().to_string();
-    }
-    "moto_server".to_owned()
+/// scripts/moto_server.py (moto, one request at a time, as DynamoDB serializes writes to
+/// an item) run by the project's `.venv` Python, or `MOTO_PYTHON`.
+fn moto_command() -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+    format!("{python} {}", root.join("scripts/moto_server.py").display())
 }
 
 pub fn free_port() -> u16 {
@@ -39,13 +35,13 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts another moto server (for tests that need one of their own).
-pub fn start(binary: &str) -> Moto {
+/// Starts a moto server with `command` (a shell command line, without host and port).
+pub fn start(command: &str) -> Moto {
     let port = free_port();
     // The watchdog shell is this process's child: it stops moto once we are gone, so no
     // server outlives a test run, however the run ends.
     let script = format!(
-        "{binary} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & server=$!; \
+        "{command} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & server=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $server",
         parent = std::process::id()
     );
@@ -54,10 +50,13 @@ pub fn start(binary: &str) -> Moto {
         .arg(script)
         .stdin(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({binary}): {e}; run `make test`, which installs it"));
+        .unwrap_or_else(|e| panic!("cannot start moto ({command}): {e}; run `make test`, which installs it"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server ({binary}) did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "moto ({command}) did not start on port {port}; run `make test`, which installs it"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Moto { endpoint: format!("http://127.0.0.1:{port}"), port, _watchdog: watchdog }
