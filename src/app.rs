@@ -65,6 +65,15 @@ impl Outcome {
     }
 }
 
+impl From<WriteOutcome> for Outcome {
+    fn from(write: WriteOutcome) -> Self {
+        match write {
+            WriteOutcome::Written => Self::Stored,
+            WriteOutcome::AlreadyThere => Self::Duplicate,
+        }
+    }
+}
+
 /// What the log line of a request says, filled in as the request is understood.
 #[derive(Default)]
 struct RequestSummary {
@@ -158,20 +167,14 @@ impl App {
         match &event {
             KadoaEvent::DataChange(change) => {
                 let plan = change.plan(&envelope, receipt)?;
-                Ok(match plan.apply(&self.store).await? {
-                    WriteOutcome::Written => Outcome::Stored,
-                    WriteOutcome::AlreadyThere => Outcome::Duplicate,
-                })
+                Ok(plan.apply(&self.store).await?.into())
             }
             KadoaEvent::Health(health) => self.alerter.handle(&self.store, &envelope, health, receipt).await,
             KadoaEvent::Logged { workflow_id } => {
-                Ok(match self.log_event(&envelope, Some(workflow_id), receipt, "stored").await? {
-                    WriteOutcome::Written => Outcome::Stored,
-                    WriteOutcome::AlreadyThere => Outcome::Duplicate,
-                })
+                Ok(self.log_event(&envelope, Some(workflow_id), receipt, "stored").await?.into())
             }
             KadoaEvent::Unknown { workflow_id } => {
-                tracing::info!(event_type = envelope.event_type, "event type not known to this version; logged only");
+                tracing::debug!(event_type = envelope.event_type, "event type not known to this version; logged only");
                 self.log_event(&envelope, workflow_id.as_deref(), receipt, "accepted").await?;
                 Ok(Outcome::Accepted)
             }

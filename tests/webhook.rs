@@ -379,3 +379,25 @@ async fn items_still_unprocessed_after_the_retries_answer_503() {
     assert_eq!(harness.calls.count("BatchWriteItem"), 9, "the first try and 8 rounds of backoff");
     assert!(harness.items_of("change").await.is_empty(), "no commit marker: Kadoa's retry will complete it");
 }
+
+#[tokio::test]
+async fn rest_api_v1_events_work_too() {
+    let harness = Harness::new().await;
+    let event = json!({
+        "resource": "/", "path": "/", "httpMethod": "POST",
+        "headers": {"Authorization": format!("Bearer {SECRET}"), "Content-Type": "application/json",
+                    "X-Kadoa-Event": "workflow_finished"},
+        "multiValueHeaders": {"Authorization": [format!("Bearer {SECRET}")], "Content-Type": ["application/json"],
+                              "X-Kadoa-Event": ["workflow_finished"]},
+        "queryStringParameters": null, "multiValueQueryStringParameters": null, "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {"resourceId": "abc", "resourcePath": "/", "httpMethod": "POST", "stage": "prod",
+                           "requestId": "r1", "accountId": "123456789012", "apiId": "api1",
+                           "identity": {"sourceIp": "203.0.113.7"}, "path": "/prod/"},
+        "body": fixture_body("workflow_finished.json"),
+        "isBase64Encoded": false
+    });
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, answer) = harness.send(request).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
+}
