@@ -29,7 +29,7 @@ pub struct DataChange {
 }
 
 /// One row that was added, removed or changed.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize)]
 pub struct Difference {
     #[serde(rename = "type")]
     pub kind: String,
@@ -37,13 +37,36 @@ pub struct Difference {
     pub fields: Vec<Field>,
 }
 
-/// One field of a row: `key`, and `value` / `previousValue` of any JSON type (plus
-/// anything else Kadoa puts there).
-#[derive(Debug, Deserialize, Serialize)]
-pub struct Field {
-    pub key: String,
-    #[serde(flatten)]
-    pub values: Map<String, Value>,
+/// One field of a row: a string `key`, and `value` / `previousValue` of any JSON type
+/// (plus anything else Kadoa puts there), kept as the object it came as. (A plain map
+/// rather than `#[serde(flatten)]`, which buffers every value twice.)
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub struct Field(Map<String, Value>);
+
+impl Field {
+    pub fn key(&self) -> &str {
+        self.0.get("key").and_then(Value::as_str).unwrap_or_default()
+    }
+}
+
+impl TryFrom<Map<String, Value>> for Field {
+    type Error = String;
+
+    fn try_from(field: Map<String, Value>) -> Result<Self, String> {
+        match field.get("key") {
+            Some(Value::String(_)) => Ok(Self(field)),
+            // Worded like serde's own message, which `deserialize_data` turns into a path.
+            None | Some(Value::Null) => Err("missing field `key`".to_owned()),
+            Some(_) => Err("key must be a string".to_owned()),
+        }
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,7 +148,8 @@ impl DataChange {
                     workflow_id: &self.workflow_id,
                     change_id: &self.change_id,
                     index,
-                    difference,
+                    kind: &difference.kind,
+                    fields: &difference.fields,
                     expires_at: receipt.expires_at,
                 })?;
                 limits::ensure_storable(&item, &format!("data.differences[{index}]"))?;
@@ -206,8 +230,9 @@ struct DifferenceItem<'a> {
     workflow_id: &'a str,
     change_id: &'a str,
     index: usize,
-    #[serde(flatten)]
-    difference: &'a Difference,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    fields: &'a [Field],
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
 }
