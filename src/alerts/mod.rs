@@ -210,15 +210,22 @@ impl<'a> HealthClaim<'a> {
         ])
     }
 
-    /// Takes the claim if the event is newer than any seen and nobody else holds it.
-    /// Either way, returns the health as it was.
-    async fn acquire(&self) -> Result<Claim, RequestError> {
-        let result = self
-            .store
+    /// An UpdateItem on this workflow's `HEALTH` item, with the claim's attribute names.
+    fn update_health(&self) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.store
             .client()
             .update_item()
             .table_name(self.store.table())
             .set_key(Some(self.key()))
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+    }
+
+    /// Takes the claim if the event is newer than any seen and nobody else holds it.
+    /// Either way, returns the health as it was.
+    async fn acquire(&self) -> Result<Claim, RequestError> {
+        let result = self
+            .update_health()
             .update_expression(
                 "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
             )
@@ -228,8 +235,6 @@ impl<'a> HealthClaim<'a> {
             )
             .expression_attribute_names("#entity", "entity")
             .expression_attribute_names("#workflowId", "workflowId")
-            .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
             .expression_attribute_names("#lastEventAt", "lastEventAt")
             .expression_attribute_values(":entity", s(ENTITY_HEALTH))
             .expression_attribute_values(":workflowId", s(&self.event.workflow_id))
@@ -320,15 +325,9 @@ impl<'a> HealthClaim<'a> {
     /// effort: if this fails too, the claim expires after `CLAIM_LEASE`.
     async fn release(&self) {
         let result = self
-            .store
-            .client()
-            .update_item()
-            .table_name(self.store.table())
-            .set_key(Some(self.key()))
+            .update_health()
             .update_expression("REMOVE #claimId, #claimExpiresAt")
             .condition_expression("#claimId = :claim")
-            .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
             .expression_attribute_values(":claim", s(&self.id))
             .send()
             .await;
