@@ -215,3 +215,32 @@ async fn alerts_for_two_workflows_are_independent() {
     assert_eq!(harness.deliver(&other.to_string()).await.1["status"], "alerted");
     assert_eq!(harness.alerts().await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_claim_left_by_a_dead_delivery_holds_only_until_it_expires() {
+    use aws_sdk_dynamodb::types::AttributeValue as AV;
+    let harness = Harness::new().await;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let leave_claim = |expires_at: i64| {
+        harness
+            .dynamodb
+            .put_item()
+            .table_name(&harness.table)
+            .item("pk", AV::S("WORKFLOW#wf_123".into()))
+            .item("sk", AV::S("HEALTH".into()))
+            .item("entity", AV::S("health".into()))
+            .item("claimId", AV::S("a-delivery-that-died".into()))
+            .item("claimExpiresAt", AV::N(expires_at.to_string()))
+            .send()
+    };
+    let body = fixture_body("workflow_failed.json");
+
+    leave_claim(now_ms + 5_000).await.unwrap();
+    let (status, _) = harness.deliver(&body).await;
+    assert_eq!(status, 503, "a live claim makes Kadoa come back later");
+
+    leave_claim(now_ms - 1).await.unwrap();
+    let (status, answer) = harness.deliver(&body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")), "an expired claim is taken over");
+    assert_eq!(harness.alerts().await.len(), 1);
+}

@@ -34,18 +34,11 @@ pub struct HealthRecord {
     pub last_event_type: Option<String>,
     pub last_alert_at: Option<String>,
     pub failing_since: Option<String>,
-    /// A delivery that is alerting right now holds this until `claim_expires_at` (epoch ms).
-    pub claim_id: Option<String>,
-    pub claim_expires_at: Option<i64>,
 }
 
 impl HealthRecord {
     fn last_event(&self) -> Option<Timestamp> {
         self.last_event_at.as_deref().and_then(Timestamp::parse_rfc3339)
-    }
-
-    pub fn claimed_by_another(&self, now: Timestamp) -> bool {
-        self.claim_id.is_some() && self.claim_expires_at.is_some_and(|expires| expires >= now.unix_millis())
     }
 }
 
@@ -251,20 +244,6 @@ mod tests {
         );
         let decision = decide(&failing, Failed, "workflow_failed", ts("2025-01-15T10:00:01Z"), Duration::ZERO);
         assert!(matches!(decision, Decision::Alert { .. }));
-    }
-
-    #[test]
-    fn claims_expire() {
-        let now = ts("2025-01-15T10:00:00Z");
-        let mut held = HealthRecord {
-            claim_id: Some("x".into()),
-            claim_expires_at: Some(now.unix_millis() + 1),
-            ..HealthRecord::default()
-        };
-        assert!(held.claimed_by_another(now));
-        held.claim_expires_at = Some(now.unix_millis() - 1);
-        assert!(!held.claimed_by_another(now));
-        assert!(!HealthRecord::default().claimed_by_another(now));
     }
 
     #[test]
