@@ -129,7 +129,6 @@ mod tests {
             last_event_type: Some(last_type.to_owned()),
             last_alert_at: last_alert.map(|t| ts(t).to_key_string()),
             failing_since: last_alert.map(|t| ts(t).to_key_string()),
-            ..HealthRecord::default()
         }
     }
 
