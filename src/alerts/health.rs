@@ -69,15 +69,9 @@ impl Decision {
 }
 
 /// Decides what an event at `at` means for a workflow whose health was `previous`.
-pub fn decide(
-    previous: &HealthRecord,
-    kind: HealthEventKind,
-    event_type: &str,
-    at: Timestamp,
-    repeat_after: Duration,
-) -> Decision {
+pub fn decide(previous: &HealthRecord, kind: HealthEventKind, at: Timestamp, repeat_after: Duration) -> Decision {
     if let Some(last) = previous.last_event() {
-        if last == at && previous.last_event_type.as_deref() == Some(event_type) {
+        if last == at && previous.last_event_type.as_deref() == Some(kind.event_type()) {
             return Decision::Duplicate;
         }
         if last >= at {
@@ -138,12 +132,11 @@ mod tests {
         let healthy = Some(WorkflowState::Healthy);
         let failed_at_10 = record(failing, "2025-01-15T10:00:00Z", "workflow_failed", Some("2025-01-15T10:00:00Z"));
         let recovered_at_10 = record(healthy, "2025-01-15T10:00:00Z", "workflow_recovered", None);
-        let cases: Vec<(&str, HealthRecord, HealthEventKind, &str, &str, Decision)> = vec![
+        let cases: Vec<(&str, HealthRecord, HealthEventKind, &str, Decision)> = vec![
             (
                 "first failure ever",
                 HealthRecord::default(),
                 Failed,
-                "workflow_failed",
                 "2025-01-15T10:00:00Z",
                 Decision::Alert { still_failing_since: None },
             ),
@@ -151,7 +144,6 @@ mod tests {
                 "failure after recovery",
                 recovered_at_10.clone(),
                 Failed,
-                "workflow_failed",
                 "2025-01-15T11:00:00Z",
                 Decision::Alert { still_failing_since: None },
             ),
@@ -159,7 +151,6 @@ mod tests {
                 "repeat failure inside the window",
                 failed_at_10.clone(),
                 Failed,
-                "workflow_failed",
                 "2025-01-15T10:59:59Z",
                 Decision::Suppress,
             ),
@@ -167,7 +158,6 @@ mod tests {
                 "repeat failure after the window",
                 failed_at_10.clone(),
                 Failed,
-                "workflow_failed",
                 "2025-01-15T11:00:00Z",
                 Decision::Alert { still_failing_since: Some(ts("2025-01-15T10:00:00Z")) },
             ),
@@ -175,7 +165,6 @@ mod tests {
                 "recovery of a failure",
                 failed_at_10.clone(),
                 Recovered,
-                "workflow_recovered",
                 "2025-01-15T10:15:00Z",
                 Decision::Alert { still_failing_since: None },
             ),
@@ -183,23 +172,14 @@ mod tests {
                 "recovery never seen failing",
                 HealthRecord::default(),
                 Recovered,
-                "workflow_recovered",
                 "2025-01-15T10:15:00Z",
                 Decision::Alert { still_failing_since: None },
             ),
-            (
-                "recovery while healthy",
-                recovered_at_10.clone(),
-                Recovered,
-                "workflow_recovered",
-                "2025-01-15T10:30:00Z",
-                Decision::Suppress,
-            ),
+            ("recovery while healthy", recovered_at_10.clone(), Recovered, "2025-01-15T10:30:00Z", Decision::Suppress),
             (
                 "older failure after a recovery",
                 recovered_at_10.clone(),
                 Failed,
-                "workflow_failed",
                 "2025-01-15T09:59:00Z",
                 Decision::Stale,
             ),
@@ -207,29 +187,20 @@ mod tests {
                 "older recovery after a failure",
                 failed_at_10.clone(),
                 Recovered,
-                "workflow_recovered",
                 "2025-01-15T09:00:00Z",
                 Decision::Stale,
             ),
-            (
-                "same event again",
-                failed_at_10.clone(),
-                Failed,
-                "workflow_failed",
-                "2025-01-15T10:00:00Z",
-                Decision::Duplicate,
-            ),
+            ("same event again", failed_at_10.clone(), Failed, "2025-01-15T10:00:00Z", Decision::Duplicate),
             (
                 "other event at the same instant",
                 failed_at_10.clone(),
                 Recovered,
-                "workflow_recovered",
                 "2025-01-15T10:00:00Z",
                 Decision::Stale,
             ),
         ];
-        for (name, previous, kind, event_type, at, expected) in cases {
-            assert_eq!(decide(&previous, kind, event_type, ts(at), HOUR), expected, "{name}");
+        for (name, previous, kind, at, expected) in cases {
+            assert_eq!(decide(&previous, kind, ts(at), HOUR), expected, "{name}");
         }
     }
 
@@ -241,7 +212,7 @@ mod tests {
             "workflow_failed",
             Some("2025-01-15T10:00:00Z"),
         );
-        let decision = decide(&failing, Failed, "workflow_failed", ts("2025-01-15T10:00:01Z"), Duration::ZERO);
+        let decision = decide(&failing, Failed, ts("2025-01-15T10:00:01Z"), Duration::ZERO);
         assert!(matches!(decision, Decision::Alert { .. }));
     }
 

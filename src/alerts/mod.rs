@@ -73,7 +73,7 @@ impl Alerter {
         let previous = match claim.acquire().await? {
             Claim::Granted(previous) => previous,
             Claim::Refused(previous) => {
-                let decision = health::decide(&previous, event.kind, &envelope.event_type, at, self.repeat_after);
+                let decision = health::decide(&previous, event.kind, at, self.repeat_after);
                 if matches!(decision, Decision::Alert { .. } | Decision::Suppress) {
                     // Newer than the last event, but another delivery holds the claim.
                     return Err(RequestError::Unavailable(format!(
@@ -91,7 +91,7 @@ impl Alerter {
             }
         };
 
-        let decision = health::decide(&previous, event.kind, &envelope.event_type, at, self.repeat_after);
+        let decision = health::decide(&previous, event.kind, at, self.repeat_after);
         let message = match decision {
             Decision::Alert { still_failing_since } => {
                 let reason = match still_failing_since {
