@@ -2,14 +2,18 @@
 //! DynamoDB items of a data change, authenticate, format an alert. Prints figures; asserts
 //! nothing about speed (timed tests flake). Run: `cargo bench --bench pure_path`.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::indexing_slicing, missing_docs)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use kadoa_webhook::alerts::message::{AlertMessage, AlertReason};
-use kadoa_webhook::auth::{is_authorized, Secret};
+use kadoa_webhook::alerts::{AlertMessage, AlertReason};
 use kadoa_webhook::envelope::Envelope;
 use kadoa_webhook::events::{DataChange, HealthEvent, HealthEventKind};
-use kadoa_webhook::store::items::Receipt;
+use kadoa_webhook::http::auth::{is_authorized, Secret};
+use kadoa_webhook::outcome::Arrival;
+use kadoa_webhook::table::change::ChangePlan;
+use kadoa_webhook::table::Receipt;
 use kadoa_webhook::timestamp::Timestamp;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
@@ -51,14 +55,14 @@ fn peak_rss_kib() -> u64 {
 
 fn main() {
     let budget = Duration::from_millis(700);
-    let receipt = Receipt::new(Timestamp::now(), 30);
+    let receipt = Receipt::new(Timestamp::now(), 30, Arrival::Webhook);
     let mut per_difference = Vec::new();
     for differences in [10usize, 3000] {
         let body = change_body(differences);
         let mean = time(budget, || {
             let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
             let change = DataChange::parse(&envelope).unwrap();
-            black_box(change.plan(&envelope, receipt).unwrap());
+            black_box(ChangePlan::new(&change, &envelope, receipt).unwrap());
         });
         let per = mean / differences as u32;
         per_difference.push(per);
@@ -83,10 +87,11 @@ fn main() {
 
     let data = json!({"workflowId": "wf_1", "workflowName": "Café Monitor 🚀", "reason": "Access blocked by bot protection",
         "action": "No action needed.", "url": "https://monitored-page.com"});
-    let event = HealthEvent::parse(HealthEventKind::Failed, data.as_object().unwrap()).unwrap();
+    let data = serde_json::value::RawValue::from_string(data.to_string()).unwrap();
+    let event = HealthEvent::parse(HealthEventKind::Failed, &data).unwrap();
     let at = Timestamp::now();
     let alert = time(budget, || {
-        black_box(AlertMessage::new(&event, at, AlertReason::Changed).to_sns_json());
+        black_box(AlertMessage::health(&event, at, AlertReason::Failed, false).to_sns_json());
     });
     println!("format an alert (subject, email, SMS, SNS JSON): {:.2} µs", alert.as_secs_f64() * 1e6);
     println!("peak memory of this process: {} MiB (the function has 128 MiB)", peak_rss_kib() / 1024);

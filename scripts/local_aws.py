@@ -48,6 +48,7 @@ def setup():
         TableName=TABLE,
         KeySchema=table["KeySchema"],
         AttributeDefinitions=table["AttributeDefinitions"],
+        GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
         BillingMode=table["BillingMode"],
     )
     aws["dynamodb"].update_time_to_live(TableName=TABLE, TimeToLiveSpecification=table["TimeToLiveSpecification"])

@@ -1,32 +1,84 @@
-//! The SDK configuration shared by every client: region and credentials from the Lambda
-//! environment, `AWS_ENDPOINT_URL` for a local emulator, and retries/timeouts that fit
-//! inside Kadoa's delivery rhythm (it retries after 1 s, 2 s and 4 s).
+//! The AWS side shared by every adapter: the SDK configuration (region and credentials
+//! from the Lambda environment, `AWS_ENDPOINT_URL` for a local emulator, retries and
+//! timeouts that fit inside Kadoa's delivery rhythm), the clients, and how an SDK failure
+//! becomes an [`Error`].
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::Error;
 
 /// Attempts per AWS call, the first included (the SDK's standard mode, with backoff).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// How long one attempt of an AWS call may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an AWS call may take with its retries: well inside the function's 15 s.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// The SDK's retries: standard mode, [`MAX_ATTEMPTS`].
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
+/// Timeouts of every AWS call (some calls set a shorter one of their own).
 pub fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(8))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
         .build()
 }
 
+/// The SDK configuration of the deployed function.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
         .await
+}
+
+/// The AWS clients the function uses; tests build them against moto.
+#[derive(Clone)]
+pub struct AwsClients {
+    /// The table.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The alert topic.
+    pub sns: aws_sdk_sns::Client,
+    /// The webhook secret.
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    /// Every client from one SDK configuration.
+    pub fn from_config(config: &SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+}
+
+/// AWS error codes that mean "this request is invalid": sending it again cannot succeed.
+const REFUSAL_CODES: &[&str] =
+    &["ValidationException", "SerializationException", "InvalidParameter", "InvalidParameterValue"];
+
+/// What a failed AWS call means for the sender: the request refused as invalid (422), or
+/// an outage that a later try can get past (503). `operation` names the call in the log.
+pub fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let refused = error.code().is_some_and(|code| REFUSAL_CODES.contains(&code));
+    let detail = DisplayErrorContext(&error).to_string();
+    match refused {
+        true => Error::Refused(crate::error::bounded(format!("AWS refused {operation}: {detail}"))),
+        false => Error::unavailable(operation, detail),
+    }
 }

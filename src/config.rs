@@ -3,9 +3,17 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use lambda_http::http::HeaderName;
 
-use crate::auth::Secret;
+use crate::http::auth::Secret;
+use crate::receiver::{Rules, DEFAULT_ALERT_TYPES};
+
+/// Longest retention: 100 years (DynamoDB TTL wants a date it can represent).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Longest repeat interval: 30 days.
+pub const MAX_REPEAT_MINUTES: u32 = 43_200;
 
 /// Every environment variable the function reads (besides the SDK's own `AWS_*`).
 pub const VARIABLES: &[&str] = &[
@@ -16,6 +24,7 @@ pub const VARIABLES: &[&str] = &[
     "AUTH_HEADER_NAME",
     "RETENTION_DAYS",
     "ALERT_REPEAT_MINUTES",
+    "ALERT_EVENT_TYPES",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -23,19 +32,21 @@ pub const VARIABLES: &[&str] = &[
 /// Everything the function needs to know before its first request.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `TABLE_NAME`
     pub table_name: String,
+    /// `ALERT_TOPIC_ARN`
     pub alert_topic_arn: String,
     /// Secrets given inline in `WEBHOOK_SECRET`, one per line.
     pub inline_secrets: Vec<Secret>,
     /// Secrets Manager secret whose value holds more secrets, one per line.
     pub secret_arn: Option<String>,
+    /// `AUTH_HEADER_NAME`, lower-cased: the header that carries the secret.
     pub auth_header: HeaderName,
-    /// 0 keeps items forever; otherwise items get `expiresAt` this many days after receipt.
-    pub retention_days: u32,
-    /// While a workflow stays failing, how long before another failure alerts again.
-    pub alert_repeat: Duration,
+    /// Retention, repeat interval, which event types alert.
+    pub rules: Rules,
 }
 
+/// Why the configuration is refused (the function then does not start).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
@@ -48,6 +59,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Settings {
+    /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -74,8 +86,13 @@ impl Settings {
             Some(name) => HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| ConfigError(format!("AUTH_HEADER_NAME {name:?} is not a valid header name")))?,
         };
-        let retention_days = parse_number(&non_empty, "RETENTION_DAYS", 0)?;
-        let repeat_minutes = parse_number(&non_empty, "ALERT_REPEAT_MINUTES", 60)?;
+        let retention_days = parse_number(&non_empty, "RETENTION_DAYS", 0, MAX_RETENTION_DAYS)?;
+        let repeat_minutes = parse_number(&non_empty, "ALERT_REPEAT_MINUTES", 60, MAX_REPEAT_MINUTES)?;
+        let alert_types = match lookup("ALERT_EVENT_TYPES") {
+            None => DEFAULT_ALERT_TYPES.iter().map(|t| t.to_string()).collect(),
+            // Comma- or space-separated; empty turns every alert off.
+            Some(list) => list.split([',', ' ', '\n']).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        };
 
         Ok(Self {
             table_name,
@@ -83,19 +100,34 @@ impl Settings {
             inline_secrets,
             secret_arn,
             auth_header,
-            retention_days,
-            alert_repeat: Duration::from_secs(u64::from(repeat_minutes) * 60),
+            rules: Rules {
+                retention_days,
+                alert_repeat: Duration::from_secs(u64::from(repeat_minutes) * 60),
+                alert_types,
+            },
         })
     }
 }
 
-fn parse_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, ConfigError> {
-    match lookup(name) {
-        None => Ok(default),
-        Some(text) => {
-            text.parse().map_err(|_| ConfigError(format!("{name} must be a whole number of at least 0, got {text:?}")))
-        }
+fn parse_number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let Some(text) = lookup(name) else { return Ok(default) };
+    match text.parse::<u32>() {
+        Ok(number) if number <= max => Ok(number),
+        _ => Err(ConfigError(format!(
+            "{name} must be a whole number from 0 to {max}, got {:?}",
+            crate::error::bounded(text)
+        ))),
     }
+}
+
+/// The alert types as a set, for tests and the template check.
+pub fn default_alert_types() -> BTreeSet<String> {
+    DEFAULT_ALERT_TYPES.iter().map(|t| t.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -119,8 +151,9 @@ mod tests {
         let s = settings(&BASE).unwrap();
         assert_eq!(s.table_name, "events");
         assert_eq!(s.auth_header, "authorization");
-        assert_eq!(s.retention_days, 0);
-        assert_eq!(s.alert_repeat, Duration::from_secs(3600));
+        assert_eq!(s.rules.retention_days, 0);
+        assert_eq!(s.rules.alert_repeat, Duration::from_secs(3600));
+        assert_eq!(s.rules.alert_types, default_alert_types());
         assert_eq!(s.inline_secrets.len(), 1);
         assert_eq!(s.secret_arn, None);
     }
@@ -158,7 +191,34 @@ mod tests {
         env.extend([("AUTH_HEADER_NAME", "X-Kadoa-Token"), ("RETENTION_DAYS", "30"), ("ALERT_REPEAT_MINUTES", "5")]);
         let s = settings(&env).unwrap();
         assert_eq!(s.auth_header, "x-kadoa-token");
-        assert_eq!(s.retention_days, 30);
-        assert_eq!(s.alert_repeat, Duration::from_secs(300));
+        assert_eq!(s.rules.retention_days, 30);
+        assert_eq!(s.rules.alert_repeat, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn numbers_are_bounded_so_no_setting_can_panic() {
+        let mut env = BASE.to_vec();
+        env.push(("RETENTION_DAYS", "3000000"));
+        assert_eq!(
+            settings(&env).unwrap_err().0,
+            "RETENTION_DAYS must be a whole number from 0 to 36500, got \"3000000\""
+        );
+        let mut env = BASE.to_vec();
+        env.push(("ALERT_REPEAT_MINUTES", "99999999999"));
+        assert!(settings(&env)
+            .unwrap_err()
+            .0
+            .starts_with("ALERT_REPEAT_MINUTES must be a whole number from 0 to 43200"));
+    }
+
+    #[test]
+    fn alert_types_are_configurable() {
+        let mut env = BASE.to_vec();
+        env.push(("ALERT_EVENT_TYPES", "workflow_failed, credits_low"));
+        let types: Vec<String> = settings(&env).unwrap().rules.alert_types.into_iter().collect();
+        assert_eq!(types, ["credits_low", "workflow_failed"]);
+        let mut env = BASE.to_vec();
+        env.push(("ALERT_EVENT_TYPES", ""));
+        assert!(settings(&env).unwrap().rules.alert_types.is_empty(), "empty turns alerts off");
     }
 }

@@ -1,66 +1,85 @@
 //! The envelope every Kadoa webhook shares: `{"eventType", "timestamp", "data"}`.
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::error::RequestError;
+use crate::error::Error;
 use crate::timestamp::Timestamp;
 
-/// A delivery's body, checked for shape but not yet for its event type's fields.
+/// Longest `eventType` accepted: it becomes part of the event log's sort key.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+
+/// A delivery's body, checked for shape but not yet for its event type's fields. `data`
+/// stays raw JSON text borrowed from the body, so numbers keep every digit Kadoa sent.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub struct Envelope<'a> {
+    /// `eventType`: letters, digits, `_ . : -`, at most [`MAX_EVENT_TYPE_BYTES`].
     pub event_type: String,
+    /// `timestamp`: when Kadoa says the event happened.
     pub timestamp: Timestamp,
-    pub data: Map<String, Value>,
+    /// `data`, a JSON object, as raw text.
+    pub data: &'a RawValue,
     /// First 16 hex digits of the body's SHA-256: tells apart two different bodies that
     /// share an event type and timestamp, while a retried delivery keeps its hash.
     pub body_hash: String,
 }
 
-impl Envelope {
-    /// `header_event` is the `X-Kadoa-Event` header, when the request had one.
-    pub fn parse(body: &[u8], header_event: Option<&str>) -> Result<Self, RequestError> {
+impl<'a> Envelope<'a> {
+    /// Parses a body; `header_event` is the `X-Kadoa-Event` header, when the request had one.
+    pub fn parse(body: &'a [u8], header_event: Option<&str>) -> Result<Self, Error> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(RequestError::bad_request("body is empty; expected a JSON object"));
+            return Err(Error::invalid("body is empty; expected a JSON object"));
         }
-        let text = std::str::from_utf8(body).map_err(|_| RequestError::bad_request("body is not UTF-8"))?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| RequestError::bad_request(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(mut envelope) = value else {
-            return Err(RequestError::bad_request("body must be a JSON object"));
-        };
+        let text = std::str::from_utf8(body).map_err(|_| Error::invalid("body is not UTF-8"))?;
+        let fields: HashMap<String, &'a RawValue> = serde_json::from_str(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Error::invalid("body must be a JSON object"),
+            _ => Error::invalid(format!("body is not valid JSON: {e}")),
+        })?;
 
-        let event_type = match envelope.get("eventType") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            None => return Err(RequestError::bad_request("eventType is required")),
-            Some(_) => return Err(RequestError::bad_request("eventType must be a non-empty string")),
+        let event_type = match fields.get("eventType").map(|raw| serde_json::from_str::<String>(raw.get())) {
+            None => return Err(Error::invalid("eventType is required")),
+            Some(Ok(text)) if !text.trim().is_empty() => check_event_type(text.trim())?,
+            Some(_) => return Err(Error::invalid("eventType must be a non-empty string")),
         };
         if let Some(header) = header_event {
             if header.trim() != event_type {
-                return Err(RequestError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "X-Kadoa-Event header {:?} does not match eventType {event_type:?}",
                     header.trim()
                 )));
             }
         }
-        let timestamp = match envelope.get("timestamp") {
-            Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
-                .ok_or_else(|| RequestError::bad_request(format!("timestamp {s:?} is not an RFC 3339 date-time")))?,
-            None => return Err(RequestError::bad_request("timestamp is required")),
-            Some(_) => return Err(RequestError::bad_request("timestamp must be an RFC 3339 string")),
+        let timestamp = match fields.get("timestamp").map(|raw| serde_json::from_str::<String>(raw.get())) {
+            None => return Err(Error::invalid("timestamp is required")),
+            Some(Ok(text)) => Timestamp::parse_rfc3339(&text)
+                .ok_or_else(|| Error::invalid(format!("timestamp {text:?} is not an RFC 3339 date-time")))?,
+            Some(Err(_)) => return Err(Error::invalid("timestamp must be an RFC 3339 string")),
         };
-        let data = match envelope.remove("data") {
-            Some(Value::Object(data)) => data,
-            None => return Err(RequestError::bad_request("data is required")),
-            Some(_) => return Err(RequestError::bad_request("data must be a JSON object")),
+        let data = match fields.get("data") {
+            None => return Err(Error::invalid("data is required")),
+            Some(raw) if raw.get().starts_with('{') => *raw,
+            Some(_) => return Err(Error::invalid("data must be a JSON object")),
         };
 
         Ok(Self { event_type, timestamp, data, body_hash: short_hash(body) })
     }
 }
 
+/// Event types become part of keys and log lines: a short word, nothing else.
+fn check_event_type(event_type: &str) -> Result<String, Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+    if event_type.len() > MAX_EVENT_TYPE_BYTES || !event_type.chars().all(allowed) {
+        return Err(Error::invalid(format!(
+            "eventType {event_type:?} is not an event type (at most {MAX_EVENT_TYPE_BYTES} letters, digits, _ . : -)"
+        )));
+    }
+    Ok(event_type.to_owned())
+}
+
 fn short_hash(body: &[u8]) -> String {
-    Sha256::digest(body)[..8].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(body).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -79,15 +98,16 @@ mod tests {
         let envelope = Envelope::parse(FAILED.as_bytes(), Some("workflow_failed")).unwrap();
         assert_eq!(envelope.event_type, "workflow_failed");
         assert_eq!(envelope.timestamp.to_key_string(), "2025-01-15T10:30:00.000Z");
-        assert_eq!(envelope.data["workflowId"], "wf_123");
+        assert_eq!(envelope.data.get(), r#"{"workflowId":"wf_123"}"#);
         assert_eq!(envelope.body_hash.len(), 16);
     }
 
     #[test]
     fn same_body_same_hash_different_body_different_hash() {
+        let other = FAILED.replace("wf_123", "wf_124");
         let a = Envelope::parse(FAILED.as_bytes(), None).unwrap();
         let b = Envelope::parse(FAILED.as_bytes(), None).unwrap();
-        let c = Envelope::parse(FAILED.replace("wf_123", "wf_124").as_bytes(), None).unwrap();
+        let c = Envelope::parse(other.as_bytes(), None).unwrap();
         assert_eq!(a.body_hash, b.body_hash);
         assert_ne!(a.body_hash, c.body_hash);
     }
@@ -95,12 +115,15 @@ mod tests {
     #[test]
     fn rejections_name_the_problem() {
         assert_eq!(error_of("", None), "body is empty; expected a JSON object");
-        assert!(error_of("{not json", None).starts_with("body is not valid JSON"));
+        assert_eq!(error_of("{not json", None), "body is not valid JSON: key must be a string at line 1 column 2");
         assert_eq!(error_of("[1,2]", None), "body must be a JSON object");
         assert_eq!(error_of(r#"{"timestamp":"2025-01-15T10:30:00Z","data":{}}"#, None), "eventType is required");
         assert_eq!(error_of(r#"{"eventType":5,"data":{}}"#, None), "eventType must be a non-empty string");
         assert_eq!(error_of(r#"{"eventType":"x","data":{}}"#, None), "timestamp is required");
-        assert!(error_of(r#"{"eventType":"x","timestamp":"soon","data":{}}"#, None).contains("not an RFC 3339"));
+        assert_eq!(
+            error_of(r#"{"eventType":"x","timestamp":"soon","data":{}}"#, None),
+            r#"timestamp "soon" is not an RFC 3339 date-time"#
+        );
         assert_eq!(error_of(r#"{"eventType":"x","timestamp":"2025-01-15T10:30:00Z"}"#, None), "data is required");
         assert_eq!(
             error_of(r#"{"eventType":"x","timestamp":"2025-01-15T10:30:00Z","data":[]}"#, None),
@@ -118,5 +141,22 @@ mod tests {
     fn header_must_agree_with_event_type() {
         let error = error_of(FAILED, Some("workflow_recovered"));
         assert_eq!(error, r#"X-Kadoa-Event header "workflow_recovered" does not match eventType "workflow_failed""#);
+    }
+
+    #[test]
+    fn event_types_are_short_words() {
+        let long = format!(r#"{{"eventType":"{}","timestamp":"2025-01-15T10:30:00Z","data":{{}}}}"#, "x".repeat(1100));
+        let error = error_of(&long, None);
+        assert!(error.starts_with(r#"eventType "xxxx"#), "{error}");
+        assert!(error.len() <= crate::error::MAX_MESSAGE_BYTES, "{}", error.len());
+        let hash = r#"{"eventType":"a#b","timestamp":"2025-01-15T10:30:00Z","data":{}}"#;
+        assert!(error_of(hash, None).contains("is not an event type"));
+    }
+
+    #[test]
+    fn huge_header_is_not_echoed_whole() {
+        let header = "h".repeat(1 << 20);
+        let error = error_of(FAILED, Some(&header));
+        assert!(error.len() <= crate::error::MAX_MESSAGE_BYTES, "{}", error.len());
     }
 }

@@ -1,23 +1,32 @@
-//! Receives Kadoa webhooks on AWS Lambda: data changes into DynamoDB, workflow failures
-//! and recoveries to people through SNS.
+//! Receives Kadoa webhooks on AWS Lambda: data changes into DynamoDB, workflow failures,
+//! recoveries and account events to people through SNS.
 //!
-//! Layout: `app` is the request path; `events` holds one module per Kadoa event type
-//! (parse → plan → apply); `alerts` tells people about failures and recoveries (SNS);
-//! `store` is DynamoDB; `auth` and `secrets` guard the door;
-//! `config`, `aws` and `logging` are set up once at init.
+//! The layout is the architecture; dependencies point inward, towards the pure core:
+//!
+//! - entry points: [`http`] (the webhook: method, authentication, answer, log line);
+//! - the dispatch: [`receiver`], the one place an event is applied;
+//! - the pure core: [`envelope`] and [`events`] (parse), [`table`] (keys, items and
+//!   DynamoDB's rules), [`alerts::health`] and [`alerts::message`] (decide, write);
+//! - AWS adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`secrets`] (Secrets
+//!   Manager), [`aws`] (SDK configuration);
+//! - shared vocabulary: [`outcome`], [`error`], [`timestamp`]; set up once: [`config`],
+//!   [`logging`].
 
 pub mod alerts;
-pub mod app;
-pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod logging;
+pub mod outcome;
+pub mod receiver;
 pub mod secrets;
 pub mod store;
+pub mod table;
 pub mod timestamp;
 
-pub use app::{App, AwsClients};
+pub use aws::AwsClients;
 pub use config::Settings;
+pub use http::App;

@@ -1,8 +1,10 @@
-//! The Lambda binary: configuration and AWS clients once at init, then one `App::handle`
-//! per request.
+//! The webhook function: configuration, AWS clients and the secret once at init, then
+//! one [`App::handle_event`] per invocation.
 
+#![recursion_limit = "256"]
 use kadoa_webhook::{aws, logging, App, AwsClients, Settings};
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
+use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,6 +14,13 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %error, "configuration is invalid; refusing to start");
     })?;
     let clients = AwsClients::from_config(&aws::load_sdk_config().await);
-    let app = App::new(settings, clients);
-    run(service_fn(|request: Request| async { Ok::<_, Error>(app.handle(request).await) })).await
+    let app = App::from_clients(settings, clients);
+    app.warm_up().await;
+    // The event is taken raw, so that one the HTTP adapter cannot read still gets an
+    // answer from our code (a 400) instead of failing the invocation.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
+        let app = &app;
+        async move { Ok::<_, Error>(app.handle_event(event.payload.get()).await) }
+    }))
+    .await
 }

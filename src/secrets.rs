@@ -1,40 +1,90 @@
 //! Where the webhook secrets come from: `WEBHOOK_SECRET` inline, and/or a Secrets Manager
-//! secret that is cached and re-read at most every five minutes (so a rotation lands
-//! without a redeploy).
+//! secret (the adapter here). The remote value is read during init, re-read in the
+//! background once it is older than [`SecretPolicy::refresh_after`], one read at a time and
+//! with backoff after a failure, so no request waits for Secrets Manager once a value is
+//! known and no flood of requests can drive it. A value that cannot be refreshed is used
+//! for at most [`SecretPolicy::accept_stale_for`]; after that requests get 503 until
+//! Secrets Manager answers again (a rotated-out secret stops working within that bound
+//! even while Secrets Manager is down).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex;
+use crate::aws::sdk_error;
+use crate::error::Error;
+use crate::http::auth::Secret;
 
-use crate::auth::Secret;
-use crate::error::RequestError;
+/// When the remote secret is read again, and for how long an old value is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretPolicy {
+    /// A value older than this is refreshed (a rotation lands within this time).
+    pub refresh_after: Duration,
+    /// A value that could not be refreshed is accepted this long after it was read.
+    pub accept_stale_for: Duration,
+    /// After a failed read, the next one waits this long, doubling up to 16×.
+    pub retry_after: Duration,
+}
 
-pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+impl Default for SecretPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_after: Duration::from_secs(300),
+            accept_stale_for: Duration::from_secs(3600),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
 
+/// How long one read of the secret may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every secret that currently authorizes a delivery.
 pub struct SecretStore {
     inline: Vec<Secret>,
-    remote: Option<RemoteSecret>,
+    remote: Option<Arc<RemoteSecret>>,
 }
 
 struct RemoteSecret {
     client: aws_sdk_secretsmanager::Client,
     arn: String,
-    cache: Mutex<Option<CachedSecrets>>,
+    policy: SecretPolicy,
+    state: Mutex<State>,
 }
 
-struct CachedSecrets {
-    read_at: Instant,
-    secrets: Arc<Vec<Secret>>,
+#[derive(Default)]
+struct State {
+    value: Option<(Instant, Arc<Vec<Secret>>)>,
+    /// A read is in flight: nobody starts another.
+    reading: bool,
+    /// No read before this (backoff after failures).
+    next_read: Option<Instant>,
+    failures: u32,
 }
 
 impl SecretStore {
-    pub fn new(inline: Vec<Secret>, remote: Option<(aws_sdk_secretsmanager::Client, String)>) -> Self {
-        Self { inline, remote: remote.map(|(client, arn)| RemoteSecret { client, arn, cache: Mutex::new(None) }) }
+    /// Secrets from `WEBHOOK_SECRET` (`inline`) and, when given, a Secrets Manager secret.
+    pub fn new(
+        inline: Vec<Secret>,
+        remote: Option<(aws_sdk_secretsmanager::Client, String)>,
+        policy: SecretPolicy,
+    ) -> Self {
+        let remote =
+            remote.map(|(client, arn)| Arc::new(RemoteSecret { client, arn, policy, state: Mutex::default() }));
+        Self { inline, remote }
     }
 
-    /// Every secret that currently authorizes a delivery.
-    pub async fn current(&self) -> Result<Vec<Secret>, RequestError> {
+    /// Reads the remote secret now (during init, so the first request does not wait).
+    pub async fn prefetch(&self) {
+        if let Some(remote) = &self.remote {
+            if let Err(error) = remote.refresh().await {
+                tracing::warn!(error = error.detail(), "webhook secret not readable at start; requests will retry");
+            }
+        }
+    }
+
+    /// Every secret that currently authorizes a delivery; 503 when only a remote secret is
+    /// configured and no value of it may be used.
+    pub async fn current(&self) -> Result<Vec<Secret>, Error> {
         let mut secrets = self.inline.clone();
         if let Some(remote) = &self.remote {
             secrets.extend(remote.current().await?.iter().cloned());
@@ -43,39 +93,101 @@ impl SecretStore {
     }
 }
 
+/// What a request does about the remote value.
+enum Next {
+    Use(Arc<Vec<Secret>>),
+    UseAndRefresh(Arc<Vec<Secret>>),
+    ReadNow,
+    Unavailable,
+}
+
 impl RemoteSecret {
-    async fn current(&self) -> Result<Arc<Vec<Secret>>, RequestError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.as_ref() {
-            if cached.read_at.elapsed() < SECRET_CACHE_TTL {
-                return Ok(cached.secrets.clone());
-            }
-        }
-        match self.read().await {
-            Ok(secrets) => {
-                let secrets = Arc::new(secrets);
-                *cache = Some(CachedSecrets { read_at: Instant::now(), secrets: secrets.clone() });
-                Ok(secrets)
-            }
-            // A failed refresh keeps the last good value rather than turning Kadoa away.
-            Err(error) => match cache.as_ref() {
-                Some(stale) => {
-                    tracing::warn!(error = error.detail(), "secret refresh failed; using the cached value");
-                    Ok(stale.secrets.clone())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn current(self: &Arc<Self>) -> Result<Arc<Vec<Secret>>, Error> {
+        let next = {
+            let mut state = self.state();
+            let now = Instant::now();
+            let may_read = !state.reading && state.next_read.is_none_or(|at| now >= at);
+            match state.value.clone() {
+                Some((read_at, value)) if now.duration_since(read_at) < self.policy.refresh_after => Next::Use(value),
+                Some((read_at, value)) if now.duration_since(read_at) < self.policy.accept_stale_for => {
+                    if may_read {
+                        state.reading = true;
+                        Next::UseAndRefresh(value)
+                    } else {
+                        Next::Use(value)
+                    }
                 }
-                None => Err(error),
-            },
+                _ if may_read => {
+                    state.reading = true;
+                    Next::ReadNow
+                }
+                _ => Next::Unavailable,
+            }
+        };
+        match next {
+            Next::Use(value) => Ok(value),
+            Next::UseAndRefresh(value) => {
+                let remote = Arc::clone(self);
+                // In the background: this request does not wait for Secrets Manager.
+                tokio::spawn(async move { remote.read_and_record().await });
+                Ok(value)
+            }
+            Next::ReadNow => self.read_and_record().await,
+            Next::Unavailable => Err(Error::Unavailable("the webhook secret cannot be read (backing off)".into())),
         }
     }
 
-    async fn read(&self) -> Result<Vec<Secret>, RequestError> {
-        let output = self.client.get_secret_value().secret_id(&self.arn).send().await.map_err(|e| {
-            RequestError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e))
-        })?;
+    async fn refresh(&self) -> Result<Arc<Vec<Secret>>, Error> {
+        self.state().reading = true;
+        self.read_and_record().await
+    }
+
+    async fn read_and_record(&self) -> Result<Arc<Vec<Secret>>, Error> {
+        let result = self.read().await;
+        let mut state = self.state();
+        state.reading = false;
+        match result {
+            Ok(secrets) => {
+                let secrets = Arc::new(secrets);
+                state.value = Some((Instant::now(), Arc::clone(&secrets)));
+                state.failures = 0;
+                state.next_read = None;
+                Ok(secrets)
+            }
+            Err(error) => {
+                tracing::warn!(error = error.detail(), "webhook secret refresh failed");
+                let backoff = self.policy.retry_after * (1 << state.failures.min(4));
+                state.failures += 1;
+                state.next_read = Some(Instant::now() + backoff);
+                Err(error)
+            }
+        }
+    }
+
+    async fn read(&self) -> Result<Vec<Secret>, Error> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.arn)
+            .customize()
+            .config_override(
+                aws_sdk_secretsmanager::config::Builder::default().timeout_config(
+                    aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(READ_TIMEOUT)
+                        .build(),
+                ),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetSecretValue", e))?;
         let secrets = output.secret_string().map(Secret::parse_lines).unwrap_or_default();
         if secrets.is_empty() {
             // Fail closed: an empty secret must not let everyone in.
-            return Err(RequestError::Unavailable("the secret in WEBHOOK_SECRET_ARN holds no secret string".into()));
+            return Err(Error::Unavailable("the secret in WEBHOOK_SECRET_ARN holds no secret string".into()));
         }
         Ok(secrets)
     }

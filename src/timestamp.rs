@@ -8,17 +8,24 @@ use time::{format_description::well_known::Rfc3339, macros::format_description, 
 pub struct Timestamp(OffsetDateTime);
 
 impl Timestamp {
+    /// The wall clock.
     pub fn now() -> Self {
         Self::from_datetime(OffsetDateTime::now_utc())
     }
 
     /// Parses an RFC 3339 date-time (`2025-01-15T10:30:00Z`, `…+02:00`, fractions allowed).
+    /// `None` also for a time that has no UTC form in years 0000-9999
+    /// (`9999-12-31T23:59:59-01:00`).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
-        OffsetDateTime::parse(text.trim(), &Rfc3339).ok().map(Self::from_datetime)
+        let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+        Self::from_unix_millis((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
     }
 
+    /// The instant `millis` after the Unix epoch, if it lies in years 0000-9999.
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok().map(Self::from_datetime)
+        let datetime = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()?;
+        // Keys hold four-digit years: anything else would not sort (or not format).
+        (0..=9999).contains(&datetime.year()).then_some(Self(datetime))
     }
 
     fn from_datetime(datetime: OffsetDateTime) -> Self {
@@ -28,16 +35,24 @@ impl Timestamp {
         Self(utc.replace_millisecond(millis).unwrap_or(utc))
     }
 
+    /// Seconds since the Unix epoch.
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }
 
+    /// Milliseconds since the Unix epoch.
     pub fn unix_millis(self) -> i64 {
         (self.0.unix_timestamp_nanos() / 1_000_000) as i64
     }
 
-    pub fn plus_days(self, days: u32) -> Self {
-        Self(self.0 + time::Duration::days(i64::from(days)))
+    /// `days` later, or `None` past year 9999.
+    pub fn plus_days(self, days: u32) -> Option<Self> {
+        self.plus_millis(i64::from(days) * 86_400_000)
+    }
+
+    /// `millis` later (or earlier, when negative), or `None` outside years 0000-9999.
+    pub fn plus_millis(self, millis: i64) -> Option<Self> {
+        Self::from_unix_millis(self.unix_millis().checked_add(millis)?)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form used in keys and attributes.
@@ -113,6 +128,16 @@ mod tests {
     fn unix_round_trip() {
         let ts = Timestamp::parse_rfc3339("2025-01-15T10:30:00.250Z").unwrap();
         assert_eq!(Timestamp::from_unix_millis(ts.unix_millis()), Some(ts));
-        assert_eq!(ts.plus_days(1).unix_seconds() - ts.unix_seconds(), 86_400);
+        assert_eq!(ts.plus_days(1).unwrap().unix_seconds() - ts.unix_seconds(), 86_400);
+        assert_eq!(ts.plus_days(u32::MAX), None);
+    }
+
+    #[test]
+    fn times_without_a_four_digit_utc_year_are_refused_not_panicked_on() {
+        assert_eq!(Timestamp::parse_rfc3339("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(Timestamp::parse_rfc3339("0000-01-01T00:00:00+01:00"), None);
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        assert_eq!(last.to_key_string(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(last.plus_millis(1), None);
     }
 }

@@ -1,108 +1,150 @@
-//! Kadoa's event types, one module each, all with the same life cycle:
-//! `parse` (envelope → typed event, 400 on bad input; pure), `plan` (what to write and
-//! publish; pure), and `apply` (the I/O: `ChangePlan::apply`, `crate::alerts`, or the event
-//! log in `crate::app`).
+//! Kadoa's event types, parsed (pure): an [`Envelope`] becomes a typed [`KadoaEvent`], or a
+//! 400 naming the field. What each event does is decided in [`crate::receiver`].
+//!
+//! Adding an event type that is only logged means adding it to [`NOTICES`] below.
 
 pub mod data_change;
-pub mod event_log;
 pub mod workflow_health;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use crate::envelope::Envelope;
-use crate::error::RequestError;
+use crate::error::Error;
 
-pub use data_change::DataChange;
+pub use data_change::{DataChange, Difference, Field};
 pub use workflow_health::{HealthEvent, HealthEventKind};
 
+/// `workflow_data_change`
 pub const DATA_CHANGE: &str = "workflow_data_change";
+/// `workflow_finished`
 pub const FINISHED: &str = "workflow_finished";
+/// `workflow_failed`
 pub const FAILED: &str = "workflow_failed";
+/// `workflow_recovered`
 pub const RECOVERED: &str = "workflow_recovered";
-pub const VALIDATION_ANOMALY_CHANGE: &str = "workflow_validation_anomaly_change";
+
+/// Whether a notice must name its workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkflowRule {
+    /// `data.workflowId` is required (400 without it).
+    Required,
+    /// `data.workflowId` when Kadoa sends one; otherwise the event is account-level.
+    Optional,
+}
+
+/// The event types, besides data changes and health events, that this version knows:
+/// each is logged, and alerts when `ALERT_EVENT_TYPES` lists it.
+pub const NOTICES: &[(&str, WorkflowRule)] = &[
+    ("workflow_validation_anomaly_change", WorkflowRule::Required),
+    ("workflow_health_degraded", WorkflowRule::Optional),
+    ("workflow_started", WorkflowRule::Optional),
+    ("workflow_sample_finished", WorkflowRule::Optional),
+    ("workflow_export_completed", WorkflowRule::Optional),
+    ("credits_low", WorkflowRule::Optional),
+    ("free_trial_ending", WorkflowRule::Optional),
+    ("service_degradation", WorkflowRule::Optional),
+    ("system_maintenance", WorkflowRule::Optional),
+];
 
 /// A delivery, understood.
 #[derive(Debug)]
-pub enum KadoaEvent {
-    DataChange(DataChange),
-    /// `workflow_failed` or `workflow_recovered`: these alert.
+pub enum KadoaEvent<'a> {
+    /// `workflow_data_change`: stored as a change and its differences.
+    DataChange(DataChange<'a>),
+    /// `workflow_failed`, `workflow_recovered`, `workflow_finished`: they move the
+    /// workflow's health, and may alert.
     Health(HealthEvent),
-    /// `workflow_finished` and `workflow_validation_anomaly_change`: logged.
-    Logged {
-        workflow_id: String,
-    },
-    /// Any type this version does not know: accepted and logged, never rejected.
-    Unknown {
-        workflow_id: Option<String>,
-    },
+    /// Every other event: logged, and alerted when configured.
+    Notice(Notice),
 }
 
-impl KadoaEvent {
-    pub fn parse(envelope: &Envelope) -> Result<Self, RequestError> {
-        let data = &envelope.data;
+/// An event that is logged (and alerted once, when its type is configured to alert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The workflow it concerns; `None` for account-level events.
+    pub workflow_id: Option<String>,
+    /// Whether this version knows the event type (unknown types answer `accepted`).
+    pub known: bool,
+}
+
+impl<'a> KadoaEvent<'a> {
+    /// Parses `envelope.data` as its event type requires.
+    pub fn parse(envelope: &Envelope<'a>) -> Result<Self, Error> {
+        let data = envelope.data;
         Ok(match envelope.event_type.as_str() {
             DATA_CHANGE => Self::DataChange(DataChange::parse(envelope)?),
             FAILED => Self::Health(HealthEvent::parse(HealthEventKind::Failed, data)?),
             RECOVERED => Self::Health(HealthEvent::parse(HealthEventKind::Recovered, data)?),
-            FINISHED => {
-                // Kadoa names the workflow of a finished run in `data.id`.
-                let workflow_id = optional_id(data, "id")?.or(optional_id(data, "workflowId")?);
-                let workflow_id =
-                    workflow_id.ok_or_else(|| RequestError::bad_request("data.id (the workflow id) is required"))?;
-                Self::Logged { workflow_id }
-            }
-            VALIDATION_ANOMALY_CHANGE => Self::Logged { workflow_id: required_id(data, "workflowId")? },
-            _ => Self::Unknown { workflow_id: optional_id(data, "workflowId").ok().flatten() },
+            FINISHED => Self::Health(HealthEvent::parse(HealthEventKind::Finished, data)?),
+            other => match NOTICES.iter().find(|(name, _)| *name == other) {
+                Some((_, WorkflowRule::Required)) => {
+                    let ids: Ids = deserialize_data(data)?;
+                    let workflow_id = ids.workflow_id.ok_or_else(|| Error::invalid("data.workflowId is required"))?;
+                    Self::Notice(Notice { workflow_id: Some(check_id("data.workflowId", &workflow_id)?), known: true })
+                }
+                Some((_, WorkflowRule::Optional)) => {
+                    let ids: Ids = deserialize_data(data)?;
+                    let workflow_id = ids.workflow_id.map(|id| check_id("data.workflowId", &id)).transpose()?;
+                    Self::Notice(Notice { workflow_id, known: true })
+                }
+                // A type this version does not know is never refused: a malformed
+                // workflow id just makes it account-level.
+                None => {
+                    let workflow_id = deserialize_data::<Ids>(data)
+                        .ok()
+                        .and_then(|ids| ids.workflow_id)
+                        .and_then(|id| check_id("data.workflowId", &id).ok());
+                    Self::Notice(Notice { workflow_id, known: false })
+                }
+            },
         })
     }
 
+    /// The workflow the event concerns, if any.
     pub fn workflow_id(&self) -> Option<&str> {
         match self {
             Self::DataChange(change) => Some(&change.workflow_id),
             Self::Health(event) => Some(&event.workflow_id),
-            Self::Logged { workflow_id } => Some(workflow_id),
-            Self::Unknown { workflow_id } => workflow_id.as_deref(),
+            Self::Notice(notice) => notice.workflow_id.as_deref(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ids {
+    workflow_id: Option<String>,
 }
 
 /// Ids become part of DynamoDB keys (sort keys hold at most 1024 bytes), so they are
 /// bounded well below that.
 pub const MAX_ID_BYTES: usize = 256;
 
-pub fn required_id(data: &Map<String, Value>, field: &str) -> Result<String, RequestError> {
-    optional_id(data, field)?.ok_or_else(|| RequestError::bad_request(format!("data.{field} is required")))
-}
-
-pub fn optional_id(data: &Map<String, Value>, field: &str) -> Result<Option<String>, RequestError> {
-    match data.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(id)) => check_id(&format!("data.{field}"), id).map(Some),
-        Some(_) => Err(RequestError::bad_request(format!("data.{field} must be a string"))),
-    }
-}
-
-pub fn check_id(path: &str, id: &str) -> Result<String, RequestError> {
+/// A trimmed, non-empty id of at most [`MAX_ID_BYTES`]; `path` names it in the 400.
+pub fn check_id(path: &str, id: &str) -> Result<String, Error> {
     let id = id.trim();
     if id.is_empty() {
-        return Err(RequestError::bad_request(format!("{path} must not be empty")));
+        return Err(Error::invalid(format!("{path} must not be empty")));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(RequestError::bad_request(format!("{path} is longer than {MAX_ID_BYTES} bytes")));
+        return Err(Error::invalid(format!("{path} is longer than {MAX_ID_BYTES} bytes")));
     }
     Ok(id.to_owned())
 }
 
 /// Deserializes `data` into a typed event; errors name the field as a path under `data`.
-pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de Map<String, Value>) -> Result<T, RequestError> {
-    serde_path_to_error::deserialize(data).map_err(|error| {
+pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(data.get());
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let prefix = if path == "." { "data".to_owned() } else { format!("data.{path}") };
         let message = error.inner().to_string();
+        // serde_json appends " at line 1 column 42": a position in `data`, not in the body.
+        let message = message.split(" at line ").next().unwrap_or_default();
         match message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
-            Some(field) => RequestError::bad_request(format!("{prefix}.{field} is required")),
-            None => RequestError::bad_request(format!("{prefix}: {message}")),
+            Some(field) => Error::invalid(format!("{prefix}.{field} is required")),
+            None => Error::invalid(format!("{prefix}: {message}")),
         }
     })
 }
@@ -110,49 +152,48 @@ pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de Map<String, Value>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn envelope(event_type: &str, data: Value) -> Envelope {
+    fn parse(event_type: &str, data: Value) -> Result<Option<String>, String> {
         let body = json!({"eventType": event_type, "timestamp": "2025-01-15T10:30:00Z", "data": data}).to_string();
-        Envelope::parse(body.as_bytes(), None).unwrap()
-    }
-
-    fn parse_error(event_type: &str, data: Value) -> String {
-        KadoaEvent::parse(&envelope(event_type, data)).unwrap_err().detail().to_owned()
+        let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
+        KadoaEvent::parse(&envelope).map(|e| e.workflow_id().map(str::to_owned)).map_err(|e| e.detail().to_owned())
     }
 
     #[test]
     fn finished_names_its_workflow_in_id_or_workflow_id() {
-        let event = KadoaEvent::parse(&envelope(FINISHED, json!({"id": "wf_1", "jobId": "j"}))).unwrap();
-        assert_eq!(event.workflow_id(), Some("wf_1"));
-        let event = KadoaEvent::parse(&envelope(FINISHED, json!({"workflowId": "wf_2"}))).unwrap();
-        assert_eq!(event.workflow_id(), Some("wf_2"));
-        assert_eq!(parse_error(FINISHED, json!({"jobId": "j"})), "data.id (the workflow id) is required");
+        assert_eq!(parse(FINISHED, json!({"id": "wf_1", "jobId": "j"})), Ok(Some("wf_1".into())));
+        assert_eq!(parse(FINISHED, json!({"workflowId": "wf_2"})), Ok(Some("wf_2".into())));
+        assert_eq!(parse(FINISHED, json!({"jobId": "j"})), Err("data.id (the workflow id) is required".into()));
     }
 
     #[test]
     fn anomaly_change_requires_its_workflow() {
-        let event = KadoaEvent::parse(&envelope(VALIDATION_ANOMALY_CHANGE, json!({"workflowId": "wf_3"}))).unwrap();
-        assert_eq!(event.workflow_id(), Some("wf_3"));
-        assert_eq!(parse_error(VALIDATION_ANOMALY_CHANGE, json!({})), "data.workflowId is required");
+        let anomaly = "workflow_validation_anomaly_change";
+        assert_eq!(parse(anomaly, json!({"workflowId": "wf_3"})), Ok(Some("wf_3".into())));
+        assert_eq!(parse(anomaly, json!({})), Err("data.workflowId is required".into()));
+    }
+
+    #[test]
+    fn account_events_need_no_workflow() {
+        assert_eq!(parse("credits_low", json!({"remainingCredits": 10})), Ok(None));
+        assert_eq!(parse("workflow_started", json!({"workflowId": "wf_4"})), Ok(Some("wf_4".into())));
     }
 
     #[test]
     fn unknown_types_are_accepted_with_or_without_a_workflow() {
-        let event = KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": "wf_4"}))).unwrap();
-        assert!(matches!(event, KadoaEvent::Unknown { workflow_id: Some(ref id) } if id == "wf_4"));
-        let event = KadoaEvent::parse(&envelope("workflow_started", json!({"workflowId": 7}))).unwrap();
-        assert!(matches!(event, KadoaEvent::Unknown { workflow_id: None }));
+        assert_eq!(parse("workflow_teleported", json!({"workflowId": "wf_4"})), Ok(Some("wf_4".into())));
+        assert_eq!(parse("workflow_teleported", json!({"workflowId": 7})), Ok(None));
     }
 
     #[test]
     fn ids_are_checked() {
-        assert_eq!(parse_error(FAILED, json!({"workflowId": ""})), "data.workflowId must not be empty");
+        assert_eq!(parse(FAILED, json!({"workflowId": ""})), Err("data.workflowId must not be empty".into()));
         assert_eq!(
-            parse_error(FAILED, json!({"workflowId": 12})),
-            "data.workflowId: invalid type: integer `12`, expected a string"
+            parse(FAILED, json!({"workflowId": 12})),
+            Err("data.workflowId: invalid type: integer `12`, expected a string".into())
         );
         let long = "x".repeat(MAX_ID_BYTES + 1);
-        assert_eq!(parse_error(FAILED, json!({"workflowId": long})), "data.workflowId is longer than 256 bytes");
+        assert_eq!(parse(FAILED, json!({"workflowId": long})), Err("data.workflowId is longer than 256 bytes".into()));
     }
 }

@@ -1,12 +1,15 @@
 //! template.yaml against the code: when one changes without the other, these fail.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use kadoa_webhook::outcome::{Arrival, EventStatus};
+use kadoa_webhook::table::event_log::EventRecord;
+use kadoa_webhook::table::{Attr, Receipt};
 use serde_json::{json, Value};
-use support::template::{resource, template};
-use support::{Harness, Options};
+
+use crate::support;
+use crate::support::template::{resource, template};
+use crate::support::{Harness, Options};
 
 fn function() -> &'static Value {
     resource("WebhookFunction")
@@ -33,7 +36,7 @@ fn the_timeout_outlasts_the_sdk_and_the_alert_claim() {
     let timeout = function()["Properties"]["Timeout"].as_u64().unwrap();
     let sdk = kadoa_webhook::aws::timeout_config().operation_timeout().unwrap().as_secs();
     assert!(timeout > sdk + 2, "Timeout {timeout}s leaves no room after an {sdk}s AWS call");
-    assert!(timeout > kadoa_webhook::alerts::CLAIM_LEASE.as_secs());
+    assert!(timeout > kadoa_webhook::store::health::CLAIM_LEASE.as_secs());
 }
 
 #[test]
@@ -63,7 +66,14 @@ fn the_table_matches_the_items_the_code_writes() {
     );
     assert_eq!(
         table["AttributeDefinitions"],
-        json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+        json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
+               {"AttributeName": "createdAt", "AttributeType": "S"}])
+    );
+    // Changes by time: the change item's partition and its createdAt.
+    assert_eq!(
+        table["GlobalSecondaryIndexes"],
+        json!([{"IndexName": "changesByTime", "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}]}])
     );
     assert_eq!(table["TimeToLiveSpecification"], json!({"AttributeName": "expiresAt", "Enabled": true}));
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
@@ -74,14 +84,12 @@ fn the_table_matches_the_items_the_code_writes() {
     // What the code writes: string keys pk/sk and a numeric expiresAt.
     let body = r#"{"eventType":"workflow_finished","timestamp":"2025-01-15T10:30:00Z","data":{"id":"wf_1"}}"#;
     let envelope = kadoa_webhook::envelope::Envelope::parse(body.as_bytes(), None).unwrap();
-    let receipt = kadoa_webhook::store::items::Receipt::new(kadoa_webhook::timestamp::Timestamp::now(), 7);
-    let item = kadoa_webhook::events::event_log::EventRecord::with_payload(&envelope, Some("wf_1"), receipt, "stored")
-        .to_item()
-        .unwrap();
-    use aws_sdk_dynamodb::types::AttributeValue;
-    assert!(matches!(item["pk"], AttributeValue::S(_)));
-    assert!(matches!(item["sk"], AttributeValue::S(_)));
-    assert!(matches!(item["expiresAt"], AttributeValue::N(_)));
+    let now = kadoa_webhook::timestamp::Timestamp::now();
+    let receipt = Receipt::new(now, 7, Arrival::Webhook);
+    let item = EventRecord::with_payload(&envelope, Some("wf_1"), receipt, EventStatus::Stored).to_item().unwrap();
+    assert!(matches!(item["pk"], Attr::S(_)));
+    assert!(matches!(item["sk"], Attr::S(_)));
+    assert!(matches!(item["expiresAt"], Attr::N(_)));
 }
 
 /// The IAM actions the policy grants, and the resources it grants them on.
@@ -124,12 +132,16 @@ async fn the_policy_allows_exactly_the_operations_the_code_calls() {
     let failed =
         |ts: &str| json!({"eventType": "workflow_failed", "timestamp": ts, "data": {"workflowId": "wf_1"}}).to_string();
     let proxy = harness.proxy.clone().unwrap();
+    let credits = |ts: &str| json!({"eventType": "credits_low", "timestamp": ts, "data": {}}).to_string();
     proxy.set_up(false);
-    assert_eq!(harness.deliver(&failed("2025-01-15T09:00:00Z")).await.0, 503); // publish fails, claim released
+    // Publishes fail, claims are released.
+    assert_eq!(harness.deliver(&failed("2025-01-15T09:00:00Z")).await.0, 503);
+    assert_eq!(harness.deliver(&credits("2025-01-15T09:00:00Z")).await.0, 503);
     proxy.set_up(true);
     for body in [
         change("small", 2),
-        change("big", 60),
+        change("big", 120),
+        credits("2025-01-15T09:00:00Z"),
         support::fixture_body("workflow_finished.json"),
         failed("2025-01-15T10:00:00Z"),
         failed("2025-01-15T10:00:00Z"),
@@ -145,6 +157,7 @@ async fn the_policy_allows_exactly_the_operations_the_code_calls() {
             "PutItem" => &["dynamodb:PutItem"],
             "BatchWriteItem" => &["dynamodb:BatchWriteItem"],
             "UpdateItem" => &["dynamodb:UpdateItem"],
+            "DeleteItem" => &["dynamodb:DeleteItem"],
             // IAM authorizes each item of a transaction by its own action.
             "TransactWriteItems" => &["dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Publish" => &["sns:Publish"],

@@ -11,6 +11,7 @@ use subtle::{Choice, ConstantTimeEq};
 pub struct Secret([u8; 32]);
 
 impl Secret {
+    /// The secret `value` (kept as its digest).
     pub fn new(value: &str) -> Self {
         Self(digest(value.as_bytes()))
     }
@@ -65,7 +66,7 @@ fn credential_from_authorization(value: &[u8]) -> Option<Vec<u8>> {
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD.decode(rest).ok()?;
         let colon = decoded.iter().position(|&b| b == b':')?;
-        Some(decoded[colon + 1..].to_vec())
+        decoded.get(colon + 1..).map(<[u8]>::to_vec)
     } else {
         None
     }

@@ -2,7 +2,6 @@
 //! connections are cut and new ones are refused, exactly what an outage looks like to the
 //! SDK.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::copy_bidirectional;
@@ -13,7 +12,6 @@ use tokio::sync::watch;
 pub struct FaultProxy {
     pub endpoint: String,
     up: Arc<watch::Sender<bool>>,
-    pub connections: Arc<AtomicU64>,
 }
 
 impl FaultProxy {
@@ -22,8 +20,7 @@ impl FaultProxy {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (up, _) = watch::channel(true);
         let up = Arc::new(up);
-        let connections = Arc::new(AtomicU64::new(0));
-        let proxy = Self { endpoint, up: up.clone(), connections: connections.clone() };
+        let proxy = Self { endpoint, up: up.clone() };
         tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
@@ -34,7 +31,6 @@ impl FaultProxy {
                     drop(client); // refused: closed before a byte is read
                     continue;
                 }
-                connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
                         return;

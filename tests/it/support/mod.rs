@@ -1,6 +1,5 @@
 //! What the integration tests share: moto, a fault proxy, an app wired to them, and ways
 //! to send deliveries and read back what was stored.
-#![allow(dead_code)] // each test binary uses its own part of this
 
 pub mod calls;
 pub mod moto;
@@ -16,8 +15,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
+use kadoa_webhook::alerts::Publisher;
+use kadoa_webhook::secrets::SecretPolicy;
+use kadoa_webhook::store::{Pacing, Store};
 use kadoa_webhook::{App, AwsClients, Settings};
 use lambda_http::{Body, Request};
 use serde_json::Value;
@@ -44,18 +47,23 @@ pub struct Options {
     pub alert_repeat_minutes: Option<u32>,
     /// This many BatchWriteItem responses come back with every item unprocessed.
     pub unprocessed_responses: usize,
+    /// `ALERT_EVENT_TYPES`, when not the default.
+    pub alert_event_types: Option<&'static str>,
+    /// How the remote secret is refreshed (default: as deployed).
+    pub secret_policy: Option<SecretPolicy>,
 }
+
+/// Tests that are not about time do not depend on the machine's speed: generous timeouts
+/// (a busy machine can make moto slow) and no real backoff to sleep through.
+pub const PATIENT: Duration = Duration::from_secs(60);
 
 pub struct Harness {
     pub app: App,
     pub table: String,
-    pub topic_arn: String,
     pub queue_url: String,
     /// Clients straight to moto, for setting up and reading back.
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sns: aws_sdk_sns::Client,
     pub sqs: aws_sdk_sqs::Client,
-    pub secrets_manager: aws_sdk_secretsmanager::Client,
     /// AWS operations the app made, by name.
     pub calls: CallCounter,
     pub proxy: Option<FaultProxy>,
@@ -63,13 +71,13 @@ pub struct Harness {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
-/// The app's SDK configuration (production timeouts); `for_reading_back` relaxes the
-/// timeouts for the tests' own large scans of moto.
-pub async fn sdk_config(endpoint: &str, for_reading_back: bool) -> SdkConfig {
-    let timeouts = match for_reading_back {
-        true => aws_config::timeout::TimeoutConfig::disabled(),
-        false => kadoa_webhook::aws::timeout_config(),
-    };
+/// An SDK configuration against `endpoint`, with patient timeouts.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(PATIENT)
+        .operation_timeout(PATIENT)
+        .build();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
@@ -92,7 +100,7 @@ impl Harness {
 
     pub async fn with(options: Options) -> Self {
         let moto = moto::moto();
-        let direct = sdk_config(&moto.endpoint, true).await;
+        let direct = sdk_config(&moto.endpoint).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&direct);
         let sns = aws_sdk_sns::Client::new(&direct);
         let sqs = aws_sdk_sqs::Client::new(&direct);
@@ -135,14 +143,17 @@ impl Harness {
         if let Some(minutes) = options.alert_repeat_minutes {
             env.insert("ALERT_REPEAT_MINUTES", minutes.to_string());
         }
+        if let Some(types) = options.alert_event_types {
+            env.insert("ALERT_EVENT_TYPES", types.to_owned());
+        }
         let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
 
         let proxy = match options.through_proxy || options.sns_through_proxy {
             true => Some(FaultProxy::start(moto.port).await),
             false => None,
         };
-        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone()), false).await;
-        let unproxied = sdk_config(&moto.endpoint, false).await;
+        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone())).await;
+        let unproxied = sdk_config(&moto.endpoint).await;
         let app_config = if options.through_proxy { &proxied } else { &unproxied };
         let sns_config = if options.sns_through_proxy { &proxied } else { app_config };
         let calls = CallCounter::default();
@@ -160,8 +171,13 @@ impl Harness {
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             ),
         };
-        let app = App::new(settings, clients);
-        Self { app, table, topic_arn, queue_url, dynamodb, sns, sqs, secrets_manager, calls, proxy }
+        let pacing =
+            Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
+        let store = Store::new(clients.dynamodb.clone(), table.clone()).with_pacing(pacing);
+        let publisher = Publisher::new(clients.sns.clone(), topic_arn.clone()).with_timeout(PATIENT);
+        let app = App::new(settings, clients, store, publisher, options.secret_policy.unwrap_or_default());
+        app.warm_up().await;
+        Self { app, table, queue_url, dynamodb, sqs, calls, proxy }
     }
 
     /// Sends `body` as Kadoa would: POST, JSON, `X-Kadoa-Event`, the bearer secret.
@@ -193,15 +209,14 @@ impl Harness {
     }
 
     pub async fn send(&self, request: Request) -> (u16, Value) {
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        let body = match response.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::String(text.clone())),
-            Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
-            Body::Empty => Value::Null,
-            _ => Value::Null,
-        };
-        (status, body)
+        let answer = self.app.handle(request).await;
+        (answer.status_code, answer.json_body())
+    }
+
+    /// Sends a Lambda event (function URL or API Gateway JSON) as the runtime hands it over.
+    pub async fn send_event(&self, event: &str) -> (u16, Value) {
+        let answer = self.app.handle_event(event).await;
+        (answer.status_code, answer.json_body())
     }
 
     /// Every item in the table, sorted by key.
@@ -267,6 +282,21 @@ pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
                 .unwrap(),
         );
     }
+    for index in properties["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(index["IndexName"].as_str().unwrap())
+            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+        for key in index["KeySchema"].as_array().unwrap() {
+            gsi = gsi.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key["AttributeName"].as_str().unwrap())
+                    .key_type(KeyType::from(key["KeyType"].as_str().unwrap()))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        request = request.global_secondary_indexes(gsi.build().unwrap());
+    }
     request.send().await.unwrap();
 }
 
@@ -285,16 +315,14 @@ pub fn n(item: &Item, name: &str) -> i64 {
     }
 }
 
-/// A fixture from `events/`, as the Lambda runtime would hand it over.
-pub fn fixture(name: &str) -> Request {
+/// A fixture from `events/`: the Lambda event, as the runtime hands it over.
+pub fn fixture(name: &str) -> String {
     let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The body of a fixture, for tests that vary it.
 pub fn fixture_body(name: &str) -> String {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let event: Value = serde_json::from_str(&fixture(name)).unwrap();
     event["body"].as_str().unwrap().to_owned()
 }

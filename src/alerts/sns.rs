@@ -1,0 +1,65 @@
+//! The SNS adapter: one publish per alert, every protocol's text in one message, and the
+//! attributes subscriptions filter on.
+
+use std::time::Duration;
+
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use super::AlertMessage;
+use crate::aws::sdk_error;
+use crate::error::Error;
+
+/// How long a publish may take before the alert is given up (and its claim released).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Publishes alerts to the topic.
+#[derive(Clone)]
+pub struct Publisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+    timeout: Duration,
+}
+
+impl Publisher {
+    /// A publisher to `topic_arn`.
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
+        Self { client, topic_arn, timeout: PUBLISH_TIMEOUT }
+    }
+
+    /// The same publisher with another timeout (tests that are not about timeouts).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
+    }
+
+    /// Sends `message` to every subscriber, within [`PUBLISH_TIMEOUT`] (in production).
+    pub async fn publish(&self, message: &AlertMessage) -> Result<(), Error> {
+        let attribute = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| Error::internal("Publish attribute", e))
+        };
+        let mut publish = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&message.subject)
+            .message_structure("json")
+            .message(message.to_sns_json())
+            // Subscriptions filter on these (e.g. SMS for failures only).
+            .message_attributes("eventType", attribute(&message.event_type)?);
+        if let Some(workflow_id) = &message.workflow_id {
+            publish = publish.message_attributes("workflowId", attribute(workflow_id)?);
+        }
+        publish
+            .customize()
+            .config_override(aws_sdk_sns::config::Builder::default().timeout_config(
+                aws_sdk_sns::config::timeout::TimeoutConfig::builder().operation_timeout(self.timeout).build(),
+            ))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Publish", e))?;
+        Ok(())
+    }
+}

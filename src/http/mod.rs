@@ -1,0 +1,239 @@
+//! The webhook entry point: HTTP only. Method, authentication, envelope, the answer, and
+//! one log line per request; the event itself is applied by [`Receiver::apply`].
+
+pub mod auth;
+
+use std::time::Instant;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::alerts::Publisher;
+use crate::aws::AwsClients;
+use crate::config::Settings;
+use crate::envelope::Envelope;
+use crate::error::Error;
+use crate::events::KadoaEvent;
+use crate::outcome::{Arrival, Outcome};
+use crate::receiver::{Delivery, Receiver};
+use crate::secrets::{SecretPolicy, SecretStore};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// What the function answers, in the shape API Gateway (REST and HTTP APIs) and function
+/// URLs all take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    /// The HTTP status.
+    pub status_code: u16,
+    /// Response headers.
+    pub headers: std::collections::BTreeMap<&'static str, &'static str>,
+    /// A JSON text.
+    pub body: String,
+    /// Always false: the body is text.
+    pub is_base64_encoded: bool,
+}
+
+impl Answer {
+    fn json(status_code: u16, body: serde_json::Value) -> Self {
+        Self {
+            status_code,
+            headers: [("content-type", "application/json")].into(),
+            body: body.to_string(),
+            is_base64_encoded: false,
+        }
+    }
+
+    fn accepted(outcome: Outcome, event_type: &str) -> Self {
+        Self::json(200, json!({"status": outcome.as_str(), "eventType": event_type}))
+    }
+
+    fn refused(error: &Error) -> Self {
+        let mut answer = Self::json(error.status(), json!({"error": error.public_message()}));
+        if let Error::MethodNotAllowed(_) = error {
+            answer.headers.insert("allow", "POST, PUT, PATCH");
+        }
+        answer
+    }
+
+    /// The body as JSON (tests read it).
+    pub fn json_body(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What lives across requests: built once at init, borrowed by every request.
+pub struct App {
+    settings: Settings,
+    secrets: SecretStore,
+    receiver: Receiver,
+}
+
+/// What the log line of a request says, filled in as the request is understood.
+#[derive(Default)]
+struct RequestSummary {
+    event_type: Option<String>,
+    workflow_id: Option<String>,
+}
+
+impl App {
+    /// The app for `settings`, talking to AWS through `clients`, with the store, the
+    /// publisher and the secret paced as given (tests that are not about time shorten the
+    /// waits and lengthen the timeouts).
+    pub fn new(
+        settings: Settings,
+        clients: AwsClients,
+        store: Store,
+        publisher: Publisher,
+        secret_policy: SecretPolicy,
+    ) -> Self {
+        let remote_secret = settings.secret_arn.clone().map(|arn| (clients.secrets_manager, arn));
+        Self {
+            secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret, secret_policy),
+            receiver: Receiver::new(store, publisher, settings.rules.clone()),
+            settings,
+        }
+    }
+
+    /// The app of the deployed function.
+    pub fn from_clients(settings: Settings, clients: AwsClients) -> Self {
+        let store = Store::new(clients.dynamodb.clone(), settings.table_name.clone());
+        let publisher = Publisher::new(clients.sns.clone(), settings.alert_topic_arn.clone());
+        Self::new(settings, clients, store, publisher, SecretPolicy::default())
+    }
+
+    /// Work worth doing before the first request (reading the remote secret).
+    pub async fn warm_up(&self) {
+        self.secrets.prefetch().await;
+    }
+
+    /// The receiver every entry point applies events with.
+    pub fn receiver(&self) -> &Receiver {
+        &self.receiver
+    }
+
+    /// Handles one Lambda event from a function URL or API Gateway, as raw JSON. An event
+    /// that is not a readable HTTP request (a header value with control characters, say)
+    /// gets a 400 from here rather than failing the invocation.
+    pub async fn handle_event(&self, event: &str) -> Answer {
+        match lambda_http::request::from_str(event) {
+            Ok(request) => self.handle(request).await,
+            // The parser's message may quote a header (the credential, even): not logged.
+            Err(_) => {
+                let error = Error::invalid("the request could not be read (malformed headers or body)");
+                tracing::warn!(outcome = "rejected", status = 400, error = error.detail(), "delivery");
+                Answer::refused(&error)
+            }
+        }
+    }
+
+    /// Handles one delivery. Never fails: every error is an answer.
+    pub async fn handle(&self, request: Request) -> Answer {
+        let started = Instant::now();
+        let mut summary = RequestSummary::default();
+        let result = self.process(&request, &mut summary).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let event_type = summary.event_type.as_deref().unwrap_or("-");
+        let workflow_id = summary.workflow_id.as_deref().unwrap_or("-");
+        match result {
+            Ok(outcome) => {
+                tracing::info!(
+                    event_type,
+                    workflow_id,
+                    outcome = outcome.as_str(),
+                    status = 200,
+                    duration_ms,
+                    "delivery"
+                );
+                Answer::accepted(outcome, event_type)
+            }
+            Err(error) => {
+                let (status, detail) = (error.status(), error.detail());
+                if status >= 500 {
+                    tracing::error!(
+                        event_type,
+                        workflow_id,
+                        outcome = "error",
+                        status,
+                        duration_ms,
+                        error = detail,
+                        "delivery"
+                    );
+                } else {
+                    tracing::warn!(
+                        event_type,
+                        workflow_id,
+                        outcome = "rejected",
+                        status,
+                        duration_ms,
+                        error = detail,
+                        "delivery"
+                    );
+                }
+                Answer::refused(&error)
+            }
+        }
+    }
+
+    async fn process(&self, request: &Request, summary: &mut RequestSummary) -> Result<Outcome, Error> {
+        let method = request.method();
+        if ![Method::POST, Method::PUT, Method::PATCH].contains(method) {
+            return Err(Error::MethodNotAllowed(crate::error::bounded(format!(
+                "method {method} is not allowed; use POST"
+            ))));
+        }
+        // Authentication first: nothing of an unauthenticated body is even parsed.
+        let secrets = self.secrets.current().await?;
+        if !auth::is_authorized(request.headers(), &self.settings.auth_header, &secrets) {
+            return Err(Error::Unauthorized);
+        }
+
+        let header_event = match request.headers().get("x-kadoa-event") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| Error::invalid("X-Kadoa-Event header is not text"))?),
+        };
+        let envelope = Envelope::parse(body_bytes(request.body()), header_event)?;
+        summary.event_type = Some(envelope.event_type.clone());
+        let event = KadoaEvent::parse(&envelope)?;
+        summary.workflow_id = event.workflow_id().map(str::to_owned);
+        self.receiver.apply(&Delivery { envelope, event }, Timestamp::now(), Arrival::Webhook).await
+    }
+}
+
+fn body_bytes(body: &Body) -> &[u8] {
+    match body {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_answer_json_naming_the_problem() {
+        let answer = Answer::refused(&Error::invalid("data.workflowId is required"));
+        assert_eq!((answer.status_code, answer.json_body()), (400, json!({"error": "data.workflowId is required"})));
+        let answer = Answer::refused(&Error::unavailable("PutItem", "connection refused"));
+        assert_eq!((answer.status_code, answer.json_body()), (503, json!({"error": "temporarily unavailable"})));
+    }
+
+    #[test]
+    fn method_not_allowed_lists_the_allowed_methods() {
+        let answer = Answer::refused(&Error::MethodNotAllowed("GET is not allowed".into()));
+        assert_eq!(answer.status_code, 405);
+        assert_eq!(answer.headers["allow"], "POST, PUT, PATCH");
+    }
+
+    #[test]
+    fn accepted_answers_name_the_event_type() {
+        let answer = Answer::accepted(Outcome::Stored, "workflow_data_change");
+        assert_eq!(answer.json_body(), json!({"status": "stored", "eventType": "workflow_data_change"}));
+        assert_eq!(serde_json::to_value(&answer).unwrap()["statusCode"], 200);
+    }
+}

@@ -1,0 +1,94 @@
+//! The vocabulary every entry point shares: what an applied event answers
+//! ([`Outcome`]), what the event log records ([`EventStatus`]), and how the event
+//! arrived ([`Arrival`]).
+
+/// The `status` of an accepted delivery's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored for the first time.
+    Stored,
+    /// Already stored or already decided: a retry.
+    Duplicate,
+    /// People were told.
+    Alerted,
+    /// Recorded, nobody told (inside the repeat window, already healthy, or older than
+    /// the newest event of the workflow).
+    Suppressed,
+    /// An event type this version does not know: logged.
+    Accepted,
+}
+
+impl Outcome {
+    /// The word in the answer's `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Duplicate => "duplicate",
+            Self::Alerted => "alerted",
+            Self::Suppressed => "suppressed",
+            Self::Accepted => "accepted",
+        }
+    }
+}
+
+/// The `status` attribute of an event-log item: what was decided about the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStatus {
+    /// A known event, stored (a data change, or an event that is only logged).
+    Stored,
+    /// An event type this version does not know, logged.
+    Accepted,
+    /// People were told.
+    Alerted,
+    /// Recorded without telling anybody (repeat window, already healthy, alerts off).
+    Suppressed,
+    /// Older than the newest event seen for the workflow: changed nothing.
+    Stale,
+    /// The newest event again, decided before.
+    Duplicate,
+}
+
+impl EventStatus {
+    /// The attribute's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Accepted => "accepted",
+            Self::Alerted => "alerted",
+            Self::Suppressed => "suppressed",
+            Self::Stale => "stale",
+            Self::Duplicate => "duplicate",
+        }
+    }
+
+    /// What the sender is answered for an event recorded with this status.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::Stored => Outcome::Stored,
+            Self::Accepted => Outcome::Accepted,
+            Self::Alerted => Outcome::Alerted,
+            // `stale` is reported as `suppressed`: the contract's status set.
+            Self::Suppressed | Self::Stale => Outcome::Suppressed,
+            Self::Duplicate => Outcome::Duplicate,
+        }
+    }
+}
+
+/// How an event reached the receiver; the event log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Kadoa's webhook, answered as it came.
+    Webhook,
+    /// A delivery that was spooled when it could not be applied, applied later.
+    Replay,
+}
+
+impl Arrival {
+    /// The `arrival` attribute's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Replay => "replay",
+        }
+    }
+}

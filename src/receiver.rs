@@ -1,0 +1,247 @@
+//! The one place an event is applied, whatever brought it (the webhook, a replay of the
+//! spool): [`Receiver::apply`] matches on the kind of event and stores, logs and alerts it
+//! with the same idempotency, ordering and exactly-once rules every time.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::alerts::health::next_state;
+use crate::alerts::{decide, AlertMessage, Decision, Publisher};
+use crate::envelope::Envelope;
+use crate::error::Error;
+use crate::events::{HealthEvent, KadoaEvent, Notice};
+use crate::outcome::{Arrival, EventStatus, Outcome};
+use crate::store::health::{Claim, HealthUpdate, COMMIT_TRIES};
+use crate::store::notices::EventClaim;
+use crate::store::{Store, WriteOutcome};
+use crate::table::change::ChangePlan;
+use crate::table::event_log::EventRecord;
+use crate::table::Receipt;
+use crate::timestamp::Timestamp;
+
+/// How far ahead of the receiver's clock a health event may be dated. Health events are
+/// ordered by their time, so one dated in the future would make every real event until
+/// then look stale: beyond this allowance it is refused.
+pub const FUTURE_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
+
+/// The event types that alert unless `ALERT_EVENT_TYPES` says otherwise.
+pub const DEFAULT_ALERT_TYPES: &[&str] =
+    &["workflow_failed", "workflow_recovered", "credits_low", "free_trial_ending", "service_degradation"];
+
+/// The product's rules, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// 0 keeps items forever; otherwise items get `expiresAt` this many days after receipt.
+    pub retention_days: u32,
+    /// While a workflow stays failing, how long before another failure alerts again.
+    pub alert_repeat: Duration,
+    /// Event types that reach people (a finished run that ends a failure counts as
+    /// `workflow_recovered`).
+    pub alert_types: BTreeSet<String>,
+}
+
+impl Rules {
+    fn alerts(&self, event_type: &str) -> bool {
+        self.alert_types.contains(event_type)
+    }
+}
+
+/// A delivery, parsed: its envelope and the event it carries.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// `{"eventType", "timestamp", "data"}`
+    pub envelope: Envelope<'a>,
+    /// `data`, understood.
+    pub event: KadoaEvent<'a>,
+}
+
+impl<'a> Delivery<'a> {
+    /// Parses a body; `header_event` is the `X-Kadoa-Event` header, if any.
+    pub fn parse(body: &'a [u8], header_event: Option<&str>) -> Result<Self, Error> {
+        let envelope = Envelope::parse(body, header_event)?;
+        let event = KadoaEvent::parse(&envelope)?;
+        Ok(Self { envelope, event })
+    }
+}
+
+/// Applies events: the table, the alert topic, and the rules.
+pub struct Receiver {
+    store: Store,
+    publisher: Publisher,
+    rules: Rules,
+}
+
+impl Receiver {
+    /// A receiver writing to `store` and alerting through `publisher`.
+    pub fn new(store: Store, publisher: Publisher, rules: Rules) -> Self {
+        Self { store, publisher, rules }
+    }
+
+    /// Applies one delivery received at `received_at`. Safe to call again with the same
+    /// delivery, from any entry point: nothing is stored twice, nobody is told twice.
+    pub async fn apply(
+        &self,
+        delivery: &Delivery<'_>,
+        received_at: Timestamp,
+        arrival: Arrival,
+    ) -> Result<Outcome, Error> {
+        let envelope = &delivery.envelope;
+        let receipt = Receipt::new(received_at, self.rules.retention_days, arrival);
+        match &delivery.event {
+            KadoaEvent::DataChange(change) => {
+                let plan = ChangePlan::new(change, envelope, receipt)?;
+                Ok(match self.store.write_change(plan).await? {
+                    WriteOutcome::Written => Outcome::Stored,
+                    WriteOutcome::AlreadyThere => Outcome::Duplicate,
+                })
+            }
+            KadoaEvent::Health(event) => self.apply_health(envelope, event, receipt).await,
+            KadoaEvent::Notice(notice) => self.apply_notice(envelope, notice, receipt).await,
+        }
+    }
+
+    /// Moves the workflow's health on and tells people when that is news: claim, decide,
+    /// publish, commit (see [`crate::store::health`]).
+    async fn apply_health(
+        &self,
+        envelope: &Envelope<'_>,
+        event: &HealthEvent,
+        receipt: Receipt,
+    ) -> Result<Outcome, Error> {
+        let at = envelope.timestamp;
+        let latest = receipt.received_at.plus_millis(FUTURE_ALLOWANCE.as_millis() as i64);
+        if latest.is_some_and(|latest| at > latest) {
+            return Err(Error::invalid(format!(
+                "timestamp {} is more than {} minutes ahead of the receiver's clock",
+                at.to_key_string(),
+                FUTURE_ALLOWANCE.as_secs() / 60
+            )));
+        }
+        let workflow_id = Some(event.workflow_id.as_str());
+        let record = |status| EventRecord::with_payload(envelope, workflow_id, receipt, status);
+        let repeat = self.rules.alert_repeat;
+
+        let (claim, previous) = match self.store.claim_health(&event.workflow_id, at).await? {
+            Claim::Granted(claim, previous) => (claim, previous),
+            Claim::Refused(previous) => {
+                let decision = decide(&previous, event.kind, at, repeat);
+                if decision.moves_health() {
+                    // Newer than the last event, but another delivery holds the claim.
+                    return Err(Error::Unavailable(format!(
+                        "workflow {} is being applied by another delivery",
+                        event.workflow_id
+                    )));
+                }
+                let status = decision.status(event.kind);
+                // A retry of a decided event finds its own record there and leaves it be.
+                self.store.put_if_absent(record(status).to_item()?).await?;
+                return Ok(status.outcome());
+            }
+        };
+
+        let decision = decide(&previous, event.kind, at, repeat);
+        let message = match decision {
+            Decision::Alert(reason) if self.rules.alerts(reason.event_type()) => {
+                Some(AlertMessage::health(event, at, reason, receipt.arrival == Arrival::Replay))
+            }
+            _ => None,
+        };
+        let status = match (decision, &message) {
+            (_, Some(_)) => EventStatus::Alerted,
+            // News, but this kind of alert is turned off.
+            (Decision::Alert(_), None) => EventStatus::Suppressed,
+            (decision, None) => decision.status(event.kind),
+        };
+        // Every item is built before anything is published.
+        let item = match record(status).with_alert(message.as_ref()).to_item() {
+            Ok(item) => item,
+            Err(error) => {
+                self.store.release_health(&claim).await;
+                return Err(error);
+            }
+        };
+        if let Some(message) = &message {
+            if let Err(error) = self.publisher.publish(message).await {
+                self.store.release_health(&claim).await;
+                return Err(error);
+            }
+        }
+
+        let update = HealthUpdate {
+            state: next_state(event.kind),
+            at,
+            event_type: event.kind.event_type(),
+            alerted: message.is_some(),
+            workflow_name: event.workflow_name.as_deref().or(event.source.as_deref()),
+            expires_at: receipt.expires_at,
+        };
+        // After a publish the health must follow, or the next event would alert again.
+        let tries = if message.is_some() { COMMIT_TRIES } else { 1 };
+        let mut committed = Ok(());
+        for _ in 0..tries {
+            committed = self.store.commit_health(&claim, update, item.clone()).await;
+            if committed.is_ok() {
+                break;
+            }
+        }
+        match (committed, message) {
+            (Ok(()), _) => Ok(status.outcome()),
+            // People were told; a 503 now would tell them twice on the retry.
+            (Err(error), Some(_)) => {
+                tracing::error!(
+                    error = error.detail(),
+                    workflow_id = event.workflow_id,
+                    "alert sent but its record failed"
+                );
+                Ok(Outcome::Alerted)
+            }
+            (Err(error), None) => {
+                self.store.release_health(&claim).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Logs an account, service or other workflow event; alerts it once when its type is
+    /// configured to alert.
+    async fn apply_notice(&self, envelope: &Envelope<'_>, notice: &Notice, receipt: Receipt) -> Result<Outcome, Error> {
+        let workflow_id = notice.workflow_id.as_deref();
+        if !self.rules.alerts(&envelope.event_type) {
+            let status = if notice.known { EventStatus::Stored } else { EventStatus::Accepted };
+            let written =
+                self.store.put_if_absent(EventRecord::with_payload(envelope, workflow_id, receipt, status).to_item()?);
+            return Ok(match (written.await?, notice.known) {
+                (_, false) => Outcome::Accepted,
+                (WriteOutcome::Written, true) => Outcome::Stored,
+                (WriteOutcome::AlreadyThere, true) => Outcome::Duplicate,
+            });
+        }
+
+        let late = receipt.arrival == Arrival::Replay;
+        let message = AlertMessage::notice(&envelope.event_type, workflow_id, envelope.timestamp, envelope.data, late);
+        let record =
+            EventRecord::with_payload(envelope, workflow_id, receipt, EventStatus::Alerted).with_alert(Some(&message));
+        let item = record.to_item()?;
+        let (pk, sk) = record.key();
+        match self.store.claim_event(&pk, &sk, &envelope.event_type).await? {
+            EventClaim::Recorded => Ok(Outcome::Duplicate),
+            EventClaim::Busy => {
+                Err(Error::Unavailable(format!("{} is being alerted by another delivery", envelope.event_type)))
+            }
+            EventClaim::Granted(claim_id) => {
+                if let Err(error) = self.publisher.publish(&message).await {
+                    self.store.release_event(&pk, &sk, &claim_id).await;
+                    return Err(error);
+                }
+                if let Err(error) = self.store.commit_event(&claim_id, item).await {
+                    tracing::error!(
+                        error = error.detail(),
+                        event_type = envelope.event_type,
+                        "alert sent but its record failed"
+                    );
+                }
+                Ok(Outcome::Alerted)
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! A workflow's `HEALTH` item as a lock: one delivery at a time claims it, decides,
+//! publishes, and commits the new health together with its event-log item.
+//!
+//! 1. claim: a conditional UpdateItem that succeeds only for an event newer than any seen
+//!    and while no other delivery holds an unexpired claim; it returns the health before;
+//! 2. (the caller decides and publishes);
+//! 3. commit: one transaction that moves the health on, releases the claim (only if still
+//!    ours) and writes the event-log item; or release, after a failure.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::{to_dynamodb, Store};
+use crate::alerts::{HealthRecord, WorkflowState};
+use crate::aws::sdk_error;
+use crate::error::Error;
+use crate::table::{keys, Item, ENTITY_HEALTH};
+use crate::timestamp::Timestamp;
+
+/// How long one claim, publish or commit call may take: the lease is built from these.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a commit after a publish is tried: people were told, so the health must
+/// follow.
+pub const COMMIT_TRIES: u32 = 2;
+/// How long a delivery may hold a workflow's claim: longer than the claim, the publish
+/// and every commit try together, so a slow delivery never loses its claim to another
+/// that would alert again.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(3 + 3 + 3 * 2 + 1);
+
+/// One delivery's hold on a workflow's `HEALTH` item.
+#[derive(Debug)]
+pub struct HealthClaim {
+    pk: String,
+    id: String,
+    /// The wall clock when the claim was taken: what the lease is measured in.
+    now: Timestamp,
+}
+
+/// The answer to a claim.
+#[derive(Debug)]
+pub enum Claim {
+    /// This delivery may decide; here is the health before it.
+    Granted(HealthClaim, HealthRecord),
+    /// The event is not newer than the last one, or another delivery holds the claim.
+    Refused(HealthRecord),
+}
+
+/// The health after a decided event.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthUpdate<'a> {
+    /// The new state.
+    pub state: WorkflowState,
+    /// The event's time.
+    pub at: Timestamp,
+    /// The event's type.
+    pub event_type: &'a str,
+    /// Whether people were told (sets `lastAlertAt`).
+    pub alerted: bool,
+    /// The name people know the workflow by, when the event carried one.
+    pub workflow_name: Option<&'a str>,
+    /// TTL of the item, with retention.
+    pub expires_at: Option<i64>,
+}
+
+fn new_claim_id(now: Timestamp) -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}-{}", now.unix_millis(), std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(keys::HEALTH_SK))])
+}
+
+/// The health an item records; attributes that do not read as what they should are
+/// treated as absent (the item is ours, so that would be a bug, not an input).
+fn read_record(item: Option<HashMap<String, AttributeValue>>) -> HealthRecord {
+    let Some(item) = item else { return HealthRecord::default() };
+    let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str);
+    let time = |name: &str| text(name).and_then(Timestamp::parse_rfc3339);
+    HealthRecord {
+        state: text("state").and_then(WorkflowState::parse),
+        last_event_at: time("lastEventAt"),
+        last_event_type: text("lastEventType").map(str::to_owned),
+        last_alert_at: time("lastAlertAt"),
+        failing_since: time("failingSince"),
+    }
+}
+
+impl Store {
+    /// The per-call timeout of every claim, commit and release.
+    pub(super) fn claim_call_timeout(&self) -> aws_sdk_dynamodb::config::Builder {
+        aws_sdk_dynamodb::config::Builder::default().timeout_config(
+            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(self.pacing.claim_call_timeout)
+                .build(),
+        )
+    }
+
+    fn update_health(&self, pk: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk)))
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+    }
+
+    /// Claims `workflow_id`'s health for an event at `at`, if that is newer than any seen
+    /// and nobody else holds the claim. Either way, returns the health as it was.
+    pub async fn claim_health(&self, workflow_id: &str, at: Timestamp) -> Result<Claim, Error> {
+        let pk = keys::workflow_pk(workflow_id);
+        let now = Timestamp::now();
+        let id = new_claim_id(now);
+        let result = self
+            .update_health(&pk)
+            .update_expression(
+                "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
+            )
+            .condition_expression(
+                "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+                 AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
+            )
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_names("#workflowId", "workflowId")
+            .expression_attribute_names("#lastEventAt", "lastEventAt")
+            .expression_attribute_values(":entity", s(ENTITY_HEALTH))
+            .expression_attribute_values(":workflowId", s(workflow_id))
+            .expression_attribute_values(":claim", s(&id))
+            .expression_attribute_values(":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64))
+            .expression_attribute_values(":now", n(now.unix_millis()))
+            .expression_attribute_values(":at", s(&at.to_key_string()))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(self.claim_call_timeout())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Claim::Granted(HealthClaim { pk, id, now }, read_record(output.attributes))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                let previous = match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item,
+                    _ => None,
+                };
+                Ok(Claim::Refused(read_record(previous)))
+            }
+            Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+
+    /// In one transaction: moves the health on, releases the claim (only if still ours),
+    /// and writes the event-log item.
+    pub async fn commit_health(&self, claim: &HealthClaim, update: HealthUpdate<'_>, event: Item) -> Result<(), Error> {
+        let mut set = vec!["#state = :state", "#lastEventAt = :at", "#lastEventType = :type", "#updatedAt = :now"];
+        let mut remove = vec!["#claimId", "#claimExpiresAt"];
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&claim.pk)))
+            .condition_expression("#claimId = :claim")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#lastEventAt", "lastEventAt")
+            .expression_attribute_names("#lastEventType", "lastEventType")
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_names("#claimId", "claimId")
+            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+            .expression_attribute_names("#failingSince", "failingSince")
+            .expression_attribute_values(":state", s(update.state.as_str()))
+            .expression_attribute_values(":at", s(&update.at.to_key_string()))
+            .expression_attribute_values(":type", s(update.event_type))
+            .expression_attribute_values(":now", s(&claim.now.to_key_string()))
+            .expression_attribute_values(":claim", s(&claim.id));
+        if update.alerted {
+            set.push("#lastAlertAt = :at");
+            builder = builder.expression_attribute_names("#lastAlertAt", "lastAlertAt");
+        }
+        match update.state {
+            WorkflowState::Failing => set.push("#failingSince = if_not_exists(#failingSince, :at)"),
+            WorkflowState::Healthy => remove.push("#failingSince"),
+        }
+        if let Some(name) = update.workflow_name {
+            set.push("#workflowName = :name");
+            builder = builder
+                .expression_attribute_names("#workflowName", "workflowName")
+                .expression_attribute_values(":name", s(name));
+        }
+        if let Some(expires_at) = update.expires_at {
+            set.push("#expiresAt = :expires");
+            builder = builder
+                .expression_attribute_names("#expiresAt", "expiresAt")
+                .expression_attribute_values(":expires", n(expires_at));
+        }
+        let health = builder
+            .update_expression(format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")))
+            .build()
+            .map_err(|e| Error::internal("TransactWriteItems", e))?;
+        let event = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_dynamodb(event)))
+            .build()
+            .map_err(|e| Error::internal("TransactWriteItems", e))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(health).build())
+            .transact_items(TransactWriteItem::builder().put(event).build())
+            .customize()
+            .config_override(self.claim_call_timeout())
+            .send()
+            .await
+            .map_err(|e| sdk_error("TransactWriteItems", e))?;
+        Ok(())
+    }
+
+    /// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best
+    /// effort: if this fails too, the claim expires after [`CLAIM_LEASE`].
+    pub async fn release_health(&self, claim: &HealthClaim) {
+        let result = self
+            .update_health(&claim.pk)
+            .update_expression("REMOVE #claimId, #claimExpiresAt")
+            .condition_expression("#claimId = :claim")
+            .expression_attribute_values(":claim", s(&claim.id))
+            .customize()
+            .config_override(self.claim_call_timeout())
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(error),
+                "claim not released; it expires by itself"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_outlasts_every_call_it_protects() {
+        let protected = CALL_TIMEOUT + crate::alerts::sns::PUBLISH_TIMEOUT + CALL_TIMEOUT * COMMIT_TRIES;
+        assert!(CLAIM_LEASE > protected, "{CLAIM_LEASE:?} <= {protected:?}");
+    }
+
+    #[test]
+    fn health_is_read_once_into_timestamps() {
+        let item = HashMap::from([
+            ("state".to_owned(), s("failing")),
+            ("lastEventAt".to_owned(), s("2025-01-15T10:00:00.000Z")),
+            ("lastEventType".to_owned(), s("workflow_failed")),
+            ("failingSince".to_owned(), s("2025-01-15T09:00:00.000Z")),
+        ]);
+        let record = read_record(Some(item));
+        assert_eq!(record.state, Some(WorkflowState::Failing));
+        assert_eq!(record.last_event_at, Timestamp::parse_rfc3339("2025-01-15T10:00:00Z"));
+        assert_eq!(record.failing_since, Timestamp::parse_rfc3339("2025-01-15T09:00:00Z"));
+        assert_eq!(record.last_alert_at, None);
+        assert_eq!(read_record(None), HealthRecord::default());
+    }
+}

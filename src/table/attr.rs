@@ -1,0 +1,156 @@
+//! Values as DynamoDB holds them ([`Attr`]), built from JSON by DynamoDB's own rules, so
+//! that what Kadoa sends is stored exactly when DynamoDB can hold it, and losslessly as
+//! text when it cannot.
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+
+/// One item: attribute name → value. Ordered, so items compare and print stably.
+pub type Item = BTreeMap<String, Attr>;
+
+/// A DynamoDB attribute value (the kinds this product writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attr {
+    /// String
+    S(String),
+    /// Number, as its decimal text
+    N(String),
+    /// Boolean
+    Bool(bool),
+    /// Null
+    Null,
+    /// List
+    L(Vec<Attr>),
+    /// Map
+    M(BTreeMap<String, Attr>),
+}
+
+/// DynamoDB's limit on the significant digits of a number.
+pub const MAX_NUMBER_DIGITS: usize = 38;
+/// DynamoDB's limit on an attribute name (map keys included).
+pub const MAX_NAME_BYTES: usize = 65_535;
+
+impl Attr {
+    /// A string value.
+    pub fn s(text: impl Into<String>) -> Self {
+        Self::S(text.into())
+    }
+
+    /// A whole number.
+    pub fn n(number: impl Into<i128>) -> Self {
+        Self::N(number.into().to_string())
+    }
+
+    /// The value of a JSON document, by these rules:
+    /// - a number keeps the exact text Kadoa sent when DynamoDB can hold it (at most 38
+    ///   significant digits, magnitude from 1e-130 to below 1e126); otherwise it is stored
+    ///   as a string holding that text;
+    /// - an object with a key DynamoDB refuses (empty, or over 64 KB) is stored as a
+    ///   string holding its JSON text;
+    /// - everything else maps to its own type (string S, bool BOOL, null NULL, array L,
+    ///   object M).
+    pub fn from_json(raw: &RawValue) -> Result<Self, serde_json::Error> {
+        let text = raw.get().trim();
+        Ok(match text.as_bytes().first() {
+            Some(b'{') => {
+                let map: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+                if map.keys().any(|key| key.is_empty() || key.len() > MAX_NAME_BYTES) {
+                    return Ok(Self::S(text.to_owned()));
+                }
+                Self::M(
+                    map.into_iter().map(|(key, value)| Ok((key, Self::from_json(value)?))).collect::<Result<_, _>>()?,
+                )
+            }
+            Some(b'[') => {
+                let list: Vec<&RawValue> = serde_json::from_str(text)?;
+                Self::L(list.into_iter().map(Self::from_json).collect::<Result<_, _>>()?)
+            }
+            Some(b'"') => Self::S(serde_json::from_str(text)?),
+            Some(b't') => Self::Bool(true),
+            Some(b'f') => Self::Bool(false),
+            Some(b'n') => Self::Null,
+            _ if fits_dynamodb_number(text) => Self::N(text.to_owned()),
+            _ => Self::S(text.to_owned()),
+        })
+    }
+}
+
+/// Whether DynamoDB stores `number` (JSON number text) as a number: zero, or at most 38
+/// significant digits with a magnitude between 1e-130 and 9.99…e125.
+pub fn fits_dynamodb_number(number: &str) -> bool {
+    let unsigned = number.strip_prefix('-').unwrap_or(number);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => match unsigned[at + 1..].parse::<i64>() {
+            Ok(exponent) => (&unsigned[..at], exponent),
+            Err(_) => return false, // an exponent beyond i64 is beyond DynamoDB's range
+        },
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // The digits without leading zeros: their count and the power of ten of the last one.
+    let digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).skip_while(|&b| b == b'0').collect();
+    let Some(last_nonzero) = digits.iter().rposition(|&b| b != b'0') else {
+        return true; // zero
+    };
+    let significant = last_nonzero + 1;
+    let trailing_zeros = (digits.len() - significant) as i64;
+    let Some(last_power) = exponent.checked_sub(fraction.len() as i64).and_then(|e| e.checked_add(trailing_zeros))
+    else {
+        return false;
+    };
+    let leading_power = last_power.saturating_add(significant as i64 - 1);
+    significant <= MAX_NUMBER_DIGITS && (-130..=125).contains(&leading_power) && last_power >= -130
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(json: &str) -> Attr {
+        Attr::from_json(serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn numbers_keep_every_digit_kadoa_sent() {
+        assert_eq!(attr("98765432109876543210"), Attr::N("98765432109876543210".into()));
+        assert_eq!(attr("29.99"), Attr::N("29.99".into()));
+        assert_eq!(attr("-0.000001"), Attr::N("-0.000001".into()));
+        assert_eq!(attr("1e5"), Attr::N("1e5".into()));
+        let digits38 = "12345678901234567890123456789012345678";
+        assert_eq!(attr(digits38), Attr::N(digits38.into()));
+    }
+
+    #[test]
+    fn numbers_dynamodb_cannot_hold_are_kept_as_their_exact_text() {
+        for text in ["1e200", "123456789012345678901234567890123456789", "1e-131", "-9e126", "1e99999999999999999999"] {
+            assert_eq!(attr(text), Attr::S(text.into()), "{text}");
+        }
+        for text in ["1e125", "9.9999999999999999999999999999999999999e125", "1e-130", "0e999", "0.0", "-0"] {
+            assert_eq!(attr(text), Attr::N(text.into()), "{text}");
+        }
+        // Trailing zeros are not significant digits.
+        assert!(fits_dynamodb_number("1000000000000000000000000000000000000000000000000"));
+    }
+
+    #[test]
+    fn json_types_map_to_dynamodb_types() {
+        let value = attr(r#"{"a": [1, "two", null, true], "b": {"c": false}}"#);
+        let expected = Attr::M(BTreeMap::from([
+            ("a".to_owned(), Attr::L(vec![Attr::N("1".into()), Attr::s("two"), Attr::Null, Attr::Bool(true)])),
+            ("b".to_owned(), Attr::M(BTreeMap::from([("c".to_owned(), Attr::Bool(false))]))),
+        ]));
+        assert_eq!(value, expected);
+        assert_eq!(attr(r#""tab\there""#), Attr::s("tab\there"));
+    }
+
+    #[test]
+    fn objects_with_names_dynamodb_refuses_are_kept_as_json_text() {
+        assert_eq!(attr(r#"{"": 1, "a": 2}"#), Attr::s(r#"{"": 1, "a": 2}"#));
+        let nested = attr(r#"[{"ok": {"": 1}}]"#);
+        assert_eq!(nested, Attr::L(vec![Attr::M(BTreeMap::from([("ok".to_owned(), Attr::s(r#"{"": 1}"#))]))]));
+    }
+}

@@ -1,0 +1,104 @@
+//! The single table's keys. `#` separates the parts of a key; ids are written with `%` and
+//! `#` percent-encoded (`%25`, `%23`), so no id can reach into another's key and every
+//! prefix that ends at a `#` selects exactly one thing.
+
+use crate::timestamp::Timestamp;
+
+/// DynamoDB's limit on a partition key value.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+/// DynamoDB's limit on a sort key value.
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
+/// Events that name no workflow (account and service events) are logged under this
+/// partition key.
+pub const ACCOUNT_PK: &str = "ACCOUNT";
+/// Sort key of a workflow's health item.
+pub const HEALTH_SK: &str = "HEALTH";
+
+/// `id` as it appears inside a key: `%` → `%25`, `#` → `%23`.
+pub fn key_part(id: &str) -> String {
+    if !id.contains(['%', '#']) {
+        return id.to_owned();
+    }
+    id.replace('%', "%25").replace('#', "%23")
+}
+
+/// `WORKFLOW#<workflowId>`: every item of one workflow.
+pub fn workflow_pk(workflow_id: &str) -> String {
+    format!("WORKFLOW#{}", key_part(workflow_id))
+}
+
+/// The partition of an event: its workflow's, or [`ACCOUNT_PK`].
+pub fn event_pk(workflow_id: Option<&str>) -> String {
+    workflow_id.map_or_else(|| ACCOUNT_PK.to_owned(), workflow_pk)
+}
+
+/// `CHANGE#<changeId>#`: a change is identified by its workflow and its id alone, so the
+/// same change stored from a webhook, a replay or Kadoa's API is one item. The trailing
+/// `#` makes it the prefix of its own differences and of nothing else.
+pub fn change_sk(change_id: &str) -> String {
+    format!("CHANGE#{}#", key_part(change_id))
+}
+
+/// `CHANGE#<changeId>#DIFF#<index>`: six digits keep differences in order under the
+/// table's string sort.
+pub fn difference_sk(change_sk: &str, index: usize) -> String {
+    format!("{change_sk}DIFF#{index:06}")
+}
+
+/// `EVENT#<timestamp>#<eventType>#<body hash>`.
+pub fn event_sk(timestamp: Timestamp, event_type: &str, body_hash: &str) -> String {
+    format!("EVENT#{}#{event_type}#{body_hash}", timestamp.to_key_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_data_model() {
+        assert_eq!(workflow_pk("wf_123"), "WORKFLOW#wf_123");
+        assert_eq!(event_pk(None), "ACCOUNT");
+        let change = change_sk("change_123");
+        assert_eq!(change, "CHANGE#change_123#");
+        assert_eq!(difference_sk(&change, 7), "CHANGE#change_123#DIFF#000007");
+        assert_eq!(
+            event_sk(ts("2025-01-15T10:30:00Z"), "workflow_failed", "0123456789abcdef"),
+            "EVENT#2025-01-15T10:30:00.000Z#workflow_failed#0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn ids_with_separators_cannot_collide() {
+        let plain = change_sk("c1");
+        let tricky = change_sk("c1#DIFF#000000");
+        assert_eq!(tricky, "CHANGE#c1%23DIFF%23000000#");
+        assert_ne!(difference_sk(&plain, 0), tricky);
+        assert_ne!(change_sk("a%23b"), change_sk("a#b"));
+        assert_eq!(workflow_pk("w#1"), "WORKFLOW#w%231");
+    }
+
+    #[test]
+    fn a_change_prefix_selects_that_change_only() {
+        let c1 = change_sk("c1");
+        for other in ["c10", "c1!", "c1 x", "c1#x"] {
+            let key = change_sk(other);
+            assert!(!key.starts_with(&c1), "{key} would be returned for c1");
+            assert!(!difference_sk(&key, 0).starts_with(&c1));
+        }
+        assert!(difference_sk(&c1, 0).starts_with(&c1));
+    }
+
+    #[test]
+    fn difference_keys_sort_in_index_order_after_their_change() {
+        let change = change_sk("c");
+        let mut keys: Vec<String> = [10, 2, 100, 1].iter().map(|&i| difference_sk(&change, i)).collect();
+        keys.sort();
+        assert_eq!(keys, [1, 2, 10, 100].iter().map(|&i| difference_sk(&change, i)).collect::<Vec<_>>());
+        assert!(change < keys[0]);
+    }
+}
