@@ -140,9 +140,12 @@ impl Receiver {
         };
 
         let decision = decide(&previous, event.kind, at, repeat);
+        // A finished run names no workflow: people read the name its failure had.
+        let named =
+            HealthEvent { workflow_name: event.workflow_name.clone().or(previous.workflow_name), ..event.clone() };
         let message = match decision {
             Decision::Alert(reason) if self.rules.alerts(reason.event_type()) => {
-                Some(AlertMessage::health(event, at, reason, receipt.arrival == Arrival::Replay))
+                Some(AlertMessage::health(&named, at, reason, receipt.arrival == Arrival::Replay))
             }
             _ => None,
         };

@@ -48,6 +48,8 @@ pub struct HealthRecord {
     pub last_alert_at: Option<Timestamp>,
     /// When the current failure began (event time).
     pub failing_since: Option<Timestamp>,
+    /// The name people know the workflow by, from its last event that had one.
+    pub workflow_name: Option<String>,
 }
 
 /// What people are told, and why.
@@ -167,6 +169,7 @@ mod tests {
             last_event_type: Some(last_type.to_owned()),
             last_alert_at: last_alert.map(ts),
             failing_since: last_alert.map(ts),
+            workflow_name: None,
         }
     }
 

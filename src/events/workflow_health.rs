@@ -84,7 +84,8 @@ impl HealthEvent {
             kind,
             workflow_id,
             workflow_name: wire.workflow_name,
-            source: wire.source,
+            // A finished run's `source` is what triggered it ("scheduler"), not a name.
+            source: wire.source.filter(|_| kind != HealthEventKind::Finished),
             source_url: wire.source_url,
             url: wire.url,
             reason: wire.reason,
@@ -150,8 +151,10 @@ mod tests {
 
     #[test]
     fn a_finished_run_names_its_workflow_in_id() {
-        let event = parse(HealthEventKind::Finished, json!({"id": "wf_1", "jobId": "job_456"})).unwrap();
+        let event =
+            parse(HealthEventKind::Finished, json!({"id": "wf_1", "jobId": "job_456", "source": "scheduler"})).unwrap();
         assert_eq!((event.kind, event.workflow_id.as_str()), (HealthEventKind::Finished, "wf_1"));
+        assert_eq!(event.display_name(), "wf_1", "the trigger is not the workflow's name");
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn read_record(item: Option<HashMap<String, AttributeValue>>) -> HealthRecord {
         last_event_type: text("lastEventType").map(str::to_owned),
         last_alert_at: time("lastAlertAt"),
         failing_since: time("failingSince"),
+        workflow_name: text("workflowName").map(str::to_owned),
     }
 }
 

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod alerts;
+mod hostile;
+mod kadoa_events;
 mod startup;
 mod support;
 mod template;

@@ -187,3 +187,35 @@ fn sms_subscription_can_be_limited_to_failures() {
     // The attribute the code publishes, with the event type that means failure.
     assert_eq!(filter[1], json!({"eventType": [kadoa_webhook::events::FAILED]}));
 }
+
+#[test]
+fn the_webhook_secret_survives_stack_updates() {
+    let secret = resource("WebhookSecret");
+    assert_eq!((&secret["DeletionPolicy"], &secret["UpdateReplacePolicy"]), (&json!("Retain"), &json!("Retain")));
+}
+
+#[test]
+fn answers_nobody_sees_raise_alarms_from_the_log_line() {
+    // The metric filters read the fields of the one log line per request.
+    for (filter, alarm, pattern) in [
+        ("ServerErrorAnswersMetric", "ServerErrorAnswersAlarm", r#"{ $.message = "delivery" && $.status >= 500 }"#),
+        ("UnauthorizedAnswersMetric", "UnauthorizedAnswersAlarm", r#"{ $.message = "delivery" && $.status = 401 }"#),
+    ] {
+        let properties = &resource(filter)["Properties"];
+        assert_eq!(properties["FilterPattern"], pattern);
+        assert_eq!(properties["LogGroupName"], json!({"Ref": "WebhookLogGroup"}));
+        let metric = &properties["MetricTransformations"][0]["MetricName"];
+        assert_eq!(&resource(alarm)["Properties"]["MetricName"], metric);
+        assert_eq!(resource(alarm)["Properties"]["AlarmActions"], json!([{"Ref": "AlertTopic"}]));
+    }
+}
+
+#[test]
+fn parameters_are_bounded_as_the_code_requires() {
+    let parameters = &template()["Parameters"];
+    assert_eq!(parameters["RetentionDays"]["MaxValue"], kadoa_webhook::config::MAX_RETENTION_DAYS);
+    assert_eq!(parameters["AlertRepeatMinutes"]["MaxValue"], kadoa_webhook::config::MAX_REPEAT_MINUTES);
+    let default: BTreeSet<String> =
+        parameters["AlertEventTypes"]["Default"].as_str().unwrap().split(',').map(str::to_owned).collect();
+    assert_eq!(default, kadoa_webhook::config::default_alert_types());
+}

@@ -11,6 +11,10 @@ const FIXTURES: &[(&str, u16, Option<&str>)] = &[
     ("workflow_failed.json", 200, Some("alerted")),
     ("workflow_recovered.json", 200, Some("alerted")),
     ("workflow_validation_anomaly_change.json", 200, Some("stored")),
+    // On a fresh table there was no failure: the finished run is stored, quietly.
+    ("workflow_finished_after_failure.json", 200, Some("stored")),
+    ("credits_low.json", 200, Some("alerted")),
+    ("system_maintenance.json", 200, Some("stored")),
     ("rotated_secret.json", 200, Some("stored")),
     ("basic_auth.json", 200, Some("stored")),
     ("base64_body.json", 200, Some("stored")),
