@@ -45,8 +45,9 @@ pub struct Difference<'a> {
 
 /// One field of a row: a string `key`, and `value` / `previousValue` of any JSON type
 /// (plus anything else Kadoa puts there), kept as the object it came as.
+/// Its entries are in key order, each key once (a list: small fields, many of them).
 #[derive(Debug)]
-pub struct Field<'a>(pub BTreeMap<String, &'a RawValue>);
+pub struct Field<'a>(pub Vec<(String, &'a RawValue)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -60,7 +61,7 @@ impl<'a> TryFrom<BTreeMap<String, &'a RawValue>> for Field<'a> {
 
     fn try_from(field: BTreeMap<String, &'a RawValue>) -> Result<Self, String> {
         match field.get("key").map(|raw| raw.get()) {
-            Some(key) if key.starts_with('"') => Ok(Self(field)),
+            Some(key) if key.starts_with('"') => Ok(Self(field.into_iter().collect())),
             // Worded like serde's own message, which `deserialize_data` turns into a path.
             None | Some("null") => Err("missing field `key`".to_owned()),
             Some(_) => Err("key must be a string".to_owned()),

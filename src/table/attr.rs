@@ -22,8 +22,9 @@ pub enum Attr {
     Null,
     /// List
     L(Vec<Attr>),
-    /// Map
-    M(BTreeMap<String, Attr>),
+    /// Map: each key once, in key order. (A list of pairs rather than a tree: a field of
+    /// a difference has three entries, and tree nodes would triple the plan's memory.)
+    M(Vec<(String, Attr)>),
 }
 
 /// DynamoDB's limit on the significant digits of a number.
@@ -35,6 +36,14 @@ impl Attr {
     /// A string value.
     pub fn s(text: impl Into<String>) -> Self {
         Self::S(text.into())
+    }
+
+    /// The value under `key`, when this is a map that has it.
+    pub fn get(&self, key: &str) -> Option<&Attr> {
+        match self {
+            Self::M(entries) => entries.iter().find(|(name, _)| name == key).map(|(_, value)| value),
+            _ => None,
+        }
     }
 
     /// A whole number.
@@ -139,10 +148,10 @@ mod tests {
     #[test]
     fn json_types_map_to_dynamodb_types() {
         let value = attr(r#"{"a": [1, "two", null, true], "b": {"c": false}}"#);
-        let expected = Attr::M(BTreeMap::from([
+        let expected = Attr::M(vec![
             ("a".to_owned(), Attr::L(vec![Attr::N("1".into()), Attr::s("two"), Attr::Null, Attr::Bool(true)])),
-            ("b".to_owned(), Attr::M(BTreeMap::from([("c".to_owned(), Attr::Bool(false))]))),
-        ]));
+            ("b".to_owned(), Attr::M(vec![("c".to_owned(), Attr::Bool(false))])),
+        ]);
         assert_eq!(value, expected);
         assert_eq!(attr(r#""tab\there""#), Attr::s("tab\there"));
     }
@@ -151,6 +160,6 @@ mod tests {
     fn objects_with_names_dynamodb_refuses_are_kept_as_json_text() {
         assert_eq!(attr(r#"{"": 1, "a": 2}"#), Attr::s(r#"{"": 1, "a": 2}"#));
         let nested = attr(r#"[{"ok": {"": 1}}]"#);
-        assert_eq!(nested, Attr::L(vec![Attr::M(BTreeMap::from([("ok".to_owned(), Attr::s(r#"{"": 1}"#))]))]));
+        assert_eq!(nested, Attr::L(vec![Attr::M(vec![("ok".to_owned(), Attr::s(r#"{"": 1}"#))])]));
     }
 }

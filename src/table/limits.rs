@@ -94,7 +94,7 @@ fn value_size(value: &Attr) -> usize {
 fn nesting(value: &Attr) -> usize {
     match value {
         Attr::L(list) => 1 + list.iter().map(nesting).max().unwrap_or(0),
-        Attr::M(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        Attr::M(map) => 1 + map.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),
         _ => 0,
     }
 }
