@@ -3,8 +3,11 @@
   setup  creates the table and the alert topic from template.yaml's own definitions (so
          local and deployed resources cannot differ), plus a queue subscribed to the topic
          that catches every alert; writes the function's environment to .local/dev.env.
+         Also the spool: a queue, its dead-letter queue and a bucket, as the stack has them.
+  replay polls the spool and hands what it holds to the replay function that `make dev`
+         runs (what Lambda's SQS trigger does when deployed), every 5 seconds.
   show   prints what is stored (changes with their differences, the event log, workflow
-         health) and the alerts that were sent, readable.
+         health), the alerts that were sent, and what waits in the spool, readable.
 
 Talks to AWS_ENDPOINT_URL (moto) only.
 """
@@ -12,6 +15,8 @@ Talks to AWS_ENDPOINT_URL (moto) only.
 import json
 import os
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -23,6 +28,9 @@ LOCAL = ROOT / ".local"
 TABLE = "kadoa-events-local"
 TOPIC = "kadoa-alerts-local"
 INBOX = "kadoa-alerts-local-inbox"
+SPOOL = "kadoa-spool-local"
+DEAD_LETTERS = "kadoa-spool-local-dlq"
+BUCKET = "kadoa-spool-local"
 # Two lines: a secret being rotated out and its successor (events/rotated_secret.json).
 SECRETS = "local-dev-secret\nlocal-dev-secret-next\n"
 
@@ -38,7 +46,8 @@ def clients():
         region_name=os.environ.get("AWS_REGION", "us-east-1"),
     )
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    return {name: session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "sns", "sqs", "secretsmanager")}
+    names = ("dynamodb", "sns", "sqs", "secretsmanager", "s3")
+    return {name: session.client(name, endpoint_url=endpoint) for name in names}
 
 
 def setup():
@@ -59,6 +68,14 @@ def setup():
     queue_arn = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     aws["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
 
+    # The spool, with the stack's receive limit.
+    spool = template_resources()["SpoolQueue"]["Properties"]
+    dlq_url = aws["sqs"].create_queue(QueueName=DEAD_LETTERS)["QueueUrl"]
+    dlq_arn = aws["sqs"].get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spool["RedrivePolicy"]["maxReceiveCount"])}
+    spool_url = aws["sqs"].create_queue(QueueName=SPOOL, Attributes={"RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
+    aws["s3"].create_bucket(Bucket=BUCKET)
+
     # The secret lives in (local) Secrets Manager, as in the deployed stack.
     secret_arn = aws["secretsmanager"].create_secret(Name="kadoa-webhook-secret-local", SecretString=SECRETS)["ARN"]
 
@@ -73,6 +90,8 @@ def setup():
         "AWS_SECRET_ACCESS_KEY": "local",
         "ALERT_REPEAT_MINUTES": os.environ.get("ALERT_REPEAT_MINUTES", "60"),
         "RETENTION_DAYS": os.environ.get("RETENTION_DAYS", "0"),
+        "SPOOL_QUEUE_URL": spool_url,
+        "SPOOL_BUCKET": BUCKET,
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
     }
     (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
@@ -124,7 +143,9 @@ def show():
             fields = ", ".join(describe_field(f) for f in item.get("fields", []))
             print(f"    #{item['index']:<4} {item['type']:<8} {fields}")
         elif entity == "event":
-            print(f"{item['pk']}  event {item['timestamp']} {item['eventType']}: {item['status']}")
+            # A claim (an alert being sent) has no status yet.
+            status = item.get("status", "being alerted")
+            print(f"{item['pk']}  event {item.get('timestamp', item['sk'])} {item['eventType']}: {status} ({item.get('arrival', '-')})")
         elif entity == "health":
             print(f"{item['pk']}  health: {json.dumps({k: v for k, v in item.items() if k not in ('pk', 'sk', 'entity')})}")
 
@@ -146,7 +167,62 @@ def show():
     print(f"\n== SMS texts of all {len(sent)} alerts sent (from the event log)")
     for item in sent:
         print(f"{item['timestamp']}  ({len(item['alert']['sms'])} chars)  {item['alert']['sms']}")
+    show_spool(aws)
+
+
+def spooled(aws, name):
+    """The messages waiting in queue `name`, without taking them."""
+    url = aws["sqs"].get_queue_url(QueueName=name)["QueueUrl"]
+    batch = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    for message in batch:
+        try:
+            delivery = json.loads(message["Body"])
+            body = json.loads(delivery["body"]) if "body" in delivery else {"eventType": f"(body in S3: {delivery.get('bodyObject')})"}
+            yield f"received {delivery.get('receivedAt')}  {body.get('eventType')} {body.get('timestamp', '')}"
+        except (ValueError, KeyError, TypeError):
+            yield f"not a spooled delivery: {message['Body'][:80]}"
+
+
+def show_spool(aws):
+    for name, what in ((SPOOL, "waiting in the spool"), (DEAD_LETTERS, "in the dead-letter queue")):
+        lines = list(spooled(aws, name))
+        print(f"\n== {len(lines)} deliveries {what} (up to 10 shown)")
+        for line in lines:
+            print(line)
+
+
+def replay(port):
+    """What Lambda's SQS trigger does: receive, invoke the replay function, delete what it applied."""
+    aws = clients()
+    url = aws["sqs"].get_queue_url(QueueName=SPOOL)["QueueUrl"]
+    invoke = f"http://127.0.0.1:{port}/2015-03-31/functions/kadoa-replay/invocations"
+    while True:
+        batch = aws["sqs"].receive_message(
+            QueueUrl=url, MaxNumberOfMessages=5, VisibilityTimeout=60, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
+        if batch:
+            records = [
+                {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                 "attributes": m.get("Attributes", {}), "eventSource": "aws:sqs"}
+                for m in batch
+            ]
+            request = urllib.request.Request(invoke, data=json.dumps({"Records": records}).encode(), method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=120) as answer:
+                    failed = {f["itemIdentifier"] for f in json.load(answer).get("batchItemFailures", [])}
+            except OSError as error:
+                print(f"replay: the replay function is not answering yet ({error})", file=sys.stderr)
+                failed = {m["MessageId"] for m in batch}
+            for message in batch:
+                if message["MessageId"] not in failed:
+                    aws["sqs"].delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            print(f"replay: {len(batch) - len(failed)} applied, {len(failed)} to try again", file=sys.stderr)
+        time.sleep(5)
 
 
 if __name__ == "__main__":
-    {"setup": setup, "show": show}[sys.argv[1]]()
+    command = sys.argv[1]
+    if command == "replay":
+        replay(sys.argv[2] if len(sys.argv) > 2 else "9000")
+    else:
+        {"setup": setup, "show": show}[command]()

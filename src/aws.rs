@@ -51,6 +51,10 @@ pub struct AwsClients {
     pub sns: aws_sdk_sns::Client,
     /// The webhook secret.
     pub secrets_manager: aws_sdk_secretsmanager::Client,
+    /// The spool queue.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The spool's large bodies.
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
@@ -60,8 +64,16 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             secrets_manager: aws_sdk_secretsmanager::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            s3: s3_client(config),
         }
     }
+}
+
+/// An S3 client; against a local emulator (`AWS_ENDPOINT_URL`), with path-style addresses.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let local = config.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(local).build())
 }
 
 /// AWS error codes that mean "this request is invalid": sending it again cannot succeed.

@@ -25,6 +25,8 @@ pub const VARIABLES: &[&str] = &[
     "RETENTION_DAYS",
     "ALERT_REPEAT_MINUTES",
     "ALERT_EVENT_TYPES",
+    "SPOOL_QUEUE_URL",
+    "SPOOL_BUCKET",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -44,6 +46,18 @@ pub struct Settings {
     pub auth_header: HeaderName,
     /// Retention, repeat interval, which event types alert.
     pub rules: Rules,
+    /// Where deliveries wait when they cannot be applied now (`SPOOL_QUEUE_URL` and
+    /// `SPOOL_BUCKET`); without it such a delivery is answered 503.
+    pub spool: Option<SpoolSettings>,
+}
+
+/// The spool's queue and bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// `SPOOL_QUEUE_URL`
+    pub queue_url: String,
+    /// `SPOOL_BUCKET`: bodies too large for a queue message.
+    pub bucket: String,
 }
 
 /// Why the configuration is refused (the function then does not start).
@@ -64,8 +78,21 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// The replay function's settings: the same, but it needs the spool and no secret.
+    pub fn for_replay(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Self::read(&lookup, false)?;
+        if settings.spool.is_none() {
+            return Err(ConfigError("SPOOL_QUEUE_URL and SPOOL_BUCKET are required".into()));
+        }
+        Ok(settings)
+    }
+
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&lookup, true)
+    }
+
+    fn read(lookup: &impl Fn(&str) -> Option<String>, needs_secret: bool) -> Result<Self, ConfigError> {
         let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let required = |name: &str| non_empty(name).ok_or_else(|| ConfigError(format!("{name} is required")));
 
@@ -76,7 +103,7 @@ impl Settings {
         if lookup("WEBHOOK_SECRET").is_some() && inline_secrets.is_empty() && secret_arn.is_none() {
             return Err(ConfigError("WEBHOOK_SECRET holds no secret (only blank lines)".into()));
         }
-        if inline_secrets.is_empty() && secret_arn.is_none() {
+        if needs_secret && inline_secrets.is_empty() && secret_arn.is_none() {
             // Fail closed: without a secret every request would have to be let in.
             return Err(ConfigError("WEBHOOK_SECRET or WEBHOOK_SECRET_ARN is required".into()));
         }
@@ -85,6 +112,11 @@ impl Settings {
             None => HeaderName::from_static("authorization"),
             Some(name) => HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| ConfigError(format!("AUTH_HEADER_NAME {name:?} is not a valid header name")))?,
+        };
+        let spool = match (non_empty("SPOOL_QUEUE_URL"), non_empty("SPOOL_BUCKET")) {
+            (Some(queue_url), Some(bucket)) => Some(SpoolSettings { queue_url, bucket }),
+            (None, None) => None,
+            _ => return Err(ConfigError("SPOOL_QUEUE_URL and SPOOL_BUCKET go together".into())),
         };
         let retention_days = parse_number(&non_empty, "RETENTION_DAYS", 0, MAX_RETENTION_DAYS)?;
         let repeat_minutes = parse_number(&non_empty, "ALERT_REPEAT_MINUTES", 60, MAX_REPEAT_MINUTES)?;
@@ -105,6 +137,7 @@ impl Settings {
                 alert_repeat: Duration::from_secs(u64::from(repeat_minutes) * 60),
                 alert_types,
             },
+            spool,
         })
     }
 }
@@ -209,6 +242,22 @@ mod tests {
             .unwrap_err()
             .0
             .starts_with("ALERT_REPEAT_MINUTES must be a whole number from 0 to 43200"));
+    }
+
+    #[test]
+    fn the_spool_is_optional_for_the_webhook_and_required_for_the_replay() {
+        assert_eq!(settings(&BASE).unwrap().spool, None);
+        let mut env = BASE.to_vec();
+        env.push(("SPOOL_QUEUE_URL", "https://sqs/q"));
+        assert_eq!(settings(&env).unwrap_err().0, "SPOOL_QUEUE_URL and SPOOL_BUCKET go together");
+        env.push(("SPOOL_BUCKET", "b"));
+        assert_eq!(settings(&env).unwrap().spool.map(|s| s.bucket), Some("b".to_owned()));
+        let map: HashMap<String, String> =
+            env[..2].iter().chain(&env[3..]).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let replay = Settings::for_replay(|name| map.get(name).cloned()).unwrap();
+        assert!(replay.inline_secrets.is_empty(), "the replay needs no webhook secret");
+        let replay = Settings::for_replay(|name| if name.starts_with("SPOOL") { None } else { map.get(name).cloned() });
+        assert_eq!(replay.unwrap_err().0, "SPOOL_QUEUE_URL and SPOOL_BUCKET are required");
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //!
 //! The layout is the architecture; dependencies point inward, towards the pure core:
 //!
-//! - entry points: [`http`] (the webhook: method, authentication, answer, log line);
+//! - entry points: [`http`] (the webhook: method, authentication, answer, log line) and
+//!   [`replay`] (the spool's SQS consumer);
 //! - the dispatch: [`receiver`], the one place an event is applied;
 //! - the pure core: [`envelope`] and [`events`] (parse), [`table`] (keys, items and
 //!   DynamoDB's rules), [`alerts::health`] and [`alerts::message`] (decide, write);
-//! - AWS adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`secrets`] (Secrets
-//!   Manager), [`aws`] (SDK configuration);
+//! - AWS adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`spool`] (SQS and S3),
+//!   [`secrets`] (Secrets Manager), [`aws`] (SDK configuration);
 //! - shared vocabulary: [`outcome`], [`error`], [`timestamp`]; set up once: [`config`],
 //!   [`logging`].
 
@@ -22,7 +23,9 @@ pub mod http;
 pub mod logging;
 pub mod outcome;
 pub mod receiver;
+pub mod replay;
 pub mod secrets;
+pub mod spool;
 pub mod store;
 pub mod table;
 pub mod timestamp;

@@ -5,6 +5,7 @@
 use kadoa_webhook::{aws, logging, App, AwsClients, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
+use std::time::{Instant, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,7 +21,11 @@ async fn main() -> Result<(), Error> {
     // answer from our code (a 400) instead of failing the invocation.
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
         let app = &app;
-        async move { Ok::<_, Error>(app.handle_event(event.payload.get()).await) }
+        async move {
+            let deadline =
+                event.context.deadline().duration_since(SystemTime::now()).ok().map(|left| Instant::now() + left);
+            Ok::<_, Error>(app.handle_event(event.payload.get(), deadline).await)
+        }
     }))
     .await
 }

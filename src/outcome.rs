@@ -16,9 +16,19 @@ pub enum Outcome {
     Suppressed,
     /// An event type this version does not know: logged.
     Accepted,
+    /// Could not be applied now; spooled, and applied later by the replay.
+    Queued,
 }
 
 impl Outcome {
+    /// The HTTP status of the answer: 202 for a spooled delivery, 200 for the rest.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Queued => 202,
+            _ => 200,
+        }
+    }
+
     /// The word in the answer's `status`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +37,7 @@ impl Outcome {
             Self::Alerted => "alerted",
             Self::Suppressed => "suppressed",
             Self::Accepted => "accepted",
+            Self::Queued => "queued",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod auth;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request};
@@ -19,6 +19,7 @@ use crate::events::KadoaEvent;
 use crate::outcome::{Arrival, Outcome};
 use crate::receiver::{Delivery, Receiver};
 use crate::secrets::{SecretPolicy, SecretStore};
+use crate::spool::Spool;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
@@ -48,7 +49,7 @@ impl Answer {
     }
 
     fn accepted(outcome: Outcome, event_type: &str) -> Self {
-        Self::json(200, json!({"status": outcome.as_str(), "eventType": event_type}))
+        Self::json(outcome.status(), json!({"status": outcome.as_str(), "eventType": event_type}))
     }
 
     fn refused(error: &Error) -> Self {
@@ -70,13 +71,20 @@ pub struct App {
     settings: Settings,
     secrets: SecretStore,
     receiver: Receiver,
+    spool: Option<Spool>,
 }
+
+/// Time kept back from the function's deadline to spool a delivery that is still being
+/// applied.
+pub const SPOOL_MARGIN: Duration = Duration::from_secs(3);
 
 /// What the log line of a request says, filled in as the request is understood.
 #[derive(Default)]
 struct RequestSummary {
     event_type: Option<String>,
     workflow_id: Option<String>,
+    /// Why a delivery was spooled.
+    spooled_because: Option<String>,
 }
 
 impl App {
@@ -90,10 +98,13 @@ impl App {
         publisher: Publisher,
         secret_policy: SecretPolicy,
     ) -> Self {
+        let spool =
+            settings.spool.clone().map(|spool| Spool::new(clients.sqs, spool.queue_url, clients.s3, spool.bucket));
         let remote_secret = settings.secret_arn.clone().map(|arn| (clients.secrets_manager, arn));
         Self {
             secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret, secret_policy),
             receiver: Receiver::new(store, publisher, settings.rules.clone()),
+            spool,
             settings,
         }
     }
@@ -115,12 +126,13 @@ impl App {
         &self.receiver
     }
 
-    /// Handles one Lambda event from a function URL or API Gateway, as raw JSON. An event
-    /// that is not a readable HTTP request (a header value with control characters, say)
-    /// gets a 400 from here rather than failing the invocation.
-    pub async fn handle_event(&self, event: &str) -> Answer {
+    /// Handles one Lambda event from a function URL or API Gateway, as raw JSON, to be
+    /// answered before `deadline`. An event that is not a readable HTTP request (a header
+    /// value with control characters, say) gets a 400 from here rather than failing the
+    /// invocation.
+    pub async fn handle_event(&self, event: &str, deadline: Option<Instant>) -> Answer {
         match lambda_http::request::from_str(event) {
-            Ok(request) => self.handle(request).await,
+            Ok(request) => self.handle(request, deadline).await,
             // The parser's message may quote a header (the credential, even): not logged.
             Err(_) => {
                 let error = Error::invalid("the request could not be read (malformed headers or body)");
@@ -130,11 +142,12 @@ impl App {
         }
     }
 
-    /// Handles one delivery. Never fails: every error is an answer.
-    pub async fn handle(&self, request: Request) -> Answer {
+    /// Handles one delivery, to be answered before `deadline`. Never fails: every error is
+    /// an answer.
+    pub async fn handle(&self, request: Request, deadline: Option<Instant>) -> Answer {
         let started = Instant::now();
         let mut summary = RequestSummary::default();
-        let result = self.process(&request, &mut summary).await;
+        let result = self.process(&request, deadline, &mut summary).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         let event_type = summary.event_type.as_deref().unwrap_or("-");
         let workflow_id = summary.workflow_id.as_deref().unwrap_or("-");
@@ -178,7 +191,12 @@ impl App {
         }
     }
 
-    async fn process(&self, request: &Request, summary: &mut RequestSummary) -> Result<Outcome, Error> {
+    async fn process(
+        &self,
+        request: &Request,
+        deadline: Option<Instant>,
+        summary: &mut RequestSummary,
+    ) -> Result<Outcome, Error> {
         let method = request.method();
         if ![Method::POST, Method::PUT, Method::PATCH].contains(method) {
             return Err(Error::MethodNotAllowed(crate::error::bounded(format!(
@@ -195,11 +213,35 @@ impl App {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| Error::invalid("X-Kadoa-Event header is not text"))?),
         };
-        let envelope = Envelope::parse(body_bytes(request.body()), header_event)?;
+        let body = body_bytes(request.body());
+        let envelope = Envelope::parse(body, header_event)?;
         summary.event_type = Some(envelope.event_type.clone());
         let event = KadoaEvent::parse(&envelope)?;
         summary.workflow_id = event.workflow_id().map(str::to_owned);
-        self.receiver.apply(&Delivery { envelope, event }, Timestamp::now(), Arrival::Webhook).await
+
+        let received_at = Timestamp::now();
+        let delivery = Delivery { envelope, event };
+        let applying = self.receiver.apply(&delivery, received_at, Arrival::Webhook);
+        let applied = match deadline.and_then(|deadline| deadline.checked_sub(SPOOL_MARGIN)) {
+            Some(until) => tokio::time::timeout_at(until.into(), applying)
+                .await
+                .unwrap_or_else(|_| Err(Error::Unavailable("the function is about to run out of time".into()))),
+            None => applying.await,
+        };
+        // An authenticated, valid delivery that cannot be applied now waits in the spool.
+        match (applied, &self.spool) {
+            (Err(error), Some(spool)) if error.is_transient() => {
+                // The envelope parsed, so the body is UTF-8.
+                let text = std::str::from_utf8(body).map_err(|_| Error::invalid("body is not UTF-8"))?;
+                if let Err(spool_error) = spool.put(text, header_event, received_at).await {
+                    tracing::error!(error = spool_error.detail(), "the spool cannot take the delivery either");
+                    return Err(error);
+                }
+                summary.spooled_because = Some(error.detail().to_owned());
+                Ok(Outcome::Queued)
+            }
+            (applied, _) => applied,
+        }
     }
 }
 
@@ -235,5 +277,10 @@ mod tests {
         let answer = Answer::accepted(Outcome::Stored, "workflow_data_change");
         assert_eq!(answer.json_body(), json!({"status": "stored", "eventType": "workflow_data_change"}));
         assert_eq!(serde_json::to_value(&answer).unwrap()["statusCode"], 200);
+        let answer = Answer::accepted(Outcome::Queued, "workflow_failed");
+        assert_eq!(
+            (answer.status_code, answer.json_body()),
+            (202, json!({"status": "queued", "eventType": "workflow_failed"}))
+        );
     }
 }

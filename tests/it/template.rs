@@ -39,22 +39,65 @@ fn the_timeout_outlasts_the_sdk_and_the_alert_claim() {
     assert!(timeout > kadoa_webhook::store::health::CLAIM_LEASE.as_secs());
 }
 
-#[test]
-fn the_template_sets_every_variable_the_code_requires() {
-    let variables = function()["Properties"]["Environment"]["Variables"].as_object().unwrap();
+/// What CloudFormation fills in for `function`'s environment, as a lookup.
+fn deployed_environment(function: &str) -> impl Fn(&str) -> Option<String> {
+    let variables = resource(function)["Properties"]["Environment"]["Variables"].as_object().unwrap().clone();
     for name in variables.keys() {
         assert!(kadoa_webhook::config::VARIABLES.contains(&name.as_str()), "the code never reads {name}");
     }
-    // With the values CloudFormation will fill in, the function starts.
-    let placeholder = |name: &str| variables.get(name).map(|_| format!("value-of-{name}"));
-    let numbers = |name: &str| match name {
-        "RETENTION_DAYS" | "ALERT_REPEAT_MINUTES" => variables.get(name).map(|_| "1".to_owned()),
-        "AUTH_HEADER_NAME" => variables.get(name).map(|_| "authorization".to_owned()),
-        _ => placeholder(name),
-    };
-    let settings = kadoa_webhook::Settings::from_lookup(numbers);
-    assert!(settings.is_ok(), "{settings:?}");
-    assert!(variables.contains_key("WEBHOOK_SECRET_ARN"), "the deployed secret lives in Secrets Manager");
+    move |name: &str| {
+        variables.get(name).map(|_| match name {
+            "RETENTION_DAYS" | "ALERT_REPEAT_MINUTES" => "1".to_owned(),
+            "AUTH_HEADER_NAME" => "authorization".to_owned(),
+            _ => format!("value-of-{name}"),
+        })
+    }
+}
+
+#[test]
+fn the_template_sets_every_variable_the_code_requires() {
+    let settings = kadoa_webhook::Settings::from_lookup(deployed_environment("WebhookFunction")).unwrap();
+    assert!(settings.secret_arn.is_some(), "the deployed secret lives in Secrets Manager");
+    assert!(settings.spool.is_some(), "the deployed webhook spools what it cannot apply");
+    let replay = kadoa_webhook::Settings::for_replay(deployed_environment("ReplayFunction")).unwrap();
+    assert_eq!(replay.rules, settings.rules, "both functions apply events by the same rules");
+    assert_eq!((replay.table_name, replay.alert_topic_arn), (settings.table_name, settings.alert_topic_arn));
+}
+
+#[test]
+fn the_replay_function_consumes_the_spool_in_bounded_batches() {
+    let replay = resource("ReplayFunction");
+    assert_eq!(replay["Metadata"]["BuildProperties"]["Binary"], "kadoa-replay");
+    let _ = env!("CARGO_BIN_EXE_kadoa-replay");
+    let trigger = &replay["Properties"]["Events"]["Spool"]["Properties"];
+    assert_eq!(trigger["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    assert_eq!(trigger["Queue"], json!({"Fn::GetAtt": ["SpoolQueue", "Arn"]}));
+    assert!(trigger["BatchSize"].as_u64().unwrap() <= 10);
+    assert!(trigger["ScalingConfig"]["MaximumConcurrency"].as_u64().unwrap() <= 2);
+    // Each message of a batch is applied within the webhook's own time.
+    let timeout = replay["Properties"]["Timeout"].as_u64().unwrap();
+    let per_delivery = function()["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(timeout >= trigger["BatchSize"].as_u64().unwrap() * per_delivery);
+    let queue = &resource("SpoolQueue")["Properties"];
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout, "as Lambda's SQS trigger advises");
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 20, "the receive limit src/spool.rs counts on");
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    let dead_letters = &resource("SpoolDeadLetterQueue")["Properties"];
+    assert_eq!(
+        (&dead_letters["SqsManagedSseEnabled"], &dead_letters["MessageRetentionPeriod"]),
+        (&json!(true), &json!(1209600))
+    );
+    let bucket = &resource("SpoolBucket")["Properties"];
+    assert_eq!(bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
+    assert!(bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"].as_u64().unwrap() > 4 + 14);
+    for (alarm, metric) in [
+        ("SpoolDeadLettersAlarm", "ApproximateNumberOfMessagesVisible"),
+        ("SpoolAgeAlarm", "ApproximateAgeOfOldestMessage"),
+    ] {
+        assert_eq!(resource(alarm)["Properties"]["MetricName"], metric);
+        assert_eq!(resource(alarm)["Properties"]["AlarmActions"], json!([{"Ref": "AlertTopic"}]));
+    }
+    assert_eq!(resource("SpoolAgeAlarm")["Properties"]["Threshold"], 900);
 }
 
 #[test]
@@ -92,11 +135,11 @@ fn the_table_matches_the_items_the_code_writes() {
     assert!(matches!(item["expiresAt"], Attr::N(_)));
 }
 
-/// The IAM actions the policy grants, and the resources it grants them on.
-fn policy() -> (BTreeSet<String>, Vec<Value>) {
+/// The IAM actions `function`'s policy grants, and the resources it grants them on.
+fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
     let mut actions = BTreeSet::new();
     let mut resources = Vec::new();
-    for policy in function()["Properties"]["Policies"].as_array().unwrap() {
+    for policy in resource(function)["Properties"]["Policies"].as_array().unwrap() {
         for statement in policy["Statement"].as_array().unwrap() {
             assert_eq!(statement["Effect"], "Allow");
             match &statement["Action"] {
@@ -112,44 +155,8 @@ fn policy() -> (BTreeSet<String>, Vec<Value>) {
     (actions, resources)
 }
 
-#[tokio::test]
-async fn the_policy_allows_exactly_the_operations_the_code_calls() {
-    // Every path that talks to AWS: secrets, a big and a small data change, a logged
-    // event, an alert, a suppressed and a duplicate failure, a failed publish.
-    let harness = Harness::with(Options {
-        secrets_manager_value: Some(support::SECRET.to_owned()),
-        sns_through_proxy: true,
-        ..Options::default()
-    })
-    .await;
-    let change = |id: &str, n: usize| {
-        let differences: Vec<Value> =
-            (0..n).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
-        json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
-            "data": {"id": id, "workflowId": "wf_1", "differences": differences}})
-        .to_string()
-    };
-    let failed =
-        |ts: &str| json!({"eventType": "workflow_failed", "timestamp": ts, "data": {"workflowId": "wf_1"}}).to_string();
-    let proxy = harness.proxy.clone().unwrap();
-    let credits = |ts: &str| json!({"eventType": "credits_low", "timestamp": ts, "data": {}}).to_string();
-    proxy.set_up(false);
-    // Publishes fail, claims are released.
-    assert_eq!(harness.deliver(&failed("2025-01-15T09:00:00Z")).await.0, 503);
-    assert_eq!(harness.deliver(&credits("2025-01-15T09:00:00Z")).await.0, 503);
-    proxy.set_up(true);
-    for body in [
-        change("small", 2),
-        change("big", 120),
-        credits("2025-01-15T09:00:00Z"),
-        support::fixture_body("workflow_finished.json"),
-        failed("2025-01-15T10:00:00Z"),
-        failed("2025-01-15T10:00:00Z"),
-        failed("2025-01-15T10:10:00Z"),
-    ] {
-        assert_eq!(harness.deliver(&body).await.0, 200, "{body}");
-    }
-
+/// The IAM actions of the AWS operations counted since the last reset.
+fn actions_called(harness: &Harness) -> BTreeSet<String> {
     let mut called = BTreeSet::new();
     for operation in harness.calls.snapshot().keys() {
         let actions: &[&str] = match operation.as_str() {
@@ -162,17 +169,88 @@ async fn the_policy_allows_exactly_the_operations_the_code_calls() {
             "TransactWriteItems" => &["dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Publish" => &["sns:Publish"],
             "GetSecretValue" => &["secretsmanager:GetSecretValue"],
+            "SendMessage" => &["sqs:SendMessage"],
+            "ChangeMessageVisibility" => &["sqs:ChangeMessageVisibility"],
+            "PutObject" => &["s3:PutObject"],
+            "GetObject" => &["s3:GetObject"],
+            "DeleteObject" => &["s3:DeleteObject"],
             other => panic!("the code calls {other}; map it to its IAM action here and in template.yaml"),
         };
         called.extend(actions.iter().map(|a| a.to_string()));
     }
-    let (granted, resources) = policy();
-    assert_eq!(granted, called, "template.yaml's policy vs. what the code called");
+    called
+}
 
-    // Only this stack's own table, topic and secret: no wildcards.
-    let allowed_resources =
-        [json!({"Fn::GetAtt": ["EventsTable", "Arn"]}), json!({"Ref": "AlertTopic"}), json!({"Ref": "WebhookSecret"})];
-    for resource in resources {
+#[tokio::test]
+async fn each_policy_allows_exactly_the_operations_its_function_calls() {
+    // Every path that talks to AWS: secrets, a big and a small data change, a logged
+    // event, alerts, a suppressed and a duplicate failure, failed publishes that spool
+    // (one body large enough for S3), and their replay.
+    let harness = Harness::with(Options {
+        secrets_manager_value: Some(support::SECRET.to_owned()),
+        sns_through_proxy: true,
+        spool: true,
+        ..Options::default()
+    })
+    .await;
+    let change = |id: &str, n: usize| {
+        let differences: Vec<Value> =
+            (0..n).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
+        json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+            "data": {"id": id, "workflowId": "wf_1", "differences": differences}})
+        .to_string()
+    };
+    let failed =
+        |ts: &str| json!({"eventType": "workflow_failed", "timestamp": ts, "data": {"workflowId": "wf_1"}}).to_string();
+    let credits = |ts: &str, message: &str| {
+        json!({"eventType": "credits_low", "timestamp": ts, "data": {"message": message}}).to_string()
+    };
+    let proxy = harness.proxy.clone().unwrap();
+    proxy.set_up(false);
+    // Publishes fail, claims are released, the deliveries are spooled.
+    assert_eq!(harness.deliver(&failed("2025-01-15T09:00:00Z")).await.0, 202);
+    assert_eq!(harness.deliver(&credits("2025-01-15T09:00:00Z", "low")).await.0, 202);
+    assert_eq!(harness.deliver(&credits("2025-01-15T09:05:00Z", &"x".repeat(300_000))).await.0, 202);
+    proxy.set_up(true);
+    for body in [
+        change("small", 2),
+        change("big", 120),
+        credits("2025-01-15T09:10:00Z", "lower"),
+        support::fixture_body("workflow_finished.json"),
+        failed("2025-01-15T10:00:00Z"),
+        failed("2025-01-15T10:00:00Z"),
+        failed("2025-01-15T10:10:00Z"),
+    ] {
+        assert_eq!(harness.deliver(&body).await.0, 200, "{body}");
+    }
+    let (granted, resources) = policy("WebhookFunction");
+    assert_eq!(granted, actions_called(&harness), "WebhookFunction's policy vs. what the webhook called");
+
+    // A large change spooled while the table was down, as the webhook spools it.
+    let spooled = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "body": change("big-late", 120)});
+    let queue_url = &harness.spool.as_ref().unwrap().queue_url;
+    harness.sqs.send_message().queue_url(queue_url).message_body(spooled.to_string()).send().await.unwrap();
+    harness.calls.reset();
+    proxy.set_up(false);
+    let (_, failed_now) = harness.replay_once(30).await; // publishes fail: tried again later
+    assert!(!failed_now.is_empty());
+    proxy.set_up(true);
+    harness.replay_all().await;
+    // Lambda's SQS trigger receives and deletes with the function's role.
+    let mut replay_needs = actions_called(&harness);
+    replay_needs.extend(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map(str::to_owned));
+    let (replay_granted, replay_resources) = policy("ReplayFunction");
+    assert_eq!(replay_granted, replay_needs, "ReplayFunction's policy vs. what the replay called");
+
+    // Only this stack's own table, topic, secret, queue and bucket: no wildcards beyond it.
+    let allowed_resources = [
+        json!({"Fn::GetAtt": ["EventsTable", "Arn"]}),
+        json!({"Ref": "AlertTopic"}),
+        json!({"Ref": "WebhookSecret"}),
+        json!({"Fn::GetAtt": ["SpoolQueue", "Arn"]}),
+        json!({"Fn::Sub": "${SpoolBucket.Arn}/spool/*"}),
+    ];
+    for resource in resources.into_iter().chain(replay_resources) {
         assert!(allowed_resources.contains(&resource), "policy resource {resource} is broader than this stack");
     }
 }

@@ -19,11 +19,14 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use kadoa_webhook::alerts::Publisher;
+use kadoa_webhook::receiver::Receiver;
+use kadoa_webhook::replay::{Replayer, SqsEvent, SqsRecord};
 use kadoa_webhook::secrets::SecretPolicy;
+use kadoa_webhook::spool::Spool;
 use kadoa_webhook::store::{Pacing, Store};
 use kadoa_webhook::{App, AwsClients, Settings};
 use lambda_http::{Body, Request};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub use calls::CallCounter;
 pub use proxy::FaultProxy;
@@ -51,6 +54,21 @@ pub struct Options {
     pub alert_event_types: Option<&'static str>,
     /// How the remote secret is refreshed (default: as deployed).
     pub secret_policy: Option<SecretPolicy>,
+    /// A spool (queue, dead-letter queue, bucket), as the stack has one.
+    pub spool: bool,
+    /// The spool's calls go through the proxy too.
+    pub spool_through_proxy: bool,
+}
+
+/// The spool queue's receive limit in the tests (the stack's is 20).
+pub const TEST_MAX_RECEIVES: usize = 3;
+
+/// A test's spool: its queues and bucket, and the replay function wired to them.
+pub struct TestSpool {
+    pub queue_url: String,
+    pub dead_letter_url: String,
+    pub bucket: String,
+    pub replayer: Replayer,
 }
 
 /// Tests that are not about time do not depend on the machine's speed: generous timeouts
@@ -67,6 +85,8 @@ pub struct Harness {
     /// AWS operations the app made, by name.
     pub calls: CallCounter,
     pub proxy: Option<FaultProxy>,
+    pub spool: Option<TestSpool>,
+    pub s3: aws_sdk_s3::Client,
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
@@ -146,9 +166,18 @@ impl Harness {
         if let Some(types) = options.alert_event_types {
             env.insert("ALERT_EVENT_TYPES", types.to_owned());
         }
+        let s3 = kadoa_webhook::aws::s3_client(&direct);
+        let spool_names = match options.spool {
+            true => Some(create_spool(&sqs, &s3, &id).await),
+            false => None,
+        };
+        if let Some((queue_url, _, bucket)) = &spool_names {
+            env.insert("SPOOL_QUEUE_URL", queue_url.clone());
+            env.insert("SPOOL_BUCKET", bucket.clone());
+        }
         let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
 
-        let proxy = match options.through_proxy || options.sns_through_proxy {
+        let proxy = match options.through_proxy || options.sns_through_proxy || options.spool_through_proxy {
             true => Some(FaultProxy::start(moto.port).await),
             false => None,
         };
@@ -156,6 +185,7 @@ impl Harness {
         let unproxied = sdk_config(&moto.endpoint).await;
         let app_config = if options.through_proxy { &proxied } else { &unproxied };
         let sns_config = if options.sns_through_proxy { &proxied } else { app_config };
+        let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
@@ -170,14 +200,120 @@ impl Harness {
             secrets_manager: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(spool_config)
+                    .force_path_style(true)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
         };
         let pacing =
             Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
         let store = Store::new(clients.dynamodb.clone(), table.clone()).with_pacing(pacing);
         let publisher = Publisher::new(clients.sns.clone(), topic_arn.clone()).with_timeout(PATIENT);
+        let spool = spool_names.map(|(queue_url, dead_letter_url, bucket)| {
+            let receiver = Receiver::new(store.clone(), publisher.clone(), settings.rules.clone());
+            let spool = Spool::new(clients.sqs.clone(), queue_url.clone(), clients.s3.clone(), bucket.clone());
+            let replayer = Replayer::new(receiver, spool).with_first_retry_delay(Duration::ZERO);
+            TestSpool { queue_url, dead_letter_url, bucket, replayer }
+        });
         let app = App::new(settings, clients, store, publisher, options.secret_policy.unwrap_or_default());
         app.warm_up().await;
-        Self { app, table, queue_url, dynamodb, sqs, calls, proxy }
+        Self { app, table, queue_url, dynamodb, sqs, calls, proxy, spool, s3 }
+    }
+
+    fn test_spool(&self) -> &TestSpool {
+        self.spool.as_ref().expect("a harness with a spool")
+    }
+
+    /// Does what Lambda's SQS trigger does, once: receives up to 10 spooled deliveries
+    /// (hidden for `visibility` seconds), hands them to the replay function, deletes
+    /// those it did not return. Returns how many it received and which failed.
+    pub async fn replay_once(&self, visibility: i32) -> (usize, Vec<String>) {
+        let spool = self.test_spool();
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&spool.queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let messages = output.messages.unwrap_or_default();
+        let records: Vec<SqsRecord> = messages
+            .iter()
+            .map(|m| SqsRecord {
+                message_id: m.message_id().unwrap().to_owned(),
+                receipt_handle: m.receipt_handle().unwrap().to_owned(),
+                body: m.body().unwrap().to_owned(),
+                attributes: m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let answer = spool.replayer.handle(SqsEvent { records: records.clone() }).await;
+        let failed: Vec<String> = answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        for record in records.iter().filter(|r| !failed.contains(&r.message_id)) {
+            self.sqs
+                .delete_message()
+                .queue_url(&spool.queue_url)
+                .receipt_handle(&record.receipt_handle)
+                .send()
+                .await
+                .unwrap();
+        }
+        (records.len(), failed)
+    }
+
+    /// Replays until the spool is empty, as Lambda would; returns how many deliveries were
+    /// applied. A message that fails comes back at once (the test replayer waits 0 s)
+    /// and is tried again, at most 5 times.
+    pub async fn replay_all(&self) -> usize {
+        let mut replayed = 0;
+        for _ in 0..5 * TEST_MAX_RECEIVES {
+            let (received, failed) = self.replay_once(30).await;
+            if received == 0 {
+                return replayed;
+            }
+            replayed += received - failed.len();
+        }
+        panic!("the spool did not empty");
+    }
+
+    /// Messages visible in the spool queue and in its dead-letter queue.
+    pub async fn spool_depths(&self) -> (usize, usize) {
+        let spool = self.test_spool();
+        let depth = |url: &str| {
+            let url = url.to_owned();
+            async move {
+                let attributes = self
+                    .sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    .send()
+                    .await
+                    .unwrap()
+                    .attributes
+                    .unwrap_or_default();
+                attributes[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
+                    .parse::<usize>()
+                    .unwrap()
+            }
+        };
+        (depth(&spool.queue_url).await, depth(&spool.dead_letter_url).await)
+    }
+
+    /// Objects left in the spool's bucket.
+    pub async fn spool_objects(&self) -> usize {
+        let output = self.s3.list_objects_v2().bucket(&self.test_spool().bucket).send().await.unwrap();
+        output.contents.unwrap_or_default().len()
     }
 
     /// Sends `body` as Kadoa would: POST, JSON, `X-Kadoa-Event`, the bearer secret.
@@ -209,13 +345,13 @@ impl Harness {
     }
 
     pub async fn send(&self, request: Request) -> (u16, Value) {
-        let answer = self.app.handle(request).await;
+        let answer = self.app.handle(request, None).await;
         (answer.status_code, answer.json_body())
     }
 
     /// Sends a Lambda event (function URL or API Gateway JSON) as the runtime hands it over.
     pub async fn send_event(&self, event: &str) -> (u16, Value) {
-        let answer = self.app.handle_event(event).await;
+        let answer = self.app.handle_event(event, None).await;
         (answer.status_code, answer.json_body())
     }
 
@@ -256,6 +392,28 @@ impl Harness {
     pub async fn items_of(&self, entity: &str) -> Vec<Item> {
         self.items().await.into_iter().filter(|item| s(item, "entity") == entity).collect()
     }
+}
+
+/// Creates a spool as the stack does: a dead-letter queue, the spool queue redriving to it,
+/// and a bucket. Returns (queue URL, dead-letter URL, bucket).
+async fn create_spool(sqs: &aws_sdk_sqs::Client, s3: &aws_sdk_s3::Client, id: &str) -> (String, String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dead_letter_url =
+        sqs.create_queue().queue_name(format!("kadoa-spool-dlq-{id}")).send().await.unwrap().queue_url.unwrap();
+    let dead_letter_arn = format!("arn:aws:sqs:us-east-1:123456789012:kadoa-spool-dlq-{id}");
+    let redrive = json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": TEST_MAX_RECEIVES.to_string()});
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("kadoa-spool-{id}"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let bucket = format!("kadoa-spool-{id}");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    (queue_url, dead_letter_url, bucket)
 }
 
 /// Creates a table with the key schema of template.yaml's `EventsTable`.
