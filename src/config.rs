@@ -27,6 +27,9 @@ pub const VARIABLES: &[&str] = &[
     "ALERT_EVENT_TYPES",
     "SPOOL_QUEUE_URL",
     "SPOOL_BUCKET",
+    "KADOA_API_KEY",
+    "KADOA_API_KEY_ARN",
+    "KADOA_API_URL",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
 ];
@@ -60,6 +63,39 @@ pub struct SpoolSettings {
     pub bucket: String,
 }
 
+/// Where Kadoa's API is and how reconciliation authenticates to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KadoaApiSettings {
+    /// `KADOA_API_URL`, default `https://api.kadoa.com`.
+    pub url: String,
+    /// `KADOA_API_KEY`, the key itself…
+    pub key: Option<String>,
+    /// …or `KADOA_API_KEY_ARN`, a Secrets Manager secret holding it.
+    pub key_arn: Option<String>,
+}
+
+impl std::fmt::Debug for KadoaApiSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KadoaApiSettings").field("url", &self.url).field("key_arn", &self.key_arn).finish()
+    }
+}
+
+impl KadoaApiSettings {
+    /// Reads `KADOA_API_URL`, `KADOA_API_KEY`, `KADOA_API_KEY_ARN` through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let settings = Self {
+            url: non_empty("KADOA_API_URL").unwrap_or_else(|| crate::kadoa_api::DEFAULT_API_URL.to_owned()),
+            key: non_empty("KADOA_API_KEY"),
+            key_arn: non_empty("KADOA_API_KEY_ARN"),
+        };
+        if settings.key.is_none() && settings.key_arn.is_none() {
+            return Err(ConfigError("KADOA_API_KEY or KADOA_API_KEY_ARN is required".into()));
+        }
+        Ok(settings)
+    }
+}
+
 /// Why the configuration is refused (the function then does not start).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -85,6 +121,11 @@ impl Settings {
             return Err(ConfigError("SPOOL_QUEUE_URL and SPOOL_BUCKET are required".into()));
         }
         Ok(settings)
+    }
+
+    /// Reconciliation's settings: the table and topic (and rules), no webhook secret.
+    pub fn for_reconcile(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&lookup, false)
     }
 
     /// Reads the settings through `lookup`, so tests need not touch the process environment.

@@ -21,9 +21,12 @@ pub struct Envelope<'a> {
     pub timestamp: Timestamp,
     /// `data`, a JSON object, as raw text.
     pub data: &'a RawValue,
-    /// First 16 hex digits of the body's SHA-256: tells apart two different bodies that
-    /// share an event type and timestamp, while a retried delivery keeps its hash.
-    pub body_hash: String,
+    /// First 16 hex digits of a SHA-256 that tells apart two different events sharing a
+    /// type and timestamp, while a retry keeps it: of the body's bytes for a data change
+    /// (whose identity is its id anyway); for every other event, of its canonical JSON
+    /// (keys sorted, no spaces), so that the same event taken from Kadoa's delivery log
+    /// maps to the record its webhook made.
+    pub event_hash: String,
 }
 
 impl<'a> Envelope<'a> {
@@ -63,7 +66,49 @@ impl<'a> Envelope<'a> {
             Some(_) => return Err(Error::invalid("data must be a JSON object")),
         };
 
-        Ok(Self { event_type, timestamp, data, body_hash: short_hash(body) })
+        let event_hash = match event_type.as_str() {
+            crate::events::DATA_CHANGE => short_hash(body),
+            _ => {
+                let value: serde_json::Value =
+                    serde_json::from_str(data.get()).map_err(|e| Error::invalid(format!("data: {e}")))?;
+                let mut canonical = format!("{event_type}\n{}\n", timestamp.to_key_string());
+                write_canonical(&value, &mut canonical);
+                short_hash(canonical.as_bytes())
+            }
+        };
+        Ok(Self { event_type, timestamp, data, event_hash })
+    }
+}
+
+/// `value` as JSON with object keys sorted and no white space.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(list) => {
+            out.push('[');
+            for (i, value) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(value, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -99,17 +144,27 @@ mod tests {
         assert_eq!(envelope.event_type, "workflow_failed");
         assert_eq!(envelope.timestamp.to_key_string(), "2025-01-15T10:30:00.000Z");
         assert_eq!(envelope.data.get(), r#"{"workflowId":"wf_123"}"#);
-        assert_eq!(envelope.body_hash.len(), 16);
+        assert_eq!(envelope.event_hash.len(), 16);
     }
 
     #[test]
-    fn same_body_same_hash_different_body_different_hash() {
+    fn same_event_same_hash_different_event_different_hash() {
         let other = FAILED.replace("wf_123", "wf_124");
         let a = Envelope::parse(FAILED.as_bytes(), None).unwrap();
         let b = Envelope::parse(FAILED.as_bytes(), None).unwrap();
         let c = Envelope::parse(other.as_bytes(), None).unwrap();
-        assert_eq!(a.body_hash, b.body_hash);
-        assert_ne!(a.body_hash, c.body_hash);
+        assert_eq!(a.event_hash, b.event_hash);
+        assert_ne!(a.event_hash, c.event_hash);
+    }
+
+    #[test]
+    fn the_same_event_serialized_otherwise_keeps_its_hash() {
+        let reordered = r#"{ "data": {"workflowName": "x", "workflowId": "wf_123"}, "timestamp": "2025-01-15T11:30:00+01:00",
+                            "eventType": "workflow_failed" }"#;
+        let original = FAILED.replace(r#"{"workflowId":"wf_123"}"#, r#"{"workflowId":"wf_123","workflowName":"x"}"#);
+        let a = Envelope::parse(original.as_bytes(), None).unwrap();
+        let b = Envelope::parse(reordered.as_bytes(), None).unwrap();
+        assert_eq!(a.event_hash, b.event_hash);
     }
 
     #[test]

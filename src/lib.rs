@@ -4,11 +4,13 @@
 //! The layout is the architecture; dependencies point inward, towards the pure core:
 //!
 //! - entry points: [`http`] (the webhook: method, authentication, answer, log line) and
-//!   [`replay`] (the spool's SQS consumer);
+//!   [`replay`] (the spool's SQS consumer), [`reconcile`] (Kadoa's API, by hand or on a
+//!   schedule);
 //! - the dispatch: [`receiver`], the one place an event is applied;
 //! - the pure core: [`envelope`] and [`events`] (parse), [`table`] (keys, items and
 //!   DynamoDB's rules), [`alerts::health`] and [`alerts::message`] (decide, write);
-//! - AWS adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`spool`] (SQS and S3),
+//! - adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`spool`] (SQS and S3),
+//!   [`kadoa_api`] (Kadoa's REST API),
 //!   [`secrets`] (Secrets Manager), [`aws`] (SDK configuration);
 //! - shared vocabulary: [`outcome`], [`error`], [`timestamp`]; set up once: [`config`],
 //!   [`logging`].
@@ -20,9 +22,11 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod kadoa_api;
 pub mod logging;
 pub mod outcome;
 pub mod receiver;
+pub mod reconcile;
 pub mod replay;
 pub mod secrets;
 pub mod spool;

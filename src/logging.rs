@@ -28,21 +28,34 @@ pub fn directives(lambda_level: Option<&str>, rust_log: Option<&str>) -> String 
     format!("{chosen},{CAPS}")
 }
 
-/// Installs the JSON subscriber for the process.
+/// Installs the JSON subscriber for the process, writing to standard output (where
+/// Lambda collects it).
 pub fn init() {
+    install(false);
+}
+
+/// The same, writing to standard error: for a command whose standard output is its answer.
+pub fn init_on_stderr() {
+    install(true);
+}
+
+fn install(on_stderr: bool) {
     let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::try_new(directives(lambda_level.as_deref(), rust_log.as_deref()))
         .unwrap_or_else(|_| EnvFilter::new(directives(None, None)));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match on_stderr {
+        true => builder.with_writer(std::io::stderr).init(),
+        false => builder.init(),
+    }
 }
 
 #[cfg(test)]

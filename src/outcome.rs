@@ -92,14 +92,22 @@ pub enum Arrival {
     Webhook,
     /// A delivery that was spooled when it could not be applied, applied later.
     Replay,
+    /// Found in Kadoa's API by reconciliation: it never reached the receiver.
+    Reconcile,
 }
 
 impl Arrival {
+    /// Whether people read it later than Kadoa reported it.
+    pub fn is_late(self) -> bool {
+        !matches!(self, Self::Webhook)
+    }
+
     /// The `arrival` attribute's value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
             Self::Replay => "replay",
+            Self::Reconcile => "reconcile",
         }
     }
 }

@@ -145,7 +145,7 @@ impl Receiver {
             HealthEvent { workflow_name: event.workflow_name.clone().or(previous.workflow_name), ..event.clone() };
         let message = match decision {
             Decision::Alert(reason) if self.rules.alerts(reason.event_type()) => {
-                Some(AlertMessage::health(&named, at, reason, receipt.arrival == Arrival::Replay))
+                Some(AlertMessage::health(&named, at, reason, receipt.arrival.is_late()))
             }
             _ => None,
         };
@@ -220,7 +220,7 @@ impl Receiver {
             });
         }
 
-        let late = receipt.arrival == Arrival::Replay;
+        let late = receipt.arrival.is_late();
         let message = AlertMessage::notice(&envelope.event_type, workflow_id, envelope.timestamp, envelope.data, late);
         let record =
             EventRecord::with_payload(envelope, workflow_id, receipt, EventStatus::Alerted).with_alert(Some(&message));

@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod notices;
+pub mod reconcile;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -116,7 +117,9 @@ impl Store {
     ///   only if absent. A delivery that failed half-way has no change item yet, so its
     ///   retry completes it.
     pub async fn write_change(&self, plan: ChangePlan) -> Result<WriteOutcome, Error> {
-        let ChangePlan { pk, change_sk, mut differences, event, change } = plan;
+        let ChangePlan { pk, change_sk, mut differences, event, change, pending } = plan;
+        // The pending marker goes with the differences: before the commit marker.
+        differences.extend(pending);
         let fits_transaction = differences.len() + 2 <= TRANSACTION_ITEMS
             && differences.iter().chain([&event, &change]).map(item_size).sum::<usize>() < TRANSACTION_BYTES;
         if fits_transaction {
@@ -177,9 +180,15 @@ impl Store {
     /// fails the whole call. Each batch is converted only when it is sent, so memory stays
     /// linear in the delivery.
     pub async fn put_all(&self, items: Vec<Item>) -> Result<(), Error> {
-        let mut items = items.into_iter();
+        self.write_all(items.into_iter().map(write_request)).await
+    }
+
+    /// Sends `requests` 25 per BatchWriteItem, several batches at once, each converted
+    /// only when it is sent.
+    async fn write_all(&self, requests: impl Iterator<Item = WriteRequest>) -> Result<(), Error> {
+        let mut requests = requests;
         let batches = std::iter::from_fn(move || {
-            let batch: Vec<WriteRequest> = items.by_ref().take(BATCH_SIZE).map(write_request).collect();
+            let batch: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
             (!batch.is_empty()).then_some(batch)
         });
         stream::iter(batches)
@@ -226,7 +235,7 @@ fn first_condition_failed(error: Option<&TransactWriteItemsError>) -> bool {
     cancelled.cancellation_reasons().first().and_then(|reason| reason.code()) == Some("ConditionalCheckFailed")
 }
 
-fn write_request(item: Item) -> WriteRequest {
+pub(crate) fn write_request(item: Item) -> WriteRequest {
     // `PutRequest::build` fails only without an item, and there always is one.
     let put = PutRequest::builder().set_item(Some(to_dynamodb(item))).build();
     match put {

@@ -32,6 +32,9 @@ pub struct ChangePlan {
     pub event: Item,
     /// Written last, and only if absent: the commit marker.
     pub change: Item,
+    /// For a change Kadoa sent with `dataPending: true`: a marker that reconciliation
+    /// finds and clears once Kadoa has the change complete.
+    pub pending: Option<Item>,
 }
 
 impl ChangePlan {
@@ -103,7 +106,15 @@ impl ChangePlan {
             .of_change(&change.change_id, change.differences.len())
             .to_item()?;
 
-        Ok(Self { pk, change_sk, differences, event, change: item })
+        let pending = (item.get("dataPending") == Some(&Attr::Bool(true))).then(|| {
+            let mut marker =
+                keyed(keys::PENDING_PK.to_owned(), keys::pending_sk(&change.workflow_id, &change.change_id), "pending");
+            marker.insert("workflowId".into(), Attr::s(&change.workflow_id));
+            marker.insert("changeId".into(), Attr::s(&change.change_id));
+            receipt.stamp(&mut marker);
+            marker
+        });
+        Ok(Self { pk, change_sk, differences, event, change: item, pending })
     }
 }
 
@@ -212,6 +223,15 @@ mod tests {
         assert_eq!(fields[0].get("value"), Some(&n("98765432109876543210")));
         assert_eq!(fields[0].get("previousValue"), Some(&s("1e200")), "out of DynamoDB's range: its exact text");
         drop(data);
+    }
+
+    #[test]
+    fn a_pending_change_leaves_a_marker_for_reconciliation() {
+        assert!(plan_of(documented(), 0).unwrap().pending.is_none());
+        let mut data = documented();
+        data["dataPending"] = json!(true);
+        let marker = plan_of(data, 0).unwrap().pending.unwrap();
+        assert_eq!((&marker["pk"], &marker["sk"]), (&s("PENDING"), &s("CHANGE#wf_123#change_123")));
     }
 
     #[test]

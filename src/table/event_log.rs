@@ -65,7 +65,7 @@ impl<'a> EventRecord<'a> {
         let envelope = self.envelope;
         (
             keys::event_pk(self.workflow_id),
-            keys::event_sk(envelope.timestamp, &envelope.event_type, &envelope.body_hash),
+            keys::event_sk(envelope.timestamp, &envelope.event_type, &envelope.event_hash),
         )
     }
 
@@ -131,7 +131,7 @@ mod tests {
         let item =
             EventRecord::with_payload(&envelope, Some("wf_1"), receipt(), EventStatus::Stored).to_item().unwrap();
         assert_eq!(item["pk"], Attr::s("WORKFLOW#wf_1"));
-        let sk = format!("EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}", envelope.body_hash);
+        let sk = format!("EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}", envelope.event_hash);
         assert_eq!(item["sk"], Attr::S(sk));
         assert_eq!(item["status"], Attr::s("stored"));
         assert_eq!(item["arrival"], Attr::s("webhook"));

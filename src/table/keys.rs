@@ -14,6 +14,17 @@ pub const MAX_SORT_KEY_BYTES: usize = 1024;
 pub const ACCOUNT_PK: &str = "ACCOUNT";
 /// Sort key of a workflow's health item.
 pub const HEALTH_SK: &str = "HEALTH";
+/// Partition of the markers of changes Kadoa still has pending (`dataPending`).
+pub const PENDING_PK: &str = "PENDING";
+/// Key of reconciliation's watermark: how far it has checked Kadoa's API.
+pub const RECONCILE_PK: &str = "RECONCILE";
+/// Sort key of the watermark.
+pub const WATERMARK_SK: &str = "WATERMARK";
+
+/// `CHANGE#<workflowId>#<changeId>`: a pending change's marker under [`PENDING_PK`].
+pub fn pending_sk(workflow_id: &str, change_id: &str) -> String {
+    format!("CHANGE#{}#{}", key_part(workflow_id), key_part(change_id))
+}
 
 /// `id` as it appears inside a key: `%` → `%25`, `#` → `%23`.
 pub fn key_part(id: &str) -> String {
@@ -47,8 +58,8 @@ pub fn difference_sk(change_sk: &str, index: usize) -> String {
 }
 
 /// `EVENT#<timestamp>#<eventType>#<body hash>`.
-pub fn event_sk(timestamp: Timestamp, event_type: &str, body_hash: &str) -> String {
-    format!("EVENT#{}#{event_type}#{body_hash}", timestamp.to_key_string())
+pub fn event_sk(timestamp: Timestamp, event_type: &str, event_hash: &str) -> String {
+    format!("EVENT#{}#{event_type}#{event_hash}", timestamp.to_key_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod alerts;
 mod hostile;
 mod kadoa_events;
+mod reconcile;
 mod spool;
 mod startup;
 mod support;

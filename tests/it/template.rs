@@ -7,7 +7,11 @@ use kadoa_webhook::table::event_log::EventRecord;
 use kadoa_webhook::table::{Attr, Receipt};
 use serde_json::{json, Value};
 
+use kadoa_webhook::kadoa_api::{ApiRetry, KadoaApi};
+use kadoa_webhook::reconcile::Reconciler;
+
 use crate::support;
+use crate::support::kadoa::FakeKadoa;
 use crate::support::template::{resource, template};
 use crate::support::{Harness, Options};
 
@@ -56,7 +60,14 @@ fn deployed_environment(function: &str) -> impl Fn(&str) -> Option<String> {
 
 #[test]
 fn the_template_sets_every_variable_the_code_requires() {
+    let reconcile = kadoa_webhook::Settings::for_reconcile(deployed_environment("ReconcileFunction")).unwrap();
+    let kadoa =
+        kadoa_webhook::config::KadoaApiSettings::from_lookup(deployed_environment("ReconcileFunction")).unwrap();
+    assert!(kadoa.key_arn.is_some(), "the API key lives in Secrets Manager");
+    assert_eq!(resource("ReconcileFunction")["Condition"], "HasKadoaApiKey", "deployed only with a key");
+    assert_eq!(template()["Parameters"]["KadoaApiKey"]["NoEcho"], true);
     let settings = kadoa_webhook::Settings::from_lookup(deployed_environment("WebhookFunction")).unwrap();
+    assert_eq!(reconcile.rules, settings.rules, "reconciliation applies events by the same rules");
     assert!(settings.secret_arn.is_some(), "the deployed secret lives in Secrets Manager");
     assert!(settings.spool.is_some(), "the deployed webhook spools what it cannot apply");
     let replay = kadoa_webhook::Settings::for_replay(deployed_environment("ReplayFunction")).unwrap();
@@ -174,6 +185,8 @@ fn actions_called(harness: &Harness) -> BTreeSet<String> {
             "PutObject" => &["s3:PutObject"],
             "GetObject" => &["s3:GetObject"],
             "DeleteObject" => &["s3:DeleteObject"],
+            "BatchGetItem" => &["dynamodb:BatchGetItem"],
+            "Query" => &["dynamodb:Query"],
             other => panic!("the code calls {other}; map it to its IAM action here and in template.yaml"),
         };
         called.extend(actions.iter().map(|a| a.to_string()));
@@ -242,15 +255,49 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     let (replay_granted, replay_resources) = policy("ReplayFunction");
     assert_eq!(replay_granted, replay_needs, "ReplayFunction's policy vs. what the replay called");
 
-    // Only this stack's own table, topic, secret, queue and bucket: no wildcards beyond it.
+    // Reconciliation: a pending change to complete, a small and a large change and a
+    // failure that never arrived.
+    let mut pending = json!({"id": "pending", "workflowId": "wf_1", "dataPending": true, "createdAt": "2025-01-15T11:00:00Z",
+        "differences": [{"type": "added", "fields": [{"key": "i", "value": 1}]}]});
+    let webhook = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T11:00:00Z", "data": pending});
+    assert_eq!(harness.deliver(&webhook.to_string()).await.0, 200);
+    let fake = FakeKadoa::start("key").await;
+    pending["dataPending"] = json!(false);
+    fake.put_change(pending);
+    for (id, count) in [("missing-small", 2), ("missing-large", 120)] {
+        let differences: Vec<Value> =
+            (0..count).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
+        fake.put_change(
+            json!({"id": id, "workflowId": "wf_1", "createdAt": "2025-01-15T12:00:00Z", "differences": differences}),
+        );
+    }
+    fake.add_delivery(
+        json!({"eventType": "workflow_failed", "timestamp": "2025-01-15T12:30:00Z", "data": {"workflowId": "wf_9"}}),
+    );
+    harness.calls.reset();
+    let api = KadoaApi::new(&fake.url, "key".into(), ApiRetry::default()).unwrap();
+    let receiver = harness.receiver();
+    let from = kadoa_webhook::timestamp::Timestamp::parse_rfc3339("2025-01-15T00:00:00Z").unwrap();
+    let report = Reconciler::new(&api, &receiver, &harness.store, 0)
+        .run_scheduled(from.plus_days(1).unwrap(), &|_| {})
+        .await
+        .unwrap();
+    assert!(report.is_clean() && report.pending_completed == 1 && report.stored_now == 2, "{report}");
+    let mut reconcile_needs = actions_called(&harness);
+    reconcile_needs.insert("secretsmanager:GetSecretValue".to_owned()); // the API key, read at start
+    let (reconcile_granted, reconcile_resources) = policy("ReconcileFunction");
+    assert_eq!(reconcile_granted, reconcile_needs, "ReconcileFunction's policy vs. what reconciliation called");
+
+    // Only this stack's own table, topic, secrets, queue and bucket: no wildcards beyond it.
     let allowed_resources = [
         json!({"Fn::GetAtt": ["EventsTable", "Arn"]}),
         json!({"Ref": "AlertTopic"}),
         json!({"Ref": "WebhookSecret"}),
         json!({"Fn::GetAtt": ["SpoolQueue", "Arn"]}),
         json!({"Fn::Sub": "${SpoolBucket.Arn}/spool/*"}),
+        json!({"Ref": "KadoaApiKeySecret"}),
     ];
-    for resource in resources.into_iter().chain(replay_resources) {
+    for resource in resources.into_iter().chain(replay_resources).chain(reconcile_resources) {
         assert!(allowed_resources.contains(&resource), "policy resource {resource} is broader than this stack");
     }
 }

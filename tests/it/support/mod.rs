@@ -2,6 +2,7 @@
 //! to send deliveries and read back what was stored.
 
 pub mod calls;
+pub mod kadoa;
 pub mod moto;
 pub mod proxy;
 pub mod template;
@@ -19,7 +20,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use kadoa_webhook::alerts::Publisher;
-use kadoa_webhook::receiver::Receiver;
+use kadoa_webhook::receiver::{Receiver, Rules};
 use kadoa_webhook::replay::{Replayer, SqsEvent, SqsRecord};
 use kadoa_webhook::secrets::SecretPolicy;
 use kadoa_webhook::spool::Spool;
@@ -87,6 +88,12 @@ pub struct Harness {
     pub proxy: Option<FaultProxy>,
     pub spool: Option<TestSpool>,
     pub s3: aws_sdk_s3::Client,
+    /// What the app applies events with, for other entry points (reconciliation).
+    pub store: Store,
+    pub publisher: Publisher,
+    pub rules: Rules,
+    /// The topic, for a command run in another process.
+    pub topic_arn: String,
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
@@ -220,9 +227,16 @@ impl Harness {
             let replayer = Replayer::new(receiver, spool).with_first_retry_delay(Duration::ZERO);
             TestSpool { queue_url, dead_letter_url, bucket, replayer }
         });
-        let app = App::new(settings, clients, store, publisher, options.secret_policy.unwrap_or_default());
+        let rules = settings.rules.clone();
+        let app =
+            App::new(settings, clients, store.clone(), publisher.clone(), options.secret_policy.unwrap_or_default());
         app.warm_up().await;
-        Self { app, table, queue_url, dynamodb, sqs, calls, proxy, spool, s3 }
+        Self { app, table, queue_url, dynamodb, sqs, calls, proxy, spool, s3, store, publisher, rules, topic_arn }
+    }
+
+    /// A receiver like the app's, for another entry point.
+    pub fn receiver(&self) -> Receiver {
+        Receiver::new(self.store.clone(), self.publisher.clone(), self.rules.clone())
     }
 
     fn test_spool(&self) -> &TestSpool {

@@ -1,0 +1,240 @@
+//! The Kadoa REST API adapter (the parts reconciliation reads): the change list, one
+//! change, and the notification delivery log. Kadoa answering 429 or 5xx is retried with
+//! backoff, honouring `Retry-After`; the API key is sent, never logged.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::Error;
+use crate::timestamp::Timestamp;
+
+/// Kadoa's API, unless `KADOA_API_URL` says otherwise.
+pub const DEFAULT_API_URL: &str = "https://api.kadoa.com";
+/// Items asked for per page (the delivery log's maximum).
+pub const PAGE_SIZE: u32 = 100;
+
+/// How failed requests are tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRetry {
+    /// Tries per request, the first included.
+    pub tries: u32,
+    /// First wait; it doubles (or is what `Retry-After` says, up to `max_wait`).
+    pub first_wait: Duration,
+    /// Longest wait between two tries.
+    pub max_wait: Duration,
+}
+
+impl Default for ApiRetry {
+    fn default() -> Self {
+        Self { tries: 5, first_wait: Duration::from_secs(1), max_wait: Duration::from_secs(30) }
+    }
+}
+
+/// One page of `GET /v5/changes`.
+#[derive(Debug, Deserialize)]
+pub struct ChangesPage {
+    /// The changes, as raw JSON (every digit kept).
+    #[serde(default)]
+    pub changes: Vec<Box<RawValue>>,
+    /// Where this page is.
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+}
+
+/// The pagination block of the change list.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    /// Pages in all.
+    #[serde(default)]
+    pub total_pages: Option<u64>,
+    /// This page (1-based).
+    #[serde(default)]
+    pub page: Option<u64>,
+}
+
+/// One page of `GET /v5/notifications/logs`.
+#[derive(Debug, Deserialize)]
+pub struct LogsPage {
+    /// The deliveries.
+    #[serde(default)]
+    pub events: Vec<LoggedDelivery>,
+    /// Whether more pages follow.
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// One delivery in Kadoa's log.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedDelivery {
+    /// The event type.
+    pub event_type: String,
+    /// When Kadoa created the event.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// What was (or would have been) delivered.
+    pub payload: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct LogsAnswer {
+    data: LogsData,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsData {
+    #[serde(default)]
+    events: Vec<LoggedDelivery>,
+    #[serde(default)]
+    pagination: Option<LogsPagination>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsPagination {
+    #[serde(default)]
+    has_more: bool,
+}
+
+/// A client of Kadoa's API.
+#[derive(Clone)]
+pub struct KadoaApi {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    retry: ApiRetry,
+}
+
+impl std::fmt::Debug for KadoaApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KadoaApi").field("base_url", &self.base_url).field("api_key", &"<redacted>").finish()
+    }
+}
+
+impl KadoaApi {
+    /// A client of the API at `base_url`, authenticated with `api_key`.
+    pub fn new(base_url: &str, api_key: String, retry: ApiRetry) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .user_agent("kadoa-webhook-receiver")
+            .build()
+            .map_err(|e| Error::internal("HTTP client", e))?;
+        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, retry })
+    }
+
+    /// The changes created in `[from, to)`, `skip` of them skipped.
+    pub async fn changes(&self, from: Timestamp, to: Timestamp, skip: u64) -> Result<ChangesPage, Error> {
+        let query = [
+            ("startDate", from.to_key_string()),
+            ("endDate", to.to_key_string()),
+            ("skip", skip.to_string()),
+            ("limit", PAGE_SIZE.to_string()),
+        ];
+        let text = self.get("/v5/changes", &query).await?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's change list is not as documented: {e}")))
+    }
+
+    /// One change as Kadoa has it now.
+    pub async fn change(&self, change_id: &str) -> Result<Box<RawValue>, Error> {
+        let path = format!("/v5/changes/{}", urlencode(change_id));
+        let text = self.get(&path, &[]).await?;
+        // The change itself, or wrapped as `{"change": …}` / `{"data": …}`.
+        #[derive(Deserialize)]
+        struct Wrapped {
+            change: Option<Box<RawValue>>,
+            data: Option<Box<RawValue>>,
+            id: Option<Box<RawValue>>,
+        }
+        let wrapped: Wrapped = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's change is not as documented: {e}")))?;
+        match (wrapped.id, wrapped.change, wrapped.data) {
+            (Some(_), _, _) => RawValue::from_string(text).map_err(|e| Error::internal("change", e)),
+            (None, Some(change), _) | (None, None, Some(change)) => Ok(change),
+            (None, None, None) => Err(Error::invalid("Kadoa's change has no id")),
+        }
+    }
+
+    /// The deliveries logged in `[from, to)`, `offset` of them skipped.
+    pub async fn deliveries(&self, from: Timestamp, to: Timestamp, offset: u64) -> Result<LogsPage, Error> {
+        let query = [
+            ("startDate", from.to_key_string()),
+            ("endDate", to.to_key_string()),
+            ("offset", offset.to_string()),
+            ("limit", PAGE_SIZE.to_string()),
+        ];
+        let text = self.get("/v5/notifications/logs", &query).await?;
+        let answer: LogsAnswer = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's delivery log is not as documented: {e}")))?;
+        let has_more = answer.data.pagination.is_some_and(|p| p.has_more);
+        Ok(LogsPage { events: answer.data.events, has_more })
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<String, Error> {
+        let url = format!("{}{path}", self.base_url);
+        let mut wait = self.retry.first_wait;
+        for attempt in 1..=self.retry.tries {
+            let sent = self.http.get(&url).query(query).header("x-api-key", &self.api_key).send().await;
+            let retry_after = match sent {
+                Ok(answer) if answer.status().is_success() => {
+                    return answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e));
+                }
+                Ok(answer) if matches!(answer.status().as_u16(), 401 | 403) => {
+                    return Err(Error::invalid(format!(
+                        "Kadoa refused the API key ({}): check KADOA_API_KEY",
+                        answer.status().as_u16()
+                    )));
+                }
+                Ok(answer) if answer.status().as_u16() == 429 || answer.status().is_server_error() => {
+                    let header =
+                        answer.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                    tracing::warn!(status = answer.status().as_u16(), path, attempt, "Kadoa API busy; trying again");
+                    header.map(Duration::from_secs)
+                }
+                Ok(answer) => {
+                    return Err(Error::invalid(format!("Kadoa answered {} for {path}", answer.status().as_u16())));
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error.without_url(), path, attempt, "Kadoa API unreachable; trying again");
+                    None
+                }
+            };
+            if attempt < self.retry.tries {
+                tokio::time::sleep(retry_after.unwrap_or(wait).min(self.retry.max_wait)).await;
+                wait = (wait * 2).min(self.retry.max_wait);
+            }
+        }
+        Err(Error::Unavailable(format!("Kadoa API {path}: no answer after {} tries", self.retry.tries)))
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_escaped_in_paths() {
+        assert_eq!(urlencode("change_123"), "change_123");
+        assert_eq!(urlencode("a/b c#"), "a%2Fb%20c%23");
+    }
+
+    #[test]
+    fn the_key_is_never_printed() {
+        let api = KadoaApi::new("https://api.kadoa.com/", "sk-secret".into(), ApiRetry::default()).unwrap();
+        let printed = format!("{api:?}");
+        assert!(!printed.contains("sk-secret") && printed.contains("https://api.kadoa.com"), "{printed}");
+    }
+}

@@ -1,0 +1,320 @@
+//! Reconciliation: what Kadoa has that the table lacks, found through Kadoa's API and
+//! applied through the same [`Receiver::apply`] as a webhook — changes that never reached
+//! the receiver, changes Kadoa completed after sending them pending, and every other event
+//! in Kadoa's delivery log. Checking costs reads only; only what is missing is written.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::Error;
+use crate::events::DATA_CHANGE;
+use crate::kadoa_api::KadoaApi;
+use crate::outcome::{Arrival, Outcome};
+use crate::receiver::{Delivery, Receiver};
+use crate::store::reconcile::Key;
+use crate::store::Store;
+use crate::table::change::ChangePlan;
+use crate::table::event_log::EventRecord;
+use crate::table::{keys, Receipt};
+use crate::timestamp::Timestamp;
+
+/// A scheduled run checks again this far before the watermark: events Kadoa logged late.
+pub const OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The first scheduled run, with no watermark yet, looks back this far.
+pub const FIRST_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Changes Kadoa listed for the window.
+    pub changes_seen: usize,
+    /// Of those, already in the table.
+    pub already_stored: usize,
+    /// Of those, stored by this run.
+    pub stored_now: usize,
+    /// Pending changes Kadoa has completed since, brought up to date.
+    pub pending_completed: usize,
+    /// Pending changes Kadoa still has pending.
+    pub still_pending: usize,
+    /// Other events in Kadoa's delivery log for the window.
+    pub events_seen: usize,
+    /// Of those, already in the event log.
+    pub events_logged: usize,
+    /// Of those, applied by this run (alerted, if they alert).
+    pub events_replayed: usize,
+    /// What could not be done; the run is clean only without any.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// Whether everything was checked and nothing failed.
+    pub fn is_clean(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "changes: {} seen, {} already stored, {} stored now",
+            self.changes_seen, self.already_stored, self.stored_now
+        )?;
+        writeln!(
+            f,
+            "pending changes: {} completed, {} still pending at Kadoa",
+            self.pending_completed, self.still_pending
+        )?;
+        writeln!(
+            f,
+            "other events: {} seen, {} already logged, {} replayed",
+            self.events_seen, self.events_logged, self.events_replayed
+        )?;
+        write!(f, "failures: {}", self.failures.len())?;
+        for failure in &self.failures {
+            write!(f, "\n  {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The ids a listed change carries.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+/// (A change Kadoa still has pending is stored with a marker, and completed by a later run.)
+struct ChangeIds {
+    id: String,
+    workflow_id: String,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    data_pending: Option<bool>,
+}
+
+/// Finds and applies what the table lacks.
+pub struct Reconciler<'a> {
+    api: &'a KadoaApi,
+    receiver: &'a Receiver,
+    store: &'a Store,
+    retention_days: u32,
+}
+
+/// A webhook body for an event found in Kadoa's API.
+fn envelope_body(event_type: &str, timestamp: &str, data: &RawValue) -> String {
+    let timestamp = serde_json::Value::String(timestamp.to_owned());
+    format!(r#"{{"eventType":"{event_type}","timestamp":{timestamp},"data":{}}}"#, data.get())
+}
+
+impl<'a> Reconciler<'a> {
+    /// A reconciler reading `api`, applying with `receiver`, checking `store`.
+    pub fn new(api: &'a KadoaApi, receiver: &'a Receiver, store: &'a Store, retention_days: u32) -> Self {
+        Self { api, receiver, store, retention_days }
+    }
+
+    /// One scheduled run, up to `now`: from the watermark of the last clean run less
+    /// [`OVERLAP`] (or [`FIRST_WINDOW`] back), moving the watermark to `now` only when the
+    /// run is clean. The report says what was done, clean or not.
+    pub async fn run_scheduled(&self, now: Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Result<Report, Error> {
+        let from = match self.store.watermark().await? {
+            Some(through) => through.plus_millis(-(OVERLAP.as_millis() as i64)),
+            None => now.plus_millis(-(FIRST_WINDOW.as_millis() as i64)),
+        }
+        .ok_or_else(|| Error::internal("reconcile", "no window before the watermark"))?;
+        let report = self.run(from, now, progress).await;
+        if report.is_clean() {
+            self.store.set_watermark(now).await?;
+        }
+        Ok(report)
+    }
+
+    /// Reconciles `[from, to)`; `progress` hears about each page.
+    pub async fn run(&self, from: Timestamp, to: Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Report {
+        let mut report = Report::default();
+        if let Err(error) = self.changes(from, to, &mut report, progress).await {
+            report.failures.push(format!("change list: {}", error.detail()));
+        }
+        if let Err(error) = self.pending(&mut report, progress).await {
+            report.failures.push(format!("pending changes: {}", error.detail()));
+        }
+        if let Err(error) = self.deliveries(from, to, &mut report, progress).await {
+            report.failures.push(format!("delivery log: {}", error.detail()));
+        }
+        report
+    }
+
+    async fn changes(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        report: &mut Report,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), Error> {
+        let mut skip = 0u64;
+        loop {
+            let page = self.api.changes(from, to, skip).await?;
+            let count = page.changes.len();
+            let mut listed = Vec::with_capacity(count);
+            for raw in &page.changes {
+                match serde_json::from_str::<ChangeIds>(raw.get()) {
+                    Ok(ids) => listed.push((ids, raw)),
+                    Err(e) => report.failures.push(format!("a listed change has no id or workflowId: {e}")),
+                }
+            }
+            let keys: Vec<Key> =
+                listed.iter().map(|(ids, _)| (keys::workflow_pk(&ids.workflow_id), keys::change_sk(&ids.id))).collect();
+            let existing = self.store.existing(&keys).await?;
+            for ((ids, raw), key) in listed.into_iter().zip(&keys) {
+                report.changes_seen += 1;
+                if existing.contains(key) {
+                    report.already_stored += 1;
+                    continue;
+                }
+                let timestamp = ids.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
+                let body = envelope_body(DATA_CHANGE, &timestamp, raw);
+                match self.apply(&body).await {
+                    Ok(Outcome::Stored) => report.stored_now += 1,
+                    Ok(_) => report.already_stored += 1,
+                    Err(error) => report.failures.push(format!("change {}: {}", ids.id, error.detail())),
+                }
+            }
+            skip += count as u64;
+            progress(&format!("changes: {skip} checked"));
+            let last_page = page.pagination.as_ref().and_then(|p| Some(p.page? >= p.total_pages?)).unwrap_or(true);
+            if count == 0 || last_page {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn pending(&self, report: &mut Report, progress: &(dyn Fn(&str) + Sync)) -> Result<(), Error> {
+        for (workflow_id, change_id) in self.store.pending_changes().await? {
+            let raw = match self.api.change(&change_id).await {
+                Ok(raw) => raw,
+                Err(error) => {
+                    report.failures.push(format!("change {change_id}: {}", error.detail()));
+                    continue;
+                }
+            };
+            let ids: ChangeIds = serde_json::from_str(raw.get())
+                .map_err(|e| Error::invalid(format!("change {change_id} from Kadoa: {e}")))?;
+            if ids.data_pending == Some(true) {
+                report.still_pending += 1;
+                continue;
+            }
+            match self.complete(&workflow_id, &ids, &raw).await {
+                Ok(()) => report.pending_completed += 1,
+                Err(error) => report.failures.push(format!("completing change {change_id}: {}", error.detail())),
+            }
+        }
+        progress(&format!("pending changes: {} completed", report.pending_completed));
+        Ok(())
+    }
+
+    async fn complete(&self, workflow_id: &str, ids: &ChangeIds, raw: &RawValue) -> Result<(), Error> {
+        let timestamp = ids.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
+        let body = envelope_body(DATA_CHANGE, &timestamp, raw);
+        let delivery = Delivery::parse(body.as_bytes(), None)?;
+        let crate::events::KadoaEvent::DataChange(change) = &delivery.event else {
+            return Err(Error::internal("complete", "not a data change"));
+        };
+        if change.workflow_id != workflow_id {
+            return Err(Error::invalid(format!("Kadoa lists change {} under another workflow", ids.id)));
+        }
+        let now = Timestamp::now();
+        let receipt = Receipt::new(now, self.retention_days, Arrival::Reconcile);
+        let plan = ChangePlan::new(change, &delivery.envelope, receipt)?;
+        let previous = self.store.stored_difference_count(&plan.pk, &plan.change_sk).await?.unwrap_or(0);
+        self.store.complete_change(plan, previous, now).await
+    }
+
+    async fn deliveries(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        report: &mut Report,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), Error> {
+        let mut offset = 0u64;
+        loop {
+            let page = self.api.deliveries(from, to, offset).await?;
+            let count = page.events.len();
+            // Data changes are reconciled from the change list, by id.
+            let bodies: Vec<String> = page
+                .events
+                .iter()
+                .filter(|logged| logged.event_type != DATA_CHANGE)
+                .map(|logged| {
+                    let payload = logged.payload.get();
+                    let is_envelope = serde_json::from_str::<EnvelopeShape>(payload).is_ok_and(|e| e.is_envelope());
+                    match is_envelope {
+                        true => payload.to_owned(),
+                        false => {
+                            let at = logged.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
+                            envelope_body(&logged.event_type, &at, &logged.payload)
+                        }
+                    }
+                })
+                .collect();
+            let mut parsed = Vec::new();
+            for body in &bodies {
+                match Delivery::parse(body.as_bytes(), None) {
+                    Ok(delivery) => parsed.push(delivery),
+                    Err(error) => report.failures.push(format!("a logged delivery: {}", error.detail())),
+                }
+            }
+            let receipt = Receipt::new(Timestamp::now(), self.retention_days, Arrival::Reconcile);
+            let keys: Vec<Key> = parsed
+                .iter()
+                .map(|d| {
+                    EventRecord::new(&d.envelope, d.event.workflow_id(), receipt, crate::outcome::EventStatus::Stored)
+                        .key()
+                })
+                .collect();
+            let existing: HashSet<Key> = self.store.existing(&keys).await?;
+            for (delivery, key) in parsed.iter().zip(&keys) {
+                report.events_seen += 1;
+                if existing.contains(key) {
+                    report.events_logged += 1;
+                    continue;
+                }
+                match self.receiver.apply(delivery, Timestamp::now(), Arrival::Reconcile).await {
+                    Ok(_) => report.events_replayed += 1,
+                    Err(error) => report.failures.push(format!(
+                        "{} at {}: {}",
+                        delivery.envelope.event_type,
+                        delivery.envelope.timestamp.to_key_string(),
+                        error.detail()
+                    )),
+                }
+            }
+            offset += count as u64;
+            progress(&format!("delivery log: {offset} checked"));
+            if count == 0 || !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply(&self, body: &str) -> Result<Outcome, Error> {
+        let delivery = Delivery::parse(body.as_bytes(), None)?;
+        self.receiver.apply(&delivery, Timestamp::now(), Arrival::Reconcile).await
+    }
+}
+
+/// Whether a logged payload is the webhook body itself or only its `data`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeShape {
+    event_type: Option<Box<RawValue>>,
+    timestamp: Option<Box<RawValue>>,
+    data: Option<Box<RawValue>>,
+}
+
+impl EnvelopeShape {
+    fn is_envelope(&self) -> bool {
+        self.event_type.is_some() && self.timestamp.is_some() && self.data.is_some()
+    }
+}

@@ -1,0 +1,197 @@
+//! What reconciliation asks of the table: which items exist (reads only), the changes
+//! still pending at Kadoa, completing one of them, and the watermark of the last clean run.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
+
+use super::{to_dynamodb, Store};
+use crate::aws::sdk_error;
+use crate::error::Error;
+use crate::table::change::ChangePlan;
+use crate::table::{keys, Attr};
+use crate::timestamp::Timestamp;
+
+/// BatchGetItem's limit.
+pub const KEYS_PER_READ: usize = 100;
+
+/// An item's key: partition and sort key.
+pub type Key = (String, String);
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn key_map((pk, sk): &Key) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+impl Store {
+    /// Which of `keys` have an item: one `BatchGetItem` per 100 keys (eventually
+    /// consistent, keys only), unprocessed keys asked again with backoff.
+    pub async fn existing(&self, keys: &[Key]) -> Result<HashSet<Key>, Error> {
+        let mut found = HashSet::new();
+        for chunk in keys.chunks(KEYS_PER_READ) {
+            let mut wanted = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(key_map).collect()))
+                    .projection_expression("pk, sk")
+                    .build()
+                    .map_err(|e| Error::internal("BatchGetItem", e))?,
+            );
+            let mut round = 0;
+            while let Some(request) = wanted.take() {
+                if round > 0 {
+                    tokio::time::sleep(self.pacing.backoff(round)).await;
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) = (item.get("pk"), item.get("sk"))
+                    {
+                        found.insert((pk.clone(), sk.clone()));
+                    }
+                }
+                wanted = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                round += 1;
+                if round > self.pacing.unprocessed_rounds && wanted.is_some() {
+                    return Err(Error::Unavailable("BatchGetItem: keys still unprocessed".into()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The changes stored while Kadoa still had them pending: (workflow id, change id).
+    pub async fn pending_changes(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut pending = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(keys::PENDING_PK))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                if let (Some(workflow_id), Some(change_id)) = (text("workflowId"), text("changeId")) {
+                    pending.push((workflow_id, change_id));
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(pending);
+            }
+        }
+    }
+
+    /// How many differences the stored version of a change has, if it is stored.
+    pub async fn stored_difference_count(&self, pk: &str, change_sk: &str) -> Result<Option<usize>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(change_sk))
+            .projection_expression("differenceCount")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output.item.map(|item| {
+            item.get("differenceCount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
+        }))
+    }
+
+    /// Replaces a stored change by Kadoa's final version: its differences (and removes
+    /// those the final version no longer has), then the change item with `completedAt`,
+    /// then the pending marker. Safe to repeat: a run that fails half-way leaves the
+    /// marker, and the next run does it again.
+    pub async fn complete_change(
+        &self,
+        plan: ChangePlan,
+        previous_count: usize,
+        completed_at: Timestamp,
+    ) -> Result<(), Error> {
+        let ChangePlan { pk, change_sk, differences, change, .. } = plan;
+        let stale = (differences.len()..previous_count).map(|index| {
+            let key = key_map(&(pk.clone(), keys::difference_sk(&change_sk, index)));
+            let delete = DeleteRequest::builder().set_key(Some(key)).build();
+            match delete {
+                Ok(delete) => WriteRequest::builder().delete_request(delete).build(),
+                Err(_) => WriteRequest::builder().build(),
+            }
+        });
+        self.write_all(differences.into_iter().map(super::write_request).chain(stale)).await?;
+        let mut change = change;
+        change.insert("completedAt".into(), Attr::s(completed_at.to_key_string()));
+        let workflow_id = match change.get("workflowId") {
+            Some(Attr::S(id)) => id.clone(),
+            _ => return Err(Error::internal("complete_change", "the change item has no workflowId")),
+        };
+        let change_id = match change.get("changeId") {
+            Some(Attr::S(id)) => id.clone(),
+            _ => return Err(Error::internal("complete_change", "the change item has no changeId")),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_dynamodb(change)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::PENDING_PK))
+            .key("sk", s(&keys::pending_sk(&workflow_id, &change_id)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// How far the last clean reconciliation got.
+    pub async fn watermark(&self) -> Result<Option<Timestamp>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::RECONCILE_PK))
+            .key("sk", s(keys::WATERMARK_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("through").and_then(|v| v.as_s().ok()).and_then(|t| Timestamp::parse_rfc3339(t))))
+    }
+
+    /// Records that everything up to `through` is reconciled.
+    pub async fn set_watermark(&self, through: Timestamp) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::RECONCILE_PK))
+            .item("sk", s(keys::WATERMARK_SK))
+            .item("entity", s("watermark"))
+            .item("through", s(&through.to_key_string()))
+            .item("updatedAt", s(&Timestamp::now().to_key_string()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        Ok(())
+    }
+}
