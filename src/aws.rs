@@ -94,3 +94,34 @@ where
         false => Error::unavailable(operation, detail),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn failed_put(code: &str, status: u16) -> SdkError<PutItemError, Response> {
+        let error = PutItemError::generic(ErrorMetadata::builder().code(code).message("details").build());
+        let response = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(error, response)
+    }
+
+    #[test]
+    fn a_request_aws_refuses_as_invalid_is_never_a_503() {
+        let error = sdk_error("PutItem", failed_put("ValidationException", 400));
+        assert_eq!(error.status(), 422);
+        assert!(!error.is_transient(), "retrying or spooling cannot help");
+        assert!(error.detail().starts_with("AWS refused PutItem: "), "{}", error.detail());
+    }
+
+    #[test]
+    fn throttling_and_outages_are_transient() {
+        for (code, status) in [("ProvisionedThroughputExceededException", 400), ("InternalServerError", 500)] {
+            let error = sdk_error("PutItem", failed_put(code, status));
+            assert_eq!((error.status(), error.is_transient()), (503, true), "{code}");
+        }
+    }
+}

@@ -222,10 +222,11 @@ impl App {
         let received_at = Timestamp::now();
         let delivery = Delivery { envelope, event };
         let applying = self.receiver.apply(&delivery, received_at, Arrival::Webhook);
+        let out_of_time = || Err(Error::Unavailable("the function is about to run out of time".into()));
         let applied = match deadline.and_then(|deadline| deadline.checked_sub(SPOOL_MARGIN)) {
-            Some(until) => tokio::time::timeout_at(until.into(), applying)
-                .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the function is about to run out of time".into()))),
+            // No time to apply it at all: not even started.
+            Some(until) if until <= Instant::now() => out_of_time(),
+            Some(until) => tokio::time::timeout_at(until.into(), applying).await.unwrap_or_else(|_| out_of_time()),
             None => applying.await,
         };
         // An authenticated, valid delivery that cannot be applied now waits in the spool.

@@ -163,3 +163,20 @@ async fn only_authenticated_valid_deliveries_are_spooled_and_the_happy_path_cost
     harness.proxy.as_ref().unwrap().set_up(true);
     assert_eq!(harness.spool_depths().await, (0, 0));
 }
+
+#[tokio::test]
+async fn a_delivery_about_to_run_out_of_time_is_spooled() {
+    let harness = Harness::with(Options { spool: true, ..Options::default() }).await;
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://x.on.aws/")
+        .header("authorization", format!("Bearer {}", crate::support::SECRET))
+        .body(lambda_http::Body::from(fixture_body("workflow_failed.json")))
+        .unwrap();
+    // The function's deadline is just the margin away: no time left to apply it.
+    let deadline = std::time::Instant::now() + kadoa_webhook::http::SPOOL_MARGIN;
+    let answer = harness.app.handle(request, Some(deadline)).await;
+    assert_eq!((answer.status_code, answer.json_body()), queued("workflow_failed"));
+    assert_eq!(harness.replay_all().await, 1);
+    assert_eq!(harness.alerts().await.len(), 1);
+}
