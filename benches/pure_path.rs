@@ -2,7 +2,7 @@
 //! DynamoDB items of a data change, authenticate, format an alert. Prints figures; asserts
 //! nothing about speed (timed tests flake). Run: `cargo bench --bench pure_path`.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::indexing_slicing, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::indexing_slicing, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -53,7 +53,58 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// One run of each pure operation, in a function of its own that callgrind counts
+/// (`--toggle-collect=*measured_*`, see scripts/profile.py): instruction counts that hold on
+/// a noisy machine, as iai-callgrind takes them.
+mod measured {
+    use super::*;
+
+    #[inline(never)]
+    pub fn measured_parse_plan(body: &str, receipt: Receipt) {
+        let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
+        let change = DataChange::parse(&envelope).unwrap();
+        black_box(ChangePlan::new(&change, &envelope, receipt).unwrap());
+    }
+
+    #[inline(never)]
+    pub fn measured_authenticate(headers: &HeaderMap, header: &HeaderName, secrets: &[Secret]) {
+        assert!(is_authorized(black_box(headers), header, secrets));
+    }
+
+    #[inline(never)]
+    pub fn measured_format_alert(event: &HealthEvent, at: Timestamp) {
+        black_box(AlertMessage::health(event, at, AlertReason::Failed, false).to_sns_json());
+    }
+}
+
+/// `--once NAME`: runs one operation once, for callgrind.
+fn once(name: &str) {
+    let receipt = Receipt::new(Timestamp::now(), 30, Arrival::Webhook);
+    match name {
+        "parse_plan_10" => measured::measured_parse_plan(&change_body(10), receipt),
+        "parse_plan_3000" => measured::measured_parse_plan(&change_body(3000), receipt),
+        "authenticate" => {
+            let secrets = Secret::parse_lines("old-secret-value-0123456789\nnew-secret-value-0123456789");
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", HeaderValue::from_static("Bearer new-secret-value-0123456789"));
+            measured::measured_authenticate(&headers, &HeaderName::from_static("authorization"), &secrets);
+        }
+        "format_alert" => {
+            let data = json!({"workflowId": "wf_1", "workflowName": "Café Monitor 🚀", "reason": "Access blocked",
+                "action": "No action needed.", "url": "https://monitored-page.com"});
+            let data = serde_json::value::RawValue::from_string(data.to_string()).unwrap();
+            let event = HealthEvent::parse(HealthEventKind::Failed, &data).unwrap();
+            measured::measured_format_alert(&event, Timestamp::now());
+        }
+        other => panic!("no operation {other}"),
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(position) = args.iter().position(|a| a == "--once") {
+        return once(&args[position + 1]);
+    }
     let budget = Duration::from_millis(700);
     let receipt = Receipt::new(Timestamp::now(), 30, Arrival::Webhook);
     let mut per_difference = Vec::new();

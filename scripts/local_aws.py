@@ -24,7 +24,7 @@ import boto3
 import template
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+LOCAL = Path(os.environ.get("LOCAL_DIR", ROOT / ".local"))
 TABLE = "kadoa-events-local"
 TOPIC = "kadoa-alerts-local"
 INBOX = "kadoa-alerts-local-inbox"

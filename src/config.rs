@@ -32,6 +32,8 @@ pub const VARIABLES: &[&str] = &[
     "KADOA_API_URL",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
+    // Read by the allocator (mimalloc), set by the template.
+    "MIMALLOC_ARENA_EAGER_COMMIT",
 ];
 
 /// Everything the function needs to know before its first request.

@@ -21,12 +21,6 @@ pub struct Envelope<'a> {
     pub timestamp: Timestamp,
     /// `data`, a JSON object, as raw text.
     pub data: &'a RawValue,
-    /// First 16 hex digits of a SHA-256 that tells apart two different events sharing a
-    /// type and timestamp, while a retry keeps it: of the body's bytes for a data change
-    /// (whose identity is its id anyway); for every other event, of its canonical JSON
-    /// (keys sorted, no spaces), so that the same event taken from Kadoa's delivery log
-    /// maps to the record its webhook made.
-    pub event_hash: String,
 }
 
 impl<'a> Envelope<'a> {
@@ -66,17 +60,21 @@ impl<'a> Envelope<'a> {
             Some(_) => return Err(Error::invalid("data must be a JSON object")),
         };
 
-        let event_hash = match event_type.as_str() {
-            crate::events::DATA_CHANGE => short_hash(body),
-            _ => {
-                let value: serde_json::Value =
-                    serde_json::from_str(data.get()).map_err(|e| Error::invalid(format!("data: {e}")))?;
-                let mut canonical = format!("{event_type}\n{}\n", timestamp.to_key_string());
-                write_canonical(&value, &mut canonical);
-                short_hash(canonical.as_bytes())
-            }
-        };
-        Ok(Self { event_type, timestamp, data, event_hash })
+        Ok(Self { event_type, timestamp, data })
+    }
+
+    /// First 16 hex digits of the SHA-256 of the event's canonical JSON (type, time, and
+    /// `data` with keys sorted, no spaces): two different events sharing a type and time
+    /// differ, while a retry — or the same event re-serialized in Kadoa's delivery log —
+    /// keeps it. (A data change is identified by its ids instead: see `EventRecord`.)
+    pub fn identity_hash(&self) -> String {
+        let mut canonical = format!("{}\n{}\n", self.event_type, self.timestamp.to_key_string());
+        match serde_json::from_str::<serde_json::Value>(self.data.get()) {
+            Ok(value) => write_canonical(&value, &mut canonical),
+            // `data` was read as a JSON object already; this cannot happen.
+            Err(_) => canonical.push_str(self.data.get()),
+        }
+        short_hash(canonical.as_bytes())
     }
 }
 
@@ -123,7 +121,8 @@ fn check_event_type(event_type: &str) -> Result<String, Error> {
     Ok(event_type.to_owned())
 }
 
-fn short_hash(body: &[u8]) -> String {
+/// The first 16 hex digits of the SHA-256 of `body`.
+pub fn short_hash(body: &[u8]) -> String {
     Sha256::digest(body).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -144,7 +143,7 @@ mod tests {
         assert_eq!(envelope.event_type, "workflow_failed");
         assert_eq!(envelope.timestamp.to_key_string(), "2025-01-15T10:30:00.000Z");
         assert_eq!(envelope.data.get(), r#"{"workflowId":"wf_123"}"#);
-        assert_eq!(envelope.event_hash.len(), 16);
+        assert_eq!(envelope.identity_hash().len(), 16);
     }
 
     #[test]
@@ -153,8 +152,8 @@ mod tests {
         let a = Envelope::parse(FAILED.as_bytes(), None).unwrap();
         let b = Envelope::parse(FAILED.as_bytes(), None).unwrap();
         let c = Envelope::parse(other.as_bytes(), None).unwrap();
-        assert_eq!(a.event_hash, b.event_hash);
-        assert_ne!(a.event_hash, c.event_hash);
+        assert_eq!(a.identity_hash(), b.identity_hash());
+        assert_ne!(a.identity_hash(), c.identity_hash());
     }
 
     #[test]
@@ -164,7 +163,7 @@ mod tests {
         let original = FAILED.replace(r#"{"workflowId":"wf_123"}"#, r#"{"workflowId":"wf_123","workflowName":"x"}"#);
         let a = Envelope::parse(original.as_bytes(), None).unwrap();
         let b = Envelope::parse(reordered.as_bytes(), None).unwrap();
-        assert_eq!(a.event_hash, b.event_hash);
+        assert_eq!(a.identity_hash(), b.identity_hash());
     }
 
     #[test]

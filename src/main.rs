@@ -7,7 +7,12 @@ use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 use std::time::{Instant, SystemTime};
 
-#[tokio::main]
+/// mimalloc: fewer instructions per allocation than glibc's malloc (see README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One invocation at a time: one thread is enough (fewer instructions, less memory).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = Settings::from_env().inspect_err(|error| {

@@ -10,7 +10,12 @@ use kadoa_webhook::store::Store;
 use kadoa_webhook::{aws, logging, receiver::Receiver, AwsClients, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 
-#[tokio::main]
+/// mimalloc, as the webhook (see README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One invocation at a time: one thread is enough.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = Settings::for_replay(|name| std::env::var(name).ok()).inspect_err(|error| {

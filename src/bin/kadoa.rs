@@ -34,7 +34,12 @@ struct Context {
     retention_days: u32,
 }
 
-#[tokio::main]
+/// mimalloc, as the webhook (see README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One invocation at a time: one thread is enough.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let scheduled = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     match scheduled {

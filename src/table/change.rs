@@ -5,7 +5,9 @@
 use serde_json::value::RawValue;
 
 use super::event_log::EventRecord;
-use super::{ensure_storable, keyed, keys, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_DIFFERENCE, OWNED_ATTRIBUTES};
+use super::{
+    ensure_storable, keyed, keys, limits, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_DIFFERENCE, OWNED_ATTRIBUTES,
+};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::events::DataChange;
@@ -48,7 +50,8 @@ impl ChangePlan {
             .iter()
             .enumerate()
             .map(|(index, difference)| {
-                let path = format!("data.differences[{index}]");
+                // Named only when something is wrong with it.
+                let path = || format!("data.differences[{index}]");
                 let mut item = keyed(pk.clone(), keys::difference_sk(&change_sk, index), ENTITY_DIFFERENCE);
                 item.insert("workflowId".into(), Attr::s(&change.workflow_id));
                 item.insert("changeId".into(), Attr::s(&change.change_id));
@@ -58,13 +61,13 @@ impl ChangePlan {
                     .fields
                     .iter()
                     .map(|field| {
-                        let map = field.0.iter().map(|(key, value)| Ok((key.clone(), json(value, &path)?)));
+                        let map = field.0.iter().map(|(key, value)| Ok((key.clone(), json(value, path)?)));
                         map.collect::<Result<_, Error>>().map(Attr::M)
                     })
                     .collect::<Result<_, Error>>()?;
                 item.insert("fields".into(), Attr::L(fields));
                 receipt.stamp(&mut item);
-                ensure_storable(&item, &path)?;
+                limits::check(&item).map_err(|exceeded| Error::too_large(format!("{} {exceeded}", path())))?;
                 Ok(item)
             })
             .collect::<Result<Vec<Item>, Error>>()?;
@@ -79,7 +82,7 @@ impl ChangePlan {
                 && name.len() <= MAX_COPIED_NAME_BYTES
                 && !value.get().starts_with(['{', '[']);
             if copied {
-                item.insert(name.clone(), json(value, "data")?);
+                item.insert(name.clone(), json(value, || "data".to_owned())?);
             }
         }
         item.insert("workflowId".into(), Attr::s(&change.workflow_id));
@@ -92,7 +95,7 @@ impl ChangePlan {
             item.insert("workflowName".into(), Attr::s(name));
         }
         if let Some(tags) = change.tags {
-            item.insert("tags".into(), json(tags, "data.metadata.tags")?);
+            item.insert("tags".into(), json(tags, || "data.metadata.tags".to_owned())?);
         }
         item.insert("differenceCount".into(), Attr::n(change.differences.len() as u64));
         item.insert("addedCount".into(), Attr::n(change.count("added") as u64));
@@ -120,8 +123,8 @@ impl ChangePlan {
 
 /// A JSON value from the payload; `path` names it if serde_json cannot read it again (it
 /// read it once already, so this would be our fault).
-fn json(value: &RawValue, path: &str) -> Result<Attr, Error> {
-    Attr::from_json(value).map_err(|e| Error::internal(path, e))
+fn json(value: &RawValue, path: impl Fn() -> String) -> Result<Attr, Error> {
+    Attr::from_json(value).map_err(|e| Error::internal(&path(), e))
 }
 
 #[cfg(test)]

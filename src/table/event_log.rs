@@ -60,13 +60,19 @@ impl<'a> EventRecord<'a> {
         self
     }
 
-    /// The item's partition and sort key.
+    /// The item's partition and sort key. A data change's record is identified by its
+    /// workflow and change id (hashing its body, up to 6 MB, would cost more than all the
+    /// rest of its parsing); any other event by [`Envelope::identity_hash`].
     pub fn key(&self) -> (String, String) {
         let envelope = self.envelope;
-        (
-            keys::event_pk(self.workflow_id),
-            keys::event_sk(envelope.timestamp, &envelope.event_type, &envelope.event_hash),
-        )
+        let hash = match self.change {
+            Some((change_id, _)) => {
+                let identity = format!("{}\n{change_id}", self.workflow_id.unwrap_or_default());
+                crate::envelope::short_hash(identity.as_bytes())
+            }
+            None => envelope.identity_hash(),
+        };
+        (keys::event_pk(self.workflow_id), keys::event_sk(envelope.timestamp, &envelope.event_type, &hash))
     }
 
     /// The item. A payload too large (or too deep) for DynamoDB is kept as the first
@@ -131,7 +137,7 @@ mod tests {
         let item =
             EventRecord::with_payload(&envelope, Some("wf_1"), receipt(), EventStatus::Stored).to_item().unwrap();
         assert_eq!(item["pk"], Attr::s("WORKFLOW#wf_1"));
-        let sk = format!("EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}", envelope.event_hash);
+        let sk = format!("EVENT#2025-01-15T09:30:00.000Z#workflow_finished#{}", envelope.identity_hash());
         assert_eq!(item["sk"], Attr::S(sk));
         assert_eq!(item["status"], Attr::s("stored"));
         assert_eq!(item["arrival"], Attr::s("webhook"));

@@ -57,7 +57,7 @@ pub fn difference_sk(change_sk: &str, index: usize) -> String {
     format!("{change_sk}DIFF#{index:06}")
 }
 
-/// `EVENT#<timestamp>#<eventType>#<body hash>`.
+/// `EVENT#<timestamp>#<eventType>#<event hash>`.
 pub fn event_sk(timestamp: Timestamp, event_type: &str, event_hash: &str) -> String {
     format!("EVENT#{}#{event_type}#{event_hash}", timestamp.to_key_string())
 }

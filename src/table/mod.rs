@@ -66,6 +66,8 @@ pub const OWNED_ATTRIBUTES: &[&str] = &[
 pub struct Receipt {
     /// When the receiver got the delivery (for a replay: when the webhook got it).
     pub received_at: Timestamp,
+    /// `received_at` as its key string, written once for every item of the delivery.
+    received_key: [u8; 24],
     /// Epoch seconds for DynamoDB TTL, when `RETENTION_DAYS` > 0.
     pub expires_at: Option<i64>,
     /// Webhook or replay.
@@ -80,12 +82,13 @@ impl Receipt {
             // Past year 9999 is the same as never (and the configuration bounds the days).
             days => received_at.plus_days(days).map(Timestamp::unix_seconds),
         };
-        Self { received_at, expires_at, arrival }
+        Self { received_at, received_key: received_at.key_bytes(), expires_at, arrival }
     }
 
     /// The attributes every item of the delivery carries.
     fn stamp(&self, item: &mut Item) {
-        item.insert("receivedAt".into(), Attr::s(self.received_at.to_key_string()));
+        let received = String::from_utf8_lossy(&self.received_key).into_owned();
+        item.insert("receivedAt".into(), Attr::S(received));
         if let Some(expires_at) = self.expires_at {
             item.insert("expiresAt".into(), Attr::n(expires_at));
         }

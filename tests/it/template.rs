@@ -28,7 +28,7 @@ fn the_function_is_the_kadoa_webhook_binary_on_provided_al2023() {
     assert_eq!(function()["Metadata"]["BuildProperties"]["Binary"], "kadoa-webhook");
     assert_eq!(properties["Handler"], "bootstrap");
     assert_eq!(properties["Runtime"], "provided.al2023");
-    assert_eq!(properties["MemorySize"], 256);
+    assert_eq!(properties["MemorySize"], 512);
     assert_eq!(properties["Architectures"], json!([{"Ref": "Architecture"}]));
     assert_eq!(template()["Parameters"]["Architecture"]["Default"], "arm64");
     assert_eq!(properties["FunctionUrlConfig"]["AuthType"], "NONE");

@@ -1,0 +1,216 @@
+"""`make profile`: instructions the release webhook spends, counted by callgrind.
+
+Runs target/profiling/kadoa-webhook (release, with symbols) under valgrind's callgrind,
+behind scripts/runtime_api.py and against moto, in four runs:
+
+  A  start-up + one 10-difference data change
+  B  A + 10 more 10-difference changes      -> a warm delivery = (B - A) / 10
+  C  A + one 3000-difference change         -> (C - A)
+  D  A + one failure alert                  -> (D - A)
+
+and once more without valgrind for peak memory (A, C, and a 6 MB change). Prints the
+figures and the top contributors of a warm delivery. Needs moto (AWS_ENDPOINT_URL), the
+table, topic and secret that `scripts/local_aws.py setup` creates.
+"""
+
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# PROFILE_BINARY: another build of the webhook to measure the same way (say, an older one).
+BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-webhook"))
+SECRET = "profile-secret"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def url_event(body, event_type):
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-kadoa-event": event_type,
+                    "authorization": f"Bearer {SECRET}", "host": "x.lambda-url.us-east-1.on.aws"},
+        "requestContext": {"accountId": "anonymous", "apiId": "x", "domainName": "x.lambda-url.us-east-1.on.aws",
+                           "domainPrefix": "x", "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                                                         "sourceIp": "203.0.113.7", "userAgent": "Kadoa"},
+                           "requestId": "r", "routeKey": "$default", "stage": "$default",
+                           "time": "15/Jan/2025:10:30:00 +0000", "timeEpoch": 1736937000000},
+        "body": json.dumps(body), "isBase64Encoded": False,
+    }
+
+
+def change(run, n, differences, value_bytes=0):
+    diffs = [{"type": "changed", "fields": [
+        {"key": "price", "value": 10.5 + i, "previousValue": 9.5 + i},
+        {"key": "name", "value": f"Product {i}" + "x" * value_bytes, "previousValue": f"Produkt {i}"}]}
+        for i in range(differences)]
+    body = {"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+            "data": {"id": f"{run}-change-{n}", "workflowId": "wf_profile", "differences": diffs,
+                     "url": "https://monitored-page.com", "createdAt": "2025-01-15T10:30:00Z",
+                     "metadata": {"workflowName": "Product Monitor", "tags": ["pricing"]}}}
+    return url_event(body, "workflow_data_change")
+
+
+def failure(run):
+    body = {"eventType": "workflow_failed", "timestamp": "2025-01-15T10:30:00Z",
+            "data": {"workflowId": f"wf_{run}", "workflowName": "Product Monitor", "source": "Product Monitor",
+                     "reason": "Access blocked by bot protection", "action": "No action needed.",
+                     "url": "https://monitored-page.com"}}
+    return url_event(body, "workflow_failed")
+
+
+def environment(port):
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH"))}
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "kadoa-webhook", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_LEVEL": "WARN",
+        "TABLE_NAME": "kadoa-events-local", "ALERT_TOPIC_ARN": os.environ["ALERT_TOPIC_ARN"],
+        "WEBHOOK_SECRET": SECRET,
+        # As template.yaml sets it.
+        "MIMALLOC_ARENA_EAGER_COMMIT": "0",
+    })
+    return env
+
+
+def run(events, callgrind_out=None):
+    """Runs the function over `events`; returns (instructions or None, peak RSS KiB, answers)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
+        events_file.write_text(json.dumps(events))
+        port = free_port()
+        api = subprocess.Popen([sys.executable, str(ROOT / "scripts/runtime_api.py"), "--port", str(port),
+                                "--events", str(events_file), "--answers", str(answers_file)])
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    import time
+                    time.sleep(0.05)
+            command = [str(BINARY)]
+            if callgrind_out:
+                command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet"] + command
+            # Started from a small Python of its own: a child forked from this one (which holds
+            # the events) would count this process's memory in its peak RSS.
+            measure = ("import os,subprocess,sys; p=subprocess.Popen(sys.argv[1:]); u=os.wait4(p.pid,0)[2]; "
+                       "print(u.ru_maxrss, u.ru_utime + u.ru_stime)")
+            measured = subprocess.run([sys.executable, "-c", measure] + command, env=environment(port),
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
+            max_rss, cpu = int(max_rss), float(cpu)
+            answers = json.loads(answers_file.read_text()) if answers_file.exists() else []
+        finally:
+            api.terminate()
+            api.wait()
+    statuses = [json.loads(json.loads(a["body"])["body"]).get("status") if a else None for a in answers]
+    if len(statuses) != len(events) or None in statuses:
+        sys.exit(f"profile: the function did not answer every event: {statuses} {str(answers)[:600]}")
+    instructions = None
+    if callgrind_out:
+        text = Path(callgrind_out).read_text()
+        instructions = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+    return instructions, max_rss, statuses, cpu
+
+
+def self_costs(callgrind_out, by_function):
+    """Instructions by crate (or by crate and function), self cost, from callgrind_annotate."""
+    output = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", "--threshold=100", str(callgrind_out)],
+                            capture_output=True, text=True, check=True).stdout
+    costs = {}
+    for line in output.splitlines():
+        match = re.match(r"^\s*([\d,]+) \([^)]*\)\s+(.*)$", line)
+        if not match or "PROGRAM TOTALS" in line:
+            continue
+        # "file:function": the file is where the instructions' source is (inlined code too).
+        place, _, function = match.group(2).partition(":")
+        if "/registry/src/" in place:
+            crate = re.sub(r"^.*/registry/src/[^/]+/([^/]+)/.*$", r"\1", place)
+        elif place.startswith("/rustc/"):
+            crate = "std"
+        elif "/src/" in place and str(ROOT) in place:
+            crate = "kadoa-webhook"
+        else:
+            crate = place.rsplit("/", 1)[-1]
+        key = f"{crate}: {function.split(' [')[0][:90]}" if by_function else crate
+        costs[key] = costs.get(key, 0) + int(match.group(1).replace(",", ""))
+    return costs
+
+
+def top(later, earlier, per, by_function, count=10):
+    """What costs most in `later` beyond `earlier`, per event."""
+    a, b = self_costs(earlier, by_function), self_costs(later, by_function)
+    total = (sum(b.values()) - sum(a.values())) / per
+    rows = sorted((((b.get(k, 0) - a.get(k, 0)) / per, k) for k in b), reverse=True)[:count]
+    return [f"{cost:>12,.0f}  {cost / total:6.1%}  {name}" for cost, name in rows]
+
+
+def pure_paths(out):
+    """Instructions of the pure operations alone (benches/pure_path.rs, `--once`)."""
+    bench = next(p for p in (ROOT / "target/profiling/deps").glob("pure_path-*") if os.access(p, os.X_OK) and p.suffix == "")
+    counts = {}
+    for name in ("parse_plan_10", "parse_plan_3000", "authenticate", "format_alert"):
+        output = out / f"callgrind.pure.{name}"
+        subprocess.run(["valgrind", "--tool=callgrind", "--quiet", "--collect-atstart=no", "--toggle-collect=*measured_*",
+                        f"--callgrind-out-file={output}", str(bench), "--once", name], check=True)
+        counts[name] = int(re.search(r"^(?:summary|totals): (\d+)", output.read_text(), re.M).group(1))
+    return counts
+
+
+def main():
+    out = Path(tempfile.mkdtemp(prefix="kadoa-profile-"))
+    if "PROFILE_BINARY" not in os.environ:
+        pure = pure_paths(out)
+        print("instructions of the pure path (no I/O; benches/pure_path.rs under callgrind):")
+        print(f"  parse + plan, 10 differences     {pure['parse_plan_10'] / 1e6:8.3f} M")
+        print(f"  parse + plan, 3000 differences   {pure['parse_plan_3000'] / 1e6:8.3f} M")
+        print(f"  authenticate (bearer, 2 secrets) {pure['authenticate'] / 1e3:8.1f} k")
+        print(f"  format a failure alert           {pure['format_alert'] / 1e3:8.1f} k")
+    first = lambda run_name: change(run_name, 0, 10)
+    runs = {
+        "A": [first("a")],
+        "B": [first("b")] + [change("b", n, 10) for n in range(1, 11)],
+        "C": [first("c"), change("c", 1, 3000)],
+        "D": [first("d"), failure("d")],
+    }
+    counts = {}
+    for name, events in runs.items():
+        counts[name], _, statuses, _ = run(events, out / f"callgrind.{name}")
+        print(f"  run {name}: {len(events)} events, answers {sorted(set(statuses))}, {counts[name]:,} instructions",
+              file=sys.stderr)
+    a = counts["A"]
+    print("instructions (callgrind, release build):")
+    print(f"  start-up + first 10-difference delivery  {a / 1e6:8.2f} M")
+    print(f"  warm 10-difference delivery              {(counts['B'] - a) / 10 / 1e6:8.2f} M")
+    print(f"  warm 3000-difference delivery            {(counts['C'] - a) / 1e6:8.2f} M")
+    print(f"  warm failure alert (claim, publish, commit) {(counts['D'] - a) / 1e6:5.2f} M")
+    for label, later, per in (("a warm 10-difference delivery", "B", 10), ("a warm 3000-difference delivery", "C", 1),
+                              ("an alert", "D", 1)):
+        print(f"top contributors of {label} (instructions, self cost, by crate / by function):")
+        for row in top(out / f"callgrind.{later}", out / "callgrind.A", per, False, 6):
+            print("  " + row)
+        for row in top(out / f"callgrind.{later}", out / "callgrind.A", per, True, 6):
+            print("  " + row)
+    rss, cpu = {}, {}
+    for name, events in {"10 differences": [first("e")], "3000 differences": [first("f"), change("f", 1, 3000)],
+                         "6 MB change": [first("g"), change("g", 1, 37000)]}.items():
+        _, rss[name], _, cpu[name] = run(events)
+    print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.0f} MiB" for k, v in rss.items()))
+    print("CPU time of the whole process, start-up included (one core of this machine): "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
+    print(f"(callgrind files in {out})")
+
+
+if __name__ == "__main__":
+    main()
