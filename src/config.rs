@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use lambda_http::http::HeaderName;
 
-use crate::http::auth::Secret;
 use crate::receiver::{Rules, DEFAULT_ALERT_TYPES};
+use crate::secret::Secret;
 
 /// Longest retention: 100 years (DynamoDB TTL wants a date it can represent).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;

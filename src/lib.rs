@@ -12,7 +12,7 @@
 //! - adapters: [`store`] (DynamoDB), [`alerts::sns`] (SNS), [`spool`] (SQS and S3),
 //!   [`kadoa_api`] (Kadoa's REST API),
 //!   [`secrets`] (Secrets Manager), [`aws`] (SDK configuration);
-//! - shared vocabulary: [`outcome`], [`error`], [`timestamp`]; set up once: [`config`],
+//! - shared vocabulary: [`outcome`], [`error`], [`timestamp`], [`secret`]; set up once: [`config`],
 //!   [`logging`].
 
 pub mod alerts;
@@ -28,6 +28,7 @@ pub mod outcome;
 pub mod receiver;
 pub mod reconcile;
 pub mod replay;
+pub mod secret;
 pub mod secrets;
 pub mod spool;
 pub mod store;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::http::auth::Secret;
+use crate::secret::Secret;
 
 /// When the remote secret is read again, and for how long an old value is trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,39 +2,10 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use lambda_http::http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::Choice;
 
-/// A webhook secret. Kept as its SHA-256 digest so comparisons take the same time whatever
-/// the candidate's length, and `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret([u8; 32]);
-
-impl Secret {
-    /// The secret `value` (kept as its digest).
-    pub fn new(value: &str) -> Self {
-        Self(digest(value.as_bytes()))
-    }
-
-    /// One secret per non-blank line; two lines while a secret is being rotated.
-    pub fn parse_lines(text: &str) -> Vec<Self> {
-        text.lines().map(str::trim).filter(|line| !line.is_empty()).map(Self::new).collect()
-    }
-
-    fn matches(&self, candidate_digest: &[u8; 32]) -> Choice {
-        self.0.ct_eq(candidate_digest)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
+use crate::secret::digest;
+pub use crate::secret::Secret;
 
 /// True when the configured header carries one of `secrets`.
 ///
