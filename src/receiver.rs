@@ -189,13 +189,17 @@ impl Receiver {
         }
         match (committed, message) {
             (Ok(()), _) => Ok(status.outcome()),
-            // People were told; a 503 now would tell them twice on the retry.
+            // People were told; a 503 now would tell them twice on the retry. The event-log
+            // record is still worth a try on its own: reconciliation and replays look for it.
             (Err(error), Some(_)) => {
                 tracing::error!(
                     error = error.detail(),
                     workflow_id = event.workflow_id,
-                    "alert sent but its record failed"
+                    "alert sent but its commit failed"
                 );
+                if let Err(error) = self.store.put_if_absent(item).await {
+                    tracing::error!(error = error.detail(), "alert sent but its record failed");
+                }
                 Ok(Outcome::Alerted)
             }
             (Err(error), None) => {

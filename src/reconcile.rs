@@ -45,14 +45,27 @@ pub struct Report {
     pub events_logged: usize,
     /// Of those, applied by this run (alerted, if they alert).
     pub events_replayed: usize,
-    /// What could not be done; the run is clean only without any.
+    /// What could not be done now but may succeed on the next run (Kadoa or AWS
+    /// unavailable, a wrong API key); the run is clean only without any.
     pub failures: Vec<String>,
+    /// What will never succeed as Kadoa has it (an event the receiver refuses): reported,
+    /// and no reason to check the same window again.
+    pub skipped: Vec<String>,
 }
 
 impl Report {
-    /// Whether everything was checked and nothing failed.
+    /// Whether everything was checked and nothing failed that a later run could do.
     pub fn is_clean(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Files a failure of one item: transient ones fail the run, others are skipped.
+    fn item_failed(&mut self, what: &str, error: &Error) {
+        let line = crate::error::bounded(format!("{what}: {}", error.detail()));
+        match error.is_transient() {
+            true => self.failures.push(line),
+            false => self.skipped.push(line),
+        }
     }
 }
 
@@ -76,6 +89,10 @@ impl std::fmt::Display for Report {
         write!(f, "failures: {}", self.failures.len())?;
         for failure in &self.failures {
             write!(f, "\n  {failure}")?;
+        }
+        write!(f, "\nskipped (refused as Kadoa has them): {}", self.skipped.len())?;
+        for skipped in &self.skipped {
+            write!(f, "\n  {skipped}")?;
         }
         Ok(())
     }
@@ -102,10 +119,11 @@ pub struct Reconciler<'a> {
     retention_days: u32,
 }
 
-/// A webhook body for an event found in Kadoa's API.
+/// A webhook body for an event found in Kadoa's API (strings escaped as JSON).
 fn envelope_body(event_type: &str, timestamp: &str, data: &RawValue) -> String {
+    let event_type = serde_json::Value::String(event_type.to_owned());
     let timestamp = serde_json::Value::String(timestamp.to_owned());
-    format!(r#"{{"eventType":"{event_type}","timestamp":{timestamp},"data":{}}}"#, data.get())
+    format!(r#"{{"eventType":{event_type},"timestamp":{timestamp},"data":{}}}"#, data.get())
 }
 
 impl<'a> Reconciler<'a> {
@@ -133,14 +151,16 @@ impl<'a> Reconciler<'a> {
     /// Reconciles `[from, to)`; `progress` hears about each page.
     pub async fn run(&self, from: Timestamp, to: Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Report {
         let mut report = Report::default();
+        // A section that cannot be read at all (Kadoa down, a wrong key, the table down)
+        // fails the run, whatever the error: the window must be checked again.
         if let Err(error) = self.changes(from, to, &mut report, progress).await {
-            report.failures.push(format!("change list: {}", error.detail()));
+            report.failures.push(crate::error::bounded(format!("change list: {}", error.detail())));
         }
         if let Err(error) = self.pending(&mut report, progress).await {
-            report.failures.push(format!("pending changes: {}", error.detail()));
+            report.failures.push(crate::error::bounded(format!("pending changes: {}", error.detail())));
         }
         if let Err(error) = self.deliveries(from, to, &mut report, progress).await {
-            report.failures.push(format!("delivery log: {}", error.detail()));
+            report.failures.push(crate::error::bounded(format!("delivery log: {}", error.detail())));
         }
         report
     }
@@ -160,7 +180,9 @@ impl<'a> Reconciler<'a> {
             for raw in &page.changes {
                 match serde_json::from_str::<ChangeIds>(raw.get()) {
                     Ok(ids) => listed.push((ids, raw)),
-                    Err(e) => report.failures.push(format!("a listed change has no id or workflowId: {e}")),
+                    Err(e) => {
+                        report.item_failed("a listed change", &Error::invalid(format!("no id or workflowId: {e}")))
+                    }
                 }
             }
             let keys: Vec<Key> =
@@ -177,12 +199,17 @@ impl<'a> Reconciler<'a> {
                 match self.apply(&body).await {
                     Ok(Outcome::Stored) => report.stored_now += 1,
                     Ok(_) => report.already_stored += 1,
-                    Err(error) => report.failures.push(format!("change {}: {}", ids.id, error.detail())),
+                    Err(error) => report.item_failed(&format!("change {}", ids.id), &error),
                 }
             }
             skip += count as u64;
             progress(&format!("changes: {skip} checked"));
-            let last_page = page.pagination.as_ref().and_then(|p| Some(p.page? >= p.total_pages?)).unwrap_or(true);
+            // Without a pagination block, a full page means there may be more.
+            let last_page = page
+                .pagination
+                .as_ref()
+                .and_then(|p| Some(p.page? >= p.total_pages?))
+                .unwrap_or(count < crate::kadoa_api::PAGE_SIZE as usize);
             if count == 0 || last_page {
                 return Ok(());
             }
@@ -194,19 +221,24 @@ impl<'a> Reconciler<'a> {
             let raw = match self.api.change(&change_id).await {
                 Ok(raw) => raw,
                 Err(error) => {
-                    report.failures.push(format!("change {change_id}: {}", error.detail()));
+                    report.item_failed(&format!("pending change {change_id}"), &error);
                     continue;
                 }
             };
-            let ids: ChangeIds = serde_json::from_str(raw.get())
-                .map_err(|e| Error::invalid(format!("change {change_id} from Kadoa: {e}")))?;
+            let ids: ChangeIds = match serde_json::from_str(raw.get()) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    report.item_failed(&format!("pending change {change_id}"), &Error::invalid(e.to_string()));
+                    continue;
+                }
+            };
             if ids.data_pending == Some(true) {
                 report.still_pending += 1;
                 continue;
             }
             match self.complete(&workflow_id, &ids, &raw).await {
                 Ok(()) => report.pending_completed += 1,
-                Err(error) => report.failures.push(format!("completing change {change_id}: {}", error.detail())),
+                Err(error) => report.item_failed(&format!("completing change {change_id}"), &error),
             }
         }
         progress(&format!("pending changes: {} completed", report.pending_completed));
@@ -262,7 +294,7 @@ impl<'a> Reconciler<'a> {
             for body in &bodies {
                 match Delivery::parse(body.as_bytes(), None) {
                     Ok(delivery) => parsed.push(delivery),
-                    Err(error) => report.failures.push(format!("a logged delivery: {}", error.detail())),
+                    Err(error) => report.item_failed("a logged delivery", &error),
                 }
             }
             let receipt = Receipt::new(Timestamp::now(), self.retention_days, Arrival::Reconcile);
@@ -282,12 +314,14 @@ impl<'a> Reconciler<'a> {
                 }
                 match self.receiver.apply(delivery, Timestamp::now(), Arrival::Reconcile).await {
                     Ok(_) => report.events_replayed += 1,
-                    Err(error) => report.failures.push(format!(
-                        "{} at {}: {}",
-                        delivery.envelope.event_type,
-                        delivery.envelope.timestamp.to_key_string(),
-                        error.detail()
-                    )),
+                    Err(error) => {
+                        let what = format!(
+                            "{} at {}",
+                            delivery.envelope.event_type,
+                            delivery.envelope.timestamp.to_key_string()
+                        );
+                        report.item_failed(&what, &error);
+                    }
                 }
             }
             offset += count as u64;

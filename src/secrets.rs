@@ -83,11 +83,16 @@ impl SecretStore {
     }
 
     /// Every secret that currently authorizes a delivery; 503 when only a remote secret is
-    /// configured and no value of it may be used.
+    /// configured and no value of it may be used (with inline secrets too, those alone).
     pub async fn current(&self) -> Result<Vec<Secret>, Error> {
         let mut secrets = self.inline.clone();
         if let Some(remote) = &self.remote {
-            secrets.extend(remote.current().await?.iter().cloned());
+            match remote.current().await {
+                Ok(remote) => secrets.extend(remote.iter().cloned()),
+                // `WEBHOOK_SECRET` still opens the door while Secrets Manager cannot.
+                Err(_) if !self.inline.is_empty() => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(secrets)
     }
@@ -190,5 +195,34 @@ impl RemoteSecret {
             return Err(Error::Unavailable("the secret in WEBHOOK_SECRET_ARN holds no secret string".into()));
         }
         Ok(secrets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Secrets Manager client that can never connect.
+    async fn unreachable() -> aws_sdk_secretsmanager::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("a", "b", None, None, "test"))
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        aws_sdk_secretsmanager::Client::new(&config)
+    }
+
+    #[tokio::test]
+    async fn the_inline_secret_works_while_secrets_manager_cannot_be_read() {
+        let inline = Secret::parse_lines("inline-secret");
+        let store =
+            SecretStore::new(inline.clone(), Some((unreachable().await, "arn".into())), SecretPolicy::default());
+        store.prefetch().await;
+        assert_eq!(store.current().await.unwrap(), inline);
+        let remote_only =
+            SecretStore::new(Vec::new(), Some((unreachable().await, "arn".into())), SecretPolicy::default());
+        assert!(remote_only.current().await.unwrap_err().is_transient(), "without it: 503, never let in");
     }
 }

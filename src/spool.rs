@@ -61,7 +61,11 @@ impl Spool {
             body_object: None,
         };
         let mut text = serde_json::to_string(&message).map_err(|e| Error::internal("spool message", e))?;
-        if text.len() > MAX_INLINE_MESSAGE_BYTES {
+        // SQS takes only some characters in a message (not U+FFFE, U+FFFF, most controls);
+        // JSON allows them unescaped. Such a body goes to S3 whatever its size.
+        let sqs_safe =
+            |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+        if text.len() > MAX_INLINE_MESSAGE_BYTES || !text.chars().all(sqs_safe) {
             let digest: String = Sha256::digest(body.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
             let key = format!("spool/{}-{digest}.json", received_at.unix_millis());
             self.s3

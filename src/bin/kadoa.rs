@@ -77,7 +77,7 @@ async fn main() -> ExitCode {
     {
         println!("{report}");
     }
-    if report.is_clean() {
+    if report.is_clean() && report.skipped.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -155,7 +155,8 @@ async fn scheduled_run(context: &Context) -> Result<Report, lambda_runtime::Erro
         "reconcile"
     );
     if !report.is_clean() {
-        return Err(format!("reconciliation failed: {}", report.failures.join("; ")).into());
+        let shown: Vec<&str> = report.failures.iter().take(20).map(String::as_str).collect();
+        return Err(format!("reconciliation failed ({} failures): {}", report.failures.len(), shown.join("; ")).into());
     }
     Ok(report)
 }

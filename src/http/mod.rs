@@ -153,14 +153,22 @@ impl App {
         let workflow_id = summary.workflow_id.as_deref().unwrap_or("-");
         match result {
             Ok(outcome) => {
-                tracing::info!(
-                    event_type,
-                    workflow_id,
-                    outcome = outcome.as_str(),
-                    status = 200,
-                    duration_ms,
-                    "delivery"
-                );
+                let (status, outcome_name) = (outcome.status(), outcome.as_str());
+                match &summary.spooled_because {
+                    // Spooled: why, so the log says what failed.
+                    Some(why) => tracing::warn!(
+                        event_type,
+                        workflow_id,
+                        outcome = outcome_name,
+                        status,
+                        duration_ms,
+                        error = why.as_str(),
+                        "delivery"
+                    ),
+                    None => {
+                        tracing::info!(event_type, workflow_id, outcome = outcome_name, status, duration_ms, "delivery")
+                    }
+                }
                 Answer::accepted(outcome, event_type)
             }
             Err(error) => {
@@ -223,11 +231,17 @@ impl App {
         let delivery = Delivery { envelope, event };
         let applying = self.receiver.apply(&delivery, received_at, Arrival::Webhook);
         let out_of_time = || Err(Error::Unavailable("the function is about to run out of time".into()));
+        // Only a data change may be cut off half-way (its retry or replay completes it); an
+        // alert is never cut off between its publish and its commit: its calls are bounded
+        // (`store::health::CLAIM_LEASE`) and end inside the function's timeout anyway.
+        let cancellable = matches!(delivery.event, KadoaEvent::DataChange(_));
         let applied = match deadline.and_then(|deadline| deadline.checked_sub(SPOOL_MARGIN)) {
             // No time to apply it at all: not even started.
             Some(until) if until <= Instant::now() => out_of_time(),
-            Some(until) => tokio::time::timeout_at(until.into(), applying).await.unwrap_or_else(|_| out_of_time()),
-            None => applying.await,
+            Some(until) if cancellable => {
+                tokio::time::timeout_at(until.into(), applying).await.unwrap_or_else(|_| out_of_time())
+            }
+            _ => applying.await,
         };
         // An authenticated, valid delivery that cannot be applied now waits in the spool.
         match (applied, &self.spool) {

@@ -197,7 +197,7 @@ impl Store {
             set.push("#workflowName = :name");
             builder = builder
                 .expression_attribute_names("#workflowName", "workflowName")
-                .expression_attribute_values(":name", s(name));
+                .expression_attribute_values(":name", s(&crate::error::bounded(name.to_owned())));
         }
         if let Some(expires_at) = update.expires_at {
             set.push("#expiresAt = :expires");

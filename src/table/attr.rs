@@ -59,21 +59,31 @@ impl Attr {
     ///   string holding its JSON text;
     /// - everything else maps to its own type (string S, bool BOOL, null NULL, array L,
     ///   object M).
-    pub fn from_json(raw: &RawValue) -> Result<Self, serde_json::Error> {
+    ///
+    /// Values nested deeper than DynamoDB's 32 levels are refused ([`FromJsonError::TooDeep`])
+    /// as soon as the 33rd level is met, so no input can recurse without bound.
+    pub fn from_json(raw: &RawValue) -> Result<Self, FromJsonError> {
+        Self::from_json_at(raw, 0)
+    }
+
+    fn from_json_at(raw: &RawValue, depth: usize) -> Result<Self, FromJsonError> {
         let text = raw.get().trim();
+        let nested = matches!(text.as_bytes().first(), Some(b'{' | b'['));
+        if nested && depth >= super::limits::MAX_NESTING {
+            return Err(FromJsonError::TooDeep);
+        }
         Ok(match text.as_bytes().first() {
             Some(b'{') => {
                 let map: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
                 if map.keys().any(|key| key.is_empty() || key.len() > MAX_NAME_BYTES) {
                     return Ok(Self::S(text.to_owned()));
                 }
-                Self::M(
-                    map.into_iter().map(|(key, value)| Ok((key, Self::from_json(value)?))).collect::<Result<_, _>>()?,
-                )
+                let entries = map.into_iter().map(|(key, value)| Ok((key, Self::from_json_at(value, depth + 1)?)));
+                Self::M(entries.collect::<Result<_, FromJsonError>>()?)
             }
             Some(b'[') => {
                 let list: Vec<&RawValue> = serde_json::from_str(text)?;
-                Self::L(list.into_iter().map(Self::from_json).collect::<Result<_, _>>()?)
+                Self::L(list.into_iter().map(|v| Self::from_json_at(v, depth + 1)).collect::<Result<_, _>>()?)
             }
             Some(b'"') => Self::S(serde_json::from_str(text)?),
             Some(b't') => Self::Bool(true),
@@ -82,6 +92,35 @@ impl Attr {
             _ if fits_dynamodb_number(text) => Self::N(text.to_owned()),
             _ => Self::S(text.to_owned()),
         })
+    }
+}
+
+/// Why a JSON value cannot become an attribute.
+#[derive(Debug)]
+pub enum FromJsonError {
+    /// Nested deeper than DynamoDB's 32 levels.
+    TooDeep,
+    /// Not JSON (serde_json read it once already, so this would be our fault).
+    Json(serde_json::Error),
+}
+
+impl From<serde_json::Error> for FromJsonError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Json(error)
+    }
+}
+
+impl std::fmt::Display for FromJsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooDeep => write!(
+                f,
+                "nests more than {} levels of objects and arrays; DynamoDB stores at most {}",
+                super::limits::MAX_NESTING,
+                super::limits::MAX_NESTING
+            ),
+            Self::Json(error) => write!(f, "{error}"),
+        }
     }
 }
 
@@ -154,6 +193,17 @@ mod tests {
         ]);
         assert_eq!(value, expected);
         assert_eq!(attr(r#""tab\there""#), Attr::s("tab\there"));
+    }
+
+    #[test]
+    fn nesting_is_cut_at_dynamodb_limit_without_recursing_further() {
+        let deep = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(Attr::from_json(serde_json::from_str(&deep(32)).unwrap()).is_ok());
+        assert!(matches!(Attr::from_json(serde_json::from_str(&deep(33)).unwrap()), Err(FromJsonError::TooDeep)));
+        // Far past serde_json's own recursion limit: refused, not a stack overflow.
+        let hostile = deep(200_000);
+        let raw: Box<RawValue> = serde_json::from_str(&hostile).unwrap();
+        assert!(matches!(Attr::from_json(&raw), Err(FromJsonError::TooDeep)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use serde_json::value::RawValue;
 
+use super::attr::FromJsonError;
 use super::event_log::EventRecord;
 use super::{
     ensure_storable, keyed, keys, limits, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_DIFFERENCE, OWNED_ATTRIBUTES,
@@ -121,10 +122,13 @@ impl ChangePlan {
     }
 }
 
-/// A JSON value from the payload; `path` names it if serde_json cannot read it again (it
-/// read it once already, so this would be our fault).
+/// A JSON value from the payload, `path` naming it in the 413 when it nests too deep (or in
+/// the 500 if serde_json cannot read it again: it read it once already).
 fn json(value: &RawValue, path: impl Fn() -> String) -> Result<Attr, Error> {
-    Attr::from_json(value).map_err(|e| Error::internal(&path(), e))
+    Attr::from_json(value).map_err(|e| match e {
+        FromJsonError::TooDeep => Error::too_large(format!("{} {e}", path())),
+        FromJsonError::Json(e) => Error::internal(&path(), e),
+    })
 }
 
 #[cfg(test)]
@@ -234,7 +238,9 @@ mod tests {
         let mut data = documented();
         data["dataPending"] = json!(true);
         let marker = plan_of(data, 0).unwrap().pending.unwrap();
-        assert_eq!((&marker["pk"], &marker["sk"]), (&s("PENDING"), &s("CHANGE#wf_123#change_123")));
+        assert_eq!(marker["pk"], s("PENDING"));
+        assert_eq!(marker["sk"], Attr::S(keys::pending_sk("wf_123", "change_123")));
+        assert_eq!(keys::pending_sk(&"w".repeat(256), &"#".repeat(256)).len(), "CHANGE#".len() + 16);
     }
 
     #[test]
@@ -281,6 +287,9 @@ mod tests {
         data["differences"][0]["fields"][0]["value"] = deep;
         let error = plan_of(data, 0).unwrap_err();
         assert!(matches!(error, Error::TooLarge(_)));
-        assert!(error.detail().starts_with("data.differences[0] nests 42 levels"), "{}", error.detail());
+        assert_eq!(
+            error.detail(),
+            "data.differences[0] nests more than 32 levels of objects and arrays; DynamoDB stores at most 32"
+        );
     }
 }

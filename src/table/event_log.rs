@@ -99,9 +99,11 @@ impl<'a> EventRecord<'a> {
         }
         self.receipt.stamp(&mut item);
         if self.with_payload {
-            let payload = Attr::from_json(envelope.data).map_err(|e| Error::internal("data", e))?;
-            item.insert("payload".into(), payload);
-            if limits::check(&item).is_err() {
+            // Too deep for DynamoDB is the same as too large: kept as text.
+            if let Ok(payload) = Attr::from_json(envelope.data) {
+                item.insert("payload".into(), payload);
+            }
+            if !item.contains_key("payload") || limits::check(&item).is_err() {
                 item.remove("payload");
                 item.insert("payloadJson".into(), Attr::s(truncated(envelope.data.get())));
                 item.insert("payloadTruncated".into(), Attr::Bool(true));

@@ -21,9 +21,11 @@ pub const RECONCILE_PK: &str = "RECONCILE";
 /// Sort key of the watermark.
 pub const WATERMARK_SK: &str = "WATERMARK";
 
-/// `CHANGE#<workflowId>#<changeId>`: a pending change's marker under [`PENDING_PK`].
+/// `CHANGE#<16 hex of the SHA-256 of workflow and change id>`: a pending change's marker
+/// under [`PENDING_PK`] (a hash keeps it short whatever the ids; the item holds the ids).
 pub fn pending_sk(workflow_id: &str, change_id: &str) -> String {
-    format!("CHANGE#{}#{}", key_part(workflow_id), key_part(change_id))
+    let ids = format!("{workflow_id}\n{change_id}");
+    format!("CHANGE#{}", crate::envelope::short_hash(ids.as_bytes()))
 }
 
 /// `id` as it appears inside a key: `%` → `%25`, `#` → `%23`.

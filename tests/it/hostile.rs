@@ -175,3 +175,29 @@ async fn unauthenticated_requests_cannot_drive_secrets_manager() {
     tokio::time::sleep(Duration::from_millis(200)).await; // let the one background refresh fail
     assert_eq!(harness.calls.count("GetSecretValue"), 2, "one refresh, then backoff");
 }
+
+#[tokio::test]
+async fn nesting_far_past_any_limit_is_refused_or_trimmed_not_a_crash() {
+    let harness = Harness::new().await;
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    // Sent by hand: the test's own JSON reader would not find the event type in it.
+    let send = |event_type: &str, body: String| {
+        let request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("https://x.on.aws/")
+            .header("x-kadoa-event", event_type)
+            .header("authorization", format!("Bearer {SECRET}"))
+            .body(lambda_http::Body::from(body))
+            .unwrap();
+        harness.send(request)
+    };
+    let value = json!([{"type": "added", "fields": [{"key": "k", "value": "X"}]}]);
+    let (status, answer) = send("workflow_data_change", change("c-deep", value).replace("\"X\"", &deep)).await;
+    assert_eq!(status, 413, "{answer}");
+    // An extra field of the payload, nested past serde_json's and DynamoDB's limits.
+    let failure = fixture_body("workflow_failed.json").replace("\"action\":", &format!("\"extra\":{deep},\"action\":"));
+    let (status, answer) = send("workflow_failed", failure).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")));
+    let event = &harness.items_of("event").await[0];
+    assert_eq!(event.get("payloadTruncated"), Some(&AttributeValue::Bool(true)));
+}

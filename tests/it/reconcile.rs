@@ -228,3 +228,20 @@ async fn the_command_reports_and_fails_loudly_on_a_wrong_key() {
     assert!(String::from_utf8_lossy(&done.stderr).contains("changes: 1 checked"), "progress is shown");
     assert_eq!(harness.items_of("change").await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_event_the_receiver_refuses_is_skipped_and_does_not_hold_the_watermark() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    // Kadoa logs a delivery this receiver refuses, whatever the run: an impossible type.
+    let recently = Timestamp::now().plus_millis(-60_000).unwrap().to_key_string();
+    fake.add_delivery(json!({"eventType": "not a \"type\"", "timestamp": recently, "data": {}}));
+    fake.add_delivery(failure(&recently));
+    let (api, receiver) = (api(&fake, KEY), harness.receiver());
+    let now = Timestamp::now().plus_millis(1000).unwrap();
+    let report = Reconciler::new(&api, &receiver, &harness.store, 0).run_scheduled(now, &|_| {}).await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.skipped.len(), 1, "{report}");
+    assert_eq!(report.events_replayed, 1);
+    assert_eq!(harness.store.watermark().await.unwrap(), Some(now));
+}

@@ -180,3 +180,16 @@ async fn a_delivery_about_to_run_out_of_time_is_spooled() {
     assert_eq!(harness.replay_all().await, 1);
     assert_eq!(harness.alerts().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_body_sqs_would_refuse_is_spooled_through_s3() {
+    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    // JSON allows U+FFFF unescaped; SQS refuses it in a message.
+    let body = fixture_body("workflow_failed.json").replace("bot protection", "bot protection \u{FFFF}");
+    harness.proxy.as_ref().unwrap().set_up(false);
+    assert_eq!(harness.deliver(&body).await, queued("workflow_failed"));
+    assert_eq!(harness.spool_objects().await, 1);
+    harness.proxy.as_ref().unwrap().set_up(true);
+    assert_eq!(harness.replay_all().await, 1);
+    assert_eq!(harness.alerts().await.len(), 1);
+}

@@ -263,7 +263,7 @@ async fn rejected_requests_store_nothing_and_say_why() {
         (
             request("POST", bearer(), None, &deep_change),
             413,
-            "data.differences[0] nests 42 levels of objects and arrays; DynamoDB stores at most 32",
+            "data.differences[0] nests more than 32 levels of objects and arrays; DynamoDB stores at most 32",
         ),
     ];
     for (request, status, error) in cases {
