@@ -8,7 +8,6 @@
 //!    ours) and writes the event-log item; or release, after a failure.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -17,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::{to_dynamodb, Store};
+use super::{key_of, new_claim_id, s, to_dynamodb, Store};
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::aws::sdk_error;
 use crate::error::Error;
@@ -69,21 +68,12 @@ pub struct HealthUpdate<'a> {
     pub expires_at: Option<i64>,
 }
 
-fn new_claim_id(now: Timestamp) -> String {
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}-{}", now.unix_millis(), std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
 fn key(pk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(keys::HEALTH_SK))])
+    key_of(pk, keys::HEALTH_SK)
 }
 
 /// The health an item records; attributes that do not read as what they should are

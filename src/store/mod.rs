@@ -8,6 +8,7 @@ pub mod notices;
 pub mod reconcile;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -20,6 +21,7 @@ use crate::error::Error;
 use crate::table::change::ChangePlan;
 use crate::table::limits::item_size;
 use crate::table::{Attr, Item};
+use crate::timestamp::Timestamp;
 
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
@@ -126,7 +128,7 @@ impl Store {
             differences.push(event);
             return self.put_all_if_absent(change, differences).await;
         }
-        if self.exists(&pk, &change_sk).await? {
+        if self.stored_difference_count(&pk, &change_sk).await?.is_some() {
             return Ok(WriteOutcome::AlreadyThere);
         }
         differences.push(event);
@@ -157,22 +159,6 @@ impl Store {
             Err(e) if first_condition_failed(e.as_service_error()) => Ok(WriteOutcome::AlreadyThere),
             Err(e) => Err(sdk_error("TransactWriteItems", e)),
         }
-    }
-
-    /// Whether an item with this key exists (strongly consistent).
-    pub async fn exists(&self, pk: &str, sk: &str) -> Result<bool, Error> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_owned()))
-            .key("sk", AttributeValue::S(sk.to_owned()))
-            .projection_expression("pk")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        Ok(output.item.is_some())
     }
 
     /// Puts every item, 25 per BatchWriteItem, several batches at once. Items DynamoDB
@@ -242,6 +228,23 @@ pub(crate) fn write_request(item: Item) -> WriteRequest {
         Ok(put) => WriteRequest::builder().put_request(put).build(),
         Err(_) => WriteRequest::builder().build(),
     }
+}
+
+/// A string attribute value.
+pub(crate) fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+/// The key of the item (`pk`, `sk`).
+pub(crate) fn key_of(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// An id for one claim (of a workflow's health, or of an event): unique in this process
+/// even for two claims in the same millisecond, and across processes by the pid.
+pub(crate) fn new_claim_id(now: Timestamp) -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}-{}", now.unix_millis(), std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
 }
 
 /// An item as the SDK takes it.

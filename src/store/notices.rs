@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::health::CLAIM_LEASE;
-use super::{to_dynamodb, Store};
+use super::{key_of, new_claim_id, s, to_dynamodb, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::table::Item;
@@ -29,15 +29,11 @@ pub enum EventClaim {
     Busy,
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
 impl Store {
     /// Claims the event whose log item has key (`pk`, `sk`).
     pub async fn claim_event(&self, pk: &str, sk: &str, event_type: &str) -> Result<EventClaim, Error> {
         let now = Timestamp::now();
-        let id = format!("{}-{}", now.unix_millis(), std::process::id());
+        let id = new_claim_id(now);
         let expires = now.unix_millis() + CLAIM_LEASE.as_millis() as i64;
         let claim = HashMap::from([
             ("pk".to_owned(), s(pk)),
@@ -97,8 +93,7 @@ impl Store {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key_of(pk, sk)))
             .condition_expression("#claimId = :claim")
             .expression_attribute_names("#claimId", "claimId")
             .expression_attribute_values(":claim", s(claim_id))

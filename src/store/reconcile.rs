@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
 
-use super::{to_dynamodb, Store};
+use super::{key_of, s, to_dynamodb, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::table::change::ChangePlan;
@@ -18,14 +18,6 @@ pub const KEYS_PER_READ: usize = 100;
 /// An item's key: partition and sort key.
 pub type Key = (String, String);
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn key_map((pk, sk): &Key) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
 impl Store {
     /// Which of `keys` have an item: one `BatchGetItem` per 100 keys (eventually
     /// consistent, keys only), unprocessed keys asked again with backoff.
@@ -34,7 +26,7 @@ impl Store {
         for chunk in keys.chunks(KEYS_PER_READ) {
             let mut wanted = Some(
                 KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(key_map).collect()))
+                    .set_keys(Some(chunk.iter().map(|(pk, sk)| key_of(pk, sk)).collect()))
                     .projection_expression("pk, sk")
                     .build()
                     .map_err(|e| Error::internal("BatchGetItem", e))?,
@@ -96,14 +88,14 @@ impl Store {
         }
     }
 
-    /// How many differences the stored version of a change has, if it is stored.
+    /// How many differences the stored version of a change has, if it is stored (one
+    /// strongly consistent read of that attribute alone).
     pub async fn stored_difference_count(&self, pk: &str, change_sk: &str) -> Result<Option<usize>, Error> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(change_sk))
+            .set_key(Some(key_of(pk, change_sk)))
             .projection_expression("differenceCount")
             .consistent_read(true)
             .send()
@@ -126,7 +118,7 @@ impl Store {
     ) -> Result<(), Error> {
         let ChangePlan { pk, change_sk, differences, change, .. } = plan;
         let stale = (differences.len()..previous_count).map(|index| {
-            let key = key_map(&(pk.clone(), keys::difference_sk(&change_sk, index)));
+            let key = key_of(&pk, &keys::difference_sk(&change_sk, index));
             let delete = DeleteRequest::builder().set_key(Some(key)).build();
             match delete {
                 Ok(delete) => WriteRequest::builder().delete_request(delete).build(),
@@ -154,8 +146,7 @@ impl Store {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(keys::PENDING_PK))
-            .key("sk", s(&keys::pending_sk(&workflow_id, &change_id)))
+            .set_key(Some(key_of(keys::PENDING_PK, &keys::pending_sk(&workflow_id, &change_id))))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;
@@ -168,8 +159,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(keys::RECONCILE_PK))
-            .key("sk", s(keys::WATERMARK_SK))
+            .set_key(Some(key_of(keys::RECONCILE_PK, keys::WATERMARK_SK)))
             .consistent_read(true)
             .send()
             .await
