@@ -106,17 +106,22 @@ def run(events, callgrind_out=None):
             # the events) would count this process's memory in its peak RSS.
             measure = ("import os,subprocess,sys; p=subprocess.Popen(sys.argv[1:]); u=os.wait4(p.pid,0)[2]; "
                        "print(u.ru_maxrss, u.ru_utime + u.ru_stime)")
-            measured = subprocess.run([sys.executable, "-c", measure] + command, env=environment(port),
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            log = Path(tmp, "function.log")
+            with log.open("w") as stderr:
+                measured = subprocess.run([sys.executable, "-c", measure] + command, env=environment(port),
+                                          stdout=subprocess.PIPE, stderr=stderr, text=True)
             max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
             max_rss, cpu = int(max_rss), float(cpu)
             answers = json.loads(answers_file.read_text()) if answers_file.exists() else []
+            # The function logs to stdout (as on Lambda), before the wrapper's figures.
+            function_log = ("\n".join(measured.stdout.splitlines()[:-1]) + log.read_text())[-3000:]
         finally:
             api.terminate()
             api.wait()
     statuses = [json.loads(json.loads(a["body"])["body"]).get("status") if a else None for a in answers]
     if len(statuses) != len(events) or None in statuses:
-        sys.exit(f"profile: the function did not answer every event: {statuses} {str(answers)[:600]}")
+        sys.exit(f"profile: the function did not answer every event: {statuses} {str(answers)[:600]}\n"
+                 f"its log ends:\n{function_log}")
     instructions = None
     if callgrind_out:
         text = Path(callgrind_out).read_text()

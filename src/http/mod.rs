@@ -2,6 +2,7 @@
 //! one log line per request; the event itself is applied by [`Receiver::apply`].
 
 pub mod auth;
+pub mod event;
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use lambda_http::{Body, Request};
 use serde::Serialize;
 use serde_json::json;
 
+pub use self::event::HttpEvent;
+use self::event::Unreadable;
 use crate::alerts::Publisher;
 use crate::aws::AwsClients;
 use crate::config::Settings;
@@ -126,19 +129,23 @@ impl App {
         &self.receiver
     }
 
-    /// Handles one Lambda event from a function URL or API Gateway, as raw JSON, to be
-    /// answered before `deadline`. An event that is not a readable HTTP request (a header
-    /// value with control characters, say) gets a 400 from here rather than failing the
-    /// invocation.
+    /// Handles one Lambda event from a function URL or API Gateway, as JSON text, to be
+    /// answered before `deadline` (what tests and tools send; the runtime hands
+    /// [`handle_http_event`](Self::handle_http_event) the event already read).
     pub async fn handle_event(&self, event: &str, deadline: Option<Instant>) -> Answer {
-        match lambda_http::request::from_str(event) {
+        match serde_json::from_str(event) {
+            Ok(event) => self.handle_http_event(event, deadline).await,
+            Err(_) => unreadable(),
+        }
+    }
+
+    /// Handles one Lambda event from a function URL or API Gateway, to be answered before
+    /// `deadline`. An event that is not a readable HTTP request (a header value with
+    /// control characters, say) gets a 400 from here rather than failing the invocation.
+    pub async fn handle_http_event(&self, event: HttpEvent, deadline: Option<Instant>) -> Answer {
+        match event.into_request() {
             Ok(request) => self.handle(request, deadline).await,
-            // The parser's message may quote a header (the credential, even): not logged.
-            Err(_) => {
-                let error = Error::invalid("the request could not be read (malformed headers or body)");
-                tracing::warn!(outcome = "rejected", status = 400, error = error.detail(), "delivery");
-                Answer::refused(&error)
-            }
+            Err(Unreadable) => unreadable(),
         }
     }
 
@@ -258,6 +265,14 @@ impl App {
             (applied, _) => applied,
         }
     }
+}
+
+/// The answer to an event that is not a readable request. What made it unreadable may
+/// quote a header (the credential, even): not logged.
+fn unreadable() -> Answer {
+    let error = Error::invalid("the request could not be read (malformed headers or body)");
+    tracing::warn!(outcome = "rejected", status = 400, error = error.detail(), "delivery");
+    Answer::refused(&error)
 }
 
 fn body_bytes(body: &Body) -> &[u8] {

@@ -6,13 +6,15 @@
 pub mod health;
 pub mod notices;
 pub mod reconcile;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
 
@@ -23,6 +25,8 @@ use crate::table::limits::item_size;
 use crate::table::{Attr, Item};
 use crate::timestamp::Timestamp;
 
+/// The condition of a put that must not overwrite.
+const IF_ABSENT: &str = "attribute_not_exists(pk)";
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
 /// Batches in flight at once: fast for thousands of differences, gentle on capacity.
@@ -98,7 +102,7 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_dynamodb(item)))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(IF_ABSENT)
             .send()
             .await;
         match result {
@@ -138,23 +142,18 @@ impl Store {
 
     /// In one transaction: `first` only if no item has its key, and every item of `rest`.
     async fn put_all_if_absent(&self, first: Item, rest: Vec<Item>) -> Result<WriteOutcome, Error> {
-        let conditional = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_dynamodb(first)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| Error::internal("TransactWriteItems", e))?;
-        let mut transaction =
-            self.client.transact_write_items().transact_items(TransactWriteItem::builder().put(conditional).build());
-        for item in rest {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(to_dynamodb(item)))
-                .build()
-                .map_err(|e| Error::internal("TransactWriteItems", e))?;
-            transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build());
-        }
-        match transaction.send().await {
+        let token = wire::request_token();
+        let body = wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, &token)?;
+        drop((first, rest));
+        let result = self
+            .client
+            .transact_write_items()
+            .client_request_token(token)
+            .customize()
+            .mutate_request(move |request| body.replace(request))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if first_condition_failed(e.as_service_error()) => Ok(WriteOutcome::AlreadyThere),
             Err(e) => Err(sdk_error("TransactWriteItems", e)),
@@ -163,32 +162,55 @@ impl Store {
 
     /// Puts every item, 25 per BatchWriteItem, several batches at once. Items DynamoDB
     /// leaves unprocessed are sent again with backoff; what is still unprocessed after that
-    /// fails the whole call. Each batch is converted only when it is sent, so memory stays
-    /// linear in the delivery.
+    /// fails the whole call. Each batch is written out only when it is sent, so memory
+    /// stays linear in the delivery.
     pub async fn put_all(&self, items: Vec<Item>) -> Result<(), Error> {
-        self.write_all(items.into_iter().map(write_request)).await
+        in_batches(items.into_iter(), |batch| self.put_batch(batch)).await
+    }
+
+    async fn put_batch(&self, items: Vec<Item>) -> Result<(), Error> {
+        let body = wire::Body::batch_puts(&self.table, &items)?;
+        drop(items);
+        let output = self
+            .client
+            .batch_write_item()
+            .customize()
+            .mutate_request(move |request| body.replace(request))
+            .send()
+            .await
+            .map_err(|e| sdk_error("BatchWriteItem", e))?;
+        self.resend_unprocessed(output).await
     }
 
     /// Sends `requests` 25 per BatchWriteItem, several batches at once, each converted
     /// only when it is sent.
     async fn write_all(&self, requests: impl Iterator<Item = WriteRequest>) -> Result<(), Error> {
-        let mut requests = requests;
-        let batches = std::iter::from_fn(move || {
-            let batch: Vec<WriteRequest> = requests.by_ref().take(BATCH_SIZE).collect();
-            (!batch.is_empty()).then_some(batch)
-        });
-        stream::iter(batches)
-            .map(|batch| self.write_batch(batch))
-            .buffer_unordered(BATCHES_IN_FLIGHT)
-            .try_collect()
-            .await
+        in_batches(requests, |batch| self.write_batch(batch)).await
     }
 
-    async fn write_batch(&self, mut batch: Vec<WriteRequest>) -> Result<(), Error> {
-        for round in 0..=self.pacing.unprocessed_rounds {
-            if round > 0 {
-                tokio::time::sleep(self.pacing.backoff(round)).await;
+    async fn write_batch(&self, batch: Vec<WriteRequest>) -> Result<(), Error> {
+        let output = self
+            .client
+            .batch_write_item()
+            .request_items(&self.table, batch)
+            .send()
+            .await
+            .map_err(|e| sdk_error("BatchWriteItem", e))?;
+        self.resend_unprocessed(output).await
+    }
+
+    /// Sends again, with backoff, what a BatchWriteItem left unprocessed (throttling).
+    async fn resend_unprocessed(&self, output: BatchWriteItemOutput) -> Result<(), Error> {
+        let unprocessed = |output: BatchWriteItemOutput| {
+            output.unprocessed_items.and_then(|mut unprocessed| unprocessed.remove(&self.table)).unwrap_or_default()
+        };
+        let mut batch = unprocessed(output);
+        for round in 1..=self.pacing.unprocessed_rounds {
+            if batch.is_empty() {
+                return Ok(());
             }
+            tracing::debug!(unprocessed = batch.len(), round, "BatchWriteItem left items unprocessed");
+            tokio::time::sleep(self.pacing.backoff(round)).await;
             let output = self
                 .client
                 .batch_write_item()
@@ -196,14 +218,10 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("BatchWriteItem", e))?;
-            batch = output
-                .unprocessed_items
-                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-                .unwrap_or_default();
-            if batch.is_empty() {
-                return Ok(());
-            }
-            tracing::debug!(unprocessed = batch.len(), round, "BatchWriteItem left items unprocessed");
+            batch = unprocessed(output);
+        }
+        if batch.is_empty() {
+            return Ok(());
         }
         Err(Error::Unavailable(format!(
             "BatchWriteItem: {} items still unprocessed after {} retries",
@@ -211,6 +229,20 @@ impl Store {
             self.pacing.unprocessed_rounds
         )))
     }
+}
+
+/// Runs `write` on every [`BATCH_SIZE`] elements of `elements`, [`BATCHES_IN_FLIGHT`] at
+/// once; a batch is taken from `elements` only when it is about to be sent.
+async fn in_batches<T, F, Fut>(mut elements: impl Iterator<Item = T>, write: F) -> Result<(), Error>
+where
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let batches = std::iter::from_fn(move || {
+        let batch: Vec<T> = elements.by_ref().take(BATCH_SIZE).collect();
+        (!batch.is_empty()).then_some(batch)
+    });
+    stream::iter(batches).map(write).buffer_unordered(BATCHES_IN_FLIGHT).try_collect().await
 }
 
 /// Whether a transaction was cancelled because its first action's condition failed.

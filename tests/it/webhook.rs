@@ -372,6 +372,43 @@ async fn unprocessed_items_are_sent_again() {
     assert_eq!(harness.items_of("difference").await.len(), 120);
 }
 
+/// The bodies of the retried operation's attempts, which must all be the same request.
+fn same_request_every_attempt(harness: &Harness, attempts: usize) -> Value {
+    let bodies = harness.faults.bodies();
+    assert_eq!(bodies.len(), attempts);
+    assert!(bodies.iter().all(|body| *body == bodies[0]), "a retry sends what the first attempt sent");
+    serde_json::from_slice(&bodies[0]).unwrap()
+}
+
+#[tokio::test]
+async fn a_transaction_whose_answer_is_lost_is_retried_with_the_same_request() {
+    let options = Options { lost_answers: Some(("TransactWriteItems", 1)), ..Options::default() };
+    let harness = Harness::with(options).await;
+    let (status, _) = harness.deliver(&change_with("c-lost-answer", 10)).await;
+    assert_eq!(status, 200);
+    let request = same_request_every_attempt(&harness, 2);
+    assert_eq!(request["TransactItems"].as_array().map(Vec::len), Some(10 + 2), "differences, event, change");
+    assert_eq!(request["ClientRequestToken"].as_str().map(str::len), Some(32), "idempotent on DynamoDB's side");
+    assert_eq!(harness.items_of("difference").await.len(), 10);
+    assert_eq!(harness.items_of("change").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_is_lost_is_retried_with_the_same_request() {
+    let options = Options { lost_answers: Some(("BatchWriteItem", 1)), ..Options::default() };
+    let harness = Harness::with(options).await;
+    let (status, answer) = harness.deliver(&change_with("c-lost-batch", 120)).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
+    let bodies = harness.faults.bodies();
+    assert_eq!(bodies.len(), 5 + 1, "5 batches, one sent twice");
+    let first: Value = serde_json::from_slice(&bodies[0]).unwrap();
+    let puts = first["RequestItems"][&harness.table].as_array().map(Vec::len);
+    assert_eq!(puts, Some(25));
+    let distinct: std::collections::HashSet<&Vec<u8>> = bodies.iter().collect();
+    assert_eq!(distinct.len(), 5, "the lost batch, sent again as it was");
+    assert_eq!(harness.items_of("difference").await.len(), 120);
+}
+
 #[tokio::test]
 async fn items_still_unprocessed_after_the_retries_answer_503() {
     let harness = Harness::with(Options { unprocessed_responses: usize::MAX, ..Options::default() }).await;

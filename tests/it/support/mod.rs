@@ -2,11 +2,11 @@
 //! to send deliveries and read back what was stored.
 
 pub mod calls;
+pub mod faults;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
 pub mod template;
-pub mod unprocessed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +51,8 @@ pub struct Options {
     pub alert_repeat_minutes: Option<u32>,
     /// This many BatchWriteItem responses come back with every item unprocessed.
     pub unprocessed_responses: usize,
+    /// DynamoDB's first answers to this operation are lost (a 500 after moto handled it).
+    pub lost_answers: Option<(&'static str, usize)>,
     /// `ALERT_EVENT_TYPES`, when not the default.
     pub alert_event_types: Option<&'static str>,
     /// How the remote secret is refreshed (default: as deployed).
@@ -85,6 +87,9 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     /// AWS operations the app made, by name.
     pub calls: CallCounter,
+    /// The faults injected into DynamoDB's answers (and the attempts of the operation
+    /// whose answers `Options::lost_answers` loses).
+    pub faults: faults::Faults,
     pub proxy: Option<FaultProxy>,
     pub spool: Option<TestSpool>,
     pub s3: aws_sdk_s3::Client,
@@ -194,11 +199,12 @@ impl Harness {
         let sns_config = if options.sns_through_proxy { &proxied } else { app_config };
         let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
+        let faults = faults::Faults::new(options.unprocessed_responses, options.lost_answers);
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(app_config)
                     .interceptor(calls.clone())
-                    .interceptor(unprocessed::Unprocessed::responses(options.unprocessed_responses))
+                    .interceptor(faults.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
@@ -231,7 +237,22 @@ impl Harness {
         let app =
             App::new(settings, clients, store.clone(), publisher.clone(), options.secret_policy.unwrap_or_default());
         app.warm_up().await;
-        Self { app, table, queue_url, dynamodb, sqs, calls, proxy, spool, s3, store, publisher, rules, topic_arn }
+        Self {
+            app,
+            table,
+            queue_url,
+            dynamodb,
+            sqs,
+            calls,
+            faults,
+            proxy,
+            spool,
+            s3,
+            store,
+            publisher,
+            rules,
+            topic_arn,
+        }
     }
 
     /// A receiver like the app's, for another entry point.
