@@ -71,6 +71,13 @@ mod measured {
         assert!(is_authorized(black_box(headers), header, secrets));
     }
 
+    /// SHA-256 of `data`: what SigV4 does to every request body.
+    #[inline(never)]
+    pub fn measured_sha256(data: &[u8]) {
+        use sha2::Digest;
+        black_box(sha2::Sha256::digest(black_box(data)));
+    }
+
     #[inline(never)]
     pub fn measured_format_alert(event: &HealthEvent, at: Timestamp) {
         black_box(AlertMessage::health(event, at, AlertReason::Failed, false).to_sns_json());
@@ -96,6 +103,7 @@ fn once(name: &str) {
             let event = HealthEvent::parse(HealthEventKind::Failed, &data).unwrap();
             measured::measured_format_alert(&event, Timestamp::now());
         }
+        "sha256_64k" => measured::measured_sha256(&vec![b'x'; 64 * 1024]),
         other => panic!("no operation {other}"),
     }
 }

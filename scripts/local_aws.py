@@ -50,17 +50,22 @@ def clients():
     return {name: session.client(name, endpoint_url=endpoint) for name in names}
 
 
-def setup():
-    aws = clients()
+def create_table(aws, name):
+    """The events table as template.yaml defines it, named `name`."""
     table = template_resources()["EventsTable"]["Properties"]
     aws["dynamodb"].create_table(
-        TableName=TABLE,
+        TableName=name,
         KeySchema=table["KeySchema"],
         AttributeDefinitions=table["AttributeDefinitions"],
         GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
         BillingMode=table["BillingMode"],
     )
-    aws["dynamodb"].update_time_to_live(TableName=TABLE, TimeToLiveSpecification=table["TimeToLiveSpecification"])
+    aws["dynamodb"].update_time_to_live(TableName=name, TimeToLiveSpecification=table["TimeToLiveSpecification"])
+
+
+def setup():
+    aws = clients()
+    create_table(aws, TABLE)
 
     topic = template_resources()["AlertTopic"]["Properties"]
     topic_arn = aws["sns"].create_topic(Name=TOPIC, Attributes={"DisplayName": topic["DisplayName"]})["TopicArn"]

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import local_aws
+
 ROOT = Path(__file__).resolve().parent.parent
 # PROFILE_BINARY: another build of the webhook to measure the same way (say, an older one).
 BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-webhook"))
@@ -69,13 +71,22 @@ def failure(run):
     return url_event(body, "workflow_failed")
 
 
+def fresh_table():
+    """A table of its own for each run: moto's transactions copy the whole table, so a
+    table that earlier runs filled would slow the later ones down (to time-outs, even)."""
+    fresh_table.count = getattr(fresh_table, "count", 0) + 1
+    name = f"kadoa-profile-{os.getpid()}-{fresh_table.count}"
+    local_aws.create_table(local_aws.clients(), name)
+    return name
+
+
 def environment(port):
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH"))}
     env.update({
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
         "AWS_LAMBDA_FUNCTION_NAME": "kadoa-webhook", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_LEVEL": "WARN",
-        "TABLE_NAME": "kadoa-events-local", "ALERT_TOPIC_ARN": os.environ["ALERT_TOPIC_ARN"],
+        "TABLE_NAME": fresh_table(), "ALERT_TOPIC_ARN": os.environ["ALERT_TOPIC_ARN"],
         "WEBHOOK_SECRET": SECRET,
         # As template.yaml sets it.
         "MIMALLOC_ARENA_EAGER_COMMIT": "0",
@@ -153,6 +164,12 @@ def self_costs(callgrind_out, by_function):
     return costs
 
 
+def sha256_cost(callgrind_out):
+    """Instructions in SHA-256's compression function (software under valgrind)."""
+    costs = self_costs(callgrind_out, True)
+    return sum(cost for name, cost in costs.items() if name.endswith("sha2::sha256::compress256"))
+
+
 def top(later, earlier, per, by_function, count=10):
     """What costs most in `later` beyond `earlier`, per event."""
     a, b = self_costs(earlier, by_function), self_costs(later, by_function)
@@ -165,7 +182,7 @@ def pure_paths(out):
     """Instructions of the pure operations alone (benches/pure_path.rs, `--once`)."""
     bench = next(p for p in (ROOT / "target/profiling/deps").glob("pure_path-*") if os.access(p, os.X_OK) and p.suffix == "")
     counts = {}
-    for name in ("parse_plan_10", "parse_plan_3000", "authenticate", "format_alert"):
+    for name in ("parse_plan_10", "parse_plan_3000", "authenticate", "format_alert", "sha256_64k"):
         output = out / f"callgrind.pure.{name}"
         subprocess.run(["valgrind", "--tool=callgrind", "--quiet", "--collect-atstart=no", "--toggle-collect=*measured_*",
                         f"--callgrind-out-file={output}", str(bench), "--once", name], check=True)
@@ -182,6 +199,8 @@ def main():
         print(f"  parse + plan, 3000 differences   {pure['parse_plan_3000'] / 1e6:8.3f} M")
         print(f"  authenticate (bearer, 2 secrets) {pure['authenticate'] / 1e3:8.1f} k")
         print(f"  format a failure alert           {pure['format_alert'] / 1e3:8.1f} k")
+        print(f"  SHA-256, software, per 64-byte block {pure['sha256_64k'] / 1024:5.0f}   "
+              "(valgrind hides the CPU's SHA instructions)")
     first = lambda run_name: change(run_name, 0, 10)
     runs = {
         "A": [first("a")],
@@ -195,11 +214,14 @@ def main():
         print(f"  run {name}: {len(events)} events, answers {sorted(set(statuses))}, {counts[name]:,} instructions",
               file=sys.stderr)
     a = counts["A"]
-    print("instructions (callgrind, release build):")
-    print(f"  start-up + first 10-difference delivery  {a / 1e6:8.2f} M")
-    print(f"  warm 10-difference delivery              {(counts['B'] - a) / 10 / 1e6:8.2f} M")
-    print(f"  warm 3000-difference delivery            {(counts['C'] - a) / 1e6:8.2f} M")
-    print(f"  warm failure alert (claim, publish, commit) {(counts['D'] - a) / 1e6:5.2f} M")
+    sha = {name: sha256_cost(out / f"callgrind.{name}") for name in runs}
+    figures = [("start-up + first 10-difference delivery", a, sha["A"]),
+               ("warm 10-difference delivery", (counts["B"] - a) / 10, (sha["B"] - sha["A"]) / 10),
+               ("warm 3000-difference delivery", counts["C"] - a, sha["C"] - sha["A"]),
+               ("warm failure alert (claim, publish, commit)", counts["D"] - a, sha["D"] - sha["A"])]
+    print("instructions (callgrind, release build):            all   of it SHA-256 (software)   without it")
+    for label, total, of_it in figures:
+        print(f"  {label:45} {total / 1e6:8.2f} M {of_it / 1e6:10.2f} M {(total - of_it) / 1e6:18.2f} M")
     for label, later, per in (("a warm 10-difference delivery", "B", 10), ("a warm 3000-difference delivery", "C", 1),
                               ("an alert", "D", 1)):
         print(f"top contributors of {label} (instructions, self cost, by crate / by function):")

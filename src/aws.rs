@@ -3,6 +3,7 @@
 //! timeouts that fit inside Kadoa's delivery rhythm), the clients, and how an SDK failure
 //! becomes an [`Error`].
 
+use std::future::Future;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -117,10 +118,33 @@ where
     }
 }
 
+/// Runs one AWS call (`send`) within `limit`, retries included. The SDK's own per-call
+/// timeout (`customize().config_override(…)`) rebuilds the client's configuration on every
+/// call; this costs nothing until the limit is reached, and then drops the call as the
+/// SDK would. The call is boxed here: an SDK call's future is tens of kilobytes, and every
+/// future that awaits it inline would carry (and copy) that much.
+pub fn within<F: Future>(
+    limit: Duration,
+    operation: &'static str,
+    send: F,
+) -> impl Future<Output = Result<F::Output, Error>> {
+    let send = Box::pin(send);
+    let on_time_out = move |_| Error::unavailable(operation, format!("no answer within {} ms", limit.as_millis()));
+    async move { tokio::time::timeout(limit, send).await.map_err(on_time_out) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
+
+    #[tokio::test]
+    async fn a_call_past_its_limit_is_dropped_as_unavailable() {
+        let error = within(Duration::from_millis(1), "Publish", std::future::pending::<()>()).await.unwrap_err();
+        assert!(error.is_transient());
+        assert_eq!(error.detail(), "Publish: no answer within 1 ms");
+        assert_eq!(within(Duration::from_secs(60), "Publish", async { 7 }).await.unwrap(), 7);
+    }
 
     #[test]
     fn the_amazon_roots_are_five_certificates() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::AlertMessage;
-use crate::aws::sdk_error;
+use crate::aws::{sdk_error, within};
 use crate::error::Error;
 
 /// How long a publish may take before the alert is given up (and its claim released).
@@ -52,14 +52,7 @@ impl Publisher {
         if let Some(workflow_id) = &message.workflow_id {
             publish = publish.message_attributes("workflowId", attribute(workflow_id)?);
         }
-        publish
-            .customize()
-            .config_override(aws_sdk_sns::config::Builder::default().timeout_config(
-                aws_sdk_sns::config::timeout::TimeoutConfig::builder().operation_timeout(self.timeout).build(),
-            ))
-            .send()
-            .await
-            .map_err(|e| sdk_error("Publish", e))?;
+        within(self.timeout, "Publish", publish.send()).await?.map_err(|e| sdk_error("Publish", e))?;
         Ok(())
     }
 }

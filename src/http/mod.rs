@@ -236,7 +236,8 @@ impl App {
 
         let received_at = Timestamp::now();
         let delivery = Delivery { envelope, event };
-        let applying = self.receiver.apply(&delivery, received_at, Arrival::Webhook);
+        // Boxed: the future is large (every AWS call it may make), and is moved from here on.
+        let applying = Box::pin(self.receiver.apply(&delivery, received_at, Arrival::Webhook));
         let out_of_time = || Err(Error::Unavailable("the function is about to run out of time".into()));
         // Only a data change may be cut off half-way (its retry or replay completes it); an
         // alert is never cut off between its publish and its commit: its calls are bounded

@@ -8,6 +8,7 @@
 //!    ours) and writes the event-log item; or release, after a failure.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -18,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{key_of, new_claim_id, s, to_dynamodb, Store};
 use crate::alerts::{HealthRecord, WorkflowState};
-use crate::aws::sdk_error;
+use crate::aws::{sdk_error, within};
 use crate::error::Error;
 use crate::table::{keys, Item, ENTITY_HEALTH};
 use crate::timestamp::Timestamp;
@@ -93,13 +94,13 @@ fn read_record(item: Option<HashMap<String, AttributeValue>>) -> HealthRecord {
 }
 
 impl Store {
-    /// The per-call timeout of every claim, commit and release.
-    pub(super) fn claim_call_timeout(&self) -> aws_sdk_dynamodb::config::Builder {
-        aws_sdk_dynamodb::config::Builder::default().timeout_config(
-            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                .operation_timeout(self.pacing.claim_call_timeout)
-                .build(),
-        )
+    /// Runs one claim, commit or release call within its timeout.
+    pub(super) fn on_claim<F: Future>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> impl Future<Output = Result<F::Output, Error>> {
+        within(self.pacing.claim_call_timeout, operation, send)
     }
 
     fn update_health(&self, pk: &str) -> UpdateItemFluentBuilder {
@@ -117,7 +118,7 @@ impl Store {
         let pk = keys::workflow_pk(workflow_id);
         let now = Timestamp::now();
         let id = new_claim_id(now);
-        let result = self
+        let claim = self
             .update_health(&pk)
             .update_expression(
                 "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
@@ -136,12 +137,8 @@ impl Store {
             .expression_attribute_values(":now", n(now.unix_millis()))
             .expression_attribute_values(":at", s(&at.to_key_string()))
             .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await;
-        match result {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match self.on_claim("UpdateItem", claim.send()).await? {
             Ok(output) => Ok(Claim::Granted(HealthClaim { pk, id, now }, read_record(output.attributes))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let previous = match e.into_service_error() {
@@ -204,35 +201,26 @@ impl Store {
             .set_item(Some(to_dynamodb(event)))
             .build()
             .map_err(|e| Error::internal("TransactWriteItems", e))?;
-        self.client
+        let commit = self
+            .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(health).build())
-            .transact_items(TransactWriteItem::builder().put(event).build())
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await
-            .map_err(|e| sdk_error("TransactWriteItems", e))?;
+            .transact_items(TransactWriteItem::builder().put(event).build());
+        self.on_claim("TransactWriteItems", commit.send()).await?.map_err(|e| sdk_error("TransactWriteItems", e))?;
         Ok(())
     }
 
     /// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best
     /// effort: if this fails too, the claim expires after [`CLAIM_LEASE`].
     pub async fn release_health(&self, claim: &HealthClaim) {
-        let result = self
+        let release = self
             .update_health(&claim.pk)
             .update_expression("REMOVE #claimId, #claimExpiresAt")
             .condition_expression("#claimId = :claim")
-            .expression_attribute_values(":claim", s(&claim.id))
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(
-                error = %aws_sdk_dynamodb::error::DisplayErrorContext(error),
-                "claim not released; it expires by itself"
-            );
+            .expression_attribute_values(":claim", s(&claim.id));
+        let result = self.on_claim("UpdateItem", release.send()).await;
+        if let Err(error) = result.and_then(|sent| sent.map_err(|e| sdk_error("UpdateItem", e))) {
+            tracing::warn!(error = error.detail(), "claim not released; it expires by itself");
         }
     }
 }

@@ -143,7 +143,7 @@ impl Store {
     /// In one transaction: `first` only if no item has its key, and every item of `rest`.
     async fn put_all_if_absent(&self, first: Item, rest: Vec<Item>) -> Result<WriteOutcome, Error> {
         let token = wire::request_token();
-        let body = wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, &token)?;
+        let body = wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, &token);
         drop((first, rest));
         let result = self
             .client
@@ -169,7 +169,7 @@ impl Store {
     }
 
     async fn put_batch(&self, items: Vec<Item>) -> Result<(), Error> {
-        let body = wire::Body::batch_puts(&self.table, &items)?;
+        let body = wire::Body::batch_puts(&self.table, &items);
         drop(items);
         let output = self
             .client

@@ -43,7 +43,7 @@ impl Store {
             ("claimId".to_owned(), s(&id)),
             ("claimExpiresAt".to_owned(), AttributeValue::N(expires.to_string())),
         ]);
-        let result = self
+        let claim = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -51,12 +51,8 @@ impl Store {
             .condition_expression("attribute_not_exists(pk) OR #claimExpiresAt < :now")
             .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
             .expression_attribute_values(":now", AttributeValue::N(now.unix_millis().to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await;
-        match result {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match self.on_claim("PutItem", claim.send()).await? {
             Ok(_) => Ok(EventClaim::Granted(id)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let existing = match e.into_service_error() {
@@ -72,40 +68,31 @@ impl Store {
 
     /// Replaces the claim `claim_id` with the event-log item `event`.
     pub async fn commit_event(&self, claim_id: &str, event: Item) -> Result<(), Error> {
-        self.client
+        let commit = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_dynamodb(event)))
             .condition_expression("#claimId = :claim")
             .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_values(":claim", s(claim_id))
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", e))?;
+            .expression_attribute_values(":claim", s(claim_id));
+        self.on_claim("PutItem", commit.send()).await?.map_err(|e| sdk_error("PutItem", e))?;
         Ok(())
     }
 
     /// Removes the claim `claim_id` after a failed publish. Best effort: it also expires.
     pub async fn release_event(&self, pk: &str, sk: &str, claim_id: &str) {
-        let result = self
+        let release = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_of(pk, sk)))
             .condition_expression("#claimId = :claim")
             .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_values(":claim", s(claim_id))
-            .customize()
-            .config_override(self.claim_call_timeout())
-            .send()
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(
-                error = %aws_sdk_dynamodb::error::DisplayErrorContext(error),
-                "event claim not released; it expires by itself"
-            );
+            .expression_attribute_values(":claim", s(claim_id));
+        let result = self.on_claim("DeleteItem", release.send()).await;
+        if let Err(error) = result.and_then(|sent| sent.map_err(|e| sdk_error("DeleteItem", e))) {
+            tracing::warn!(error = error.detail(), "event claim not released; it expires by itself");
         }
     }
 }
