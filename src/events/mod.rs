@@ -135,14 +135,20 @@ pub fn check_id(path: &str, id: &str) -> Result<String, Error> {
 
 /// Deserializes `data` into a typed event; errors name the field as a path under `data`.
 pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, Error> {
+    deserialize_at(data, "data")
+}
+
+/// Deserializes the JSON value at `at` (a path such as `data.metadata`); errors name the
+/// field as a path under `at`.
+pub fn deserialize_at<'de, T: Deserialize<'de>>(raw: &'de RawValue, at: &str) -> Result<T, Error> {
     // Tracking the path costs an allocation per key: only a refused event pays for it.
-    if let Ok(value) = serde_json::from_str(data.get()) {
+    if let Ok(value) = serde_json::from_str(raw.get()) {
         return Ok(value);
     }
-    let mut deserializer = serde_json::Deserializer::from_str(data.get());
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let prefix = if path == "." { "data".to_owned() } else { format!("data.{path}") };
+        let prefix = if path == "." { at.to_owned() } else { format!("{at}.{path}") };
         let message = error.inner().to_string();
         // serde_json appends " at line 1 column 42": a position in `data`, not in the body.
         let message = message.split(" at line ").next().unwrap_or_default();
