@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::aws::sdk_error;
+use crate::aws::{sdk_error, Lazy};
 use crate::error::Error;
 use crate::timestamp::Timestamp;
 
@@ -39,15 +39,20 @@ pub struct SpooledDelivery {
 /// The spool: a queue, and a bucket for bodies too large for a message.
 #[derive(Clone)]
 pub struct Spool {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Lazy<aws_sdk_sqs::Client>,
     queue_url: String,
-    s3: aws_sdk_s3::Client,
+    s3: Lazy<aws_sdk_s3::Client>,
     bucket: String,
 }
 
 impl Spool {
     /// The spool `queue_url`, with large bodies in `bucket`.
-    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String, s3: aws_sdk_s3::Client, bucket: String) -> Self {
+    pub fn new(
+        sqs: Lazy<aws_sdk_sqs::Client>,
+        queue_url: String,
+        s3: Lazy<aws_sdk_s3::Client>,
+        bucket: String,
+    ) -> Self {
         Self { sqs, queue_url, s3, bucket }
     }
 

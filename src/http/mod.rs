@@ -103,7 +103,7 @@ impl App {
     ) -> Self {
         let spool =
             settings.spool.clone().map(|spool| Spool::new(clients.sqs, spool.queue_url, clients.s3, spool.bucket));
-        let remote_secret = settings.secret_arn.clone().map(|arn| (clients.secrets_manager, arn));
+        let remote_secret = settings.secret_arn.clone().map(|arn| ((*clients.secrets_manager).clone(), arn));
         Self {
             secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret, secret_policy),
             receiver: Receiver::new(store, publisher, settings.rules.clone()),

@@ -103,6 +103,11 @@ pub struct Harness {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// A client already built, as the app's lazily built clients take it.
+fn ready<T: Send + 'static>(client: T) -> kadoa_webhook::aws::Lazy<T> {
+    kadoa_webhook::aws::lazy(move || client)
+}
+
 /// An SDK configuration against `endpoint`, with patient timeouts.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -210,18 +215,18 @@ impl Harness {
             sns: aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
             ),
-            secrets_manager: aws_sdk_secretsmanager::Client::from_conf(
+            secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
+            )),
+            sqs: ready(aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
-            ),
-            s3: aws_sdk_s3::Client::from_conf(
+            )),
+            s3: ready(aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(spool_config)
                     .force_path_style(true)
                     .interceptor(calls.clone())
                     .build(),
-            ),
+            )),
         };
         let pacing =
             Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
