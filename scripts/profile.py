@@ -238,7 +238,7 @@ def main():
     for name, events in {"10 differences": [first("e")], "3000 differences": [first("f"), change("f", 1, 3000)],
                          "6 MB change": [first("g"), change("g", 1, 37000)]}.items():
         _, rss[name], _, cpu[name] = run(events)
-    print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.0f} MiB" for k, v in rss.items()))
+    print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in rss.items()))
     print("CPU time of the whole process, start-up included (one core of this machine): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
     print(f"(callgrind files in {out})")
