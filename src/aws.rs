@@ -142,7 +142,7 @@ where
 /// Runs one AWS call (`send`) within `limit`, retries included. The SDK's own per-call
 /// timeout (`customize().config_override(…)`) rebuilds the client's configuration on every
 /// call; this costs nothing until the limit is reached, and then drops the call as the
-/// SDK would. The call is boxed here: an SDK call's future is tens of kilobytes, and every
+/// SDK would. It can only shorten a call: the client's [`OPERATION_TIMEOUT`] still holds. The call is boxed here: an SDK call's future is tens of kilobytes, and every
 /// future that awaits it inline would carry (and copy) that much.
 pub fn within<F: Future>(
     limit: Duration,

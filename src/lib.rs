@@ -37,4 +37,4 @@ pub mod timestamp;
 
 pub use aws::AwsClients;
 pub use config::Settings;
-pub use http::{App, HttpEvent};
+pub use http::App;

@@ -2,8 +2,9 @@
 //! one [`App::handle_event`] per invocation.
 
 #![recursion_limit = "256"]
-use kadoa_webhook::{aws, logging, App, AwsClients, HttpEvent, Settings};
+use kadoa_webhook::{aws, logging, App, AwsClients, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
+use serde_json::value::RawValue;
 use std::time::{Instant, SystemTime};
 
 /// mimalloc: fewer instructions per allocation than glibc's malloc (see README, Performance).
@@ -21,14 +22,15 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::from_config(&aws::load_sdk_config().await);
     let app = App::from_clients(settings, clients);
     app.warm_up().await;
-    // Read in one pass by our own struct (see src/http/event.rs); a request it cannot turn
-    // into HTTP still gets an answer from our code (a 400), not an invocation error.
-    lambda_runtime::run(service_fn(|event: LambdaEvent<HttpEvent>| {
+    // The event is taken raw and read by our own code (src/http/event.rs), so that one we
+    // cannot read still gets an answer (a 400) instead of failing the invocation, and the
+    // runtime never logs a parse error that could quote a header (the credential, even).
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
         let app = &app;
         async move {
             let deadline =
                 event.context.deadline().duration_since(SystemTime::now()).ok().map(|left| Instant::now() + left);
-            Ok::<_, Error>(app.handle_http_event(event.payload, deadline).await)
+            Ok::<_, Error>(app.handle_event(event.payload.get(), deadline).await)
         }
     }))
     .await

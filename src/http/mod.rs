@@ -11,8 +11,7 @@ use lambda_http::{Body, Request};
 use serde::Serialize;
 use serde_json::json;
 
-pub use self::event::HttpEvent;
-use self::event::Unreadable;
+use self::event::{HttpEvent, Unreadable};
 use crate::alerts::Publisher;
 use crate::aws::AwsClients;
 use crate::config::Settings;
@@ -130,20 +129,13 @@ impl App {
     }
 
     /// Handles one Lambda event from a function URL or API Gateway, as JSON text, to be
-    /// answered before `deadline` (what tests and tools send; the runtime hands
-    /// [`handle_http_event`](Self::handle_http_event) the event already read).
+    /// answered before `deadline`. An event that is not a readable HTTP request (a header
+    /// value with control characters, say) gets a 400 from here rather than failing the
+    /// invocation.
     pub async fn handle_event(&self, event: &str, deadline: Option<Instant>) -> Answer {
-        match serde_json::from_str(event) {
-            Ok(event) => self.handle_http_event(event, deadline).await,
-            Err(_) => unreadable(),
-        }
-    }
-
-    /// Handles one Lambda event from a function URL or API Gateway, to be answered before
-    /// `deadline`. An event that is not a readable HTTP request (a header value with
-    /// control characters, say) gets a 400 from here rather than failing the invocation.
-    pub async fn handle_http_event(&self, event: HttpEvent, deadline: Option<Instant>) -> Answer {
-        match event.into_request() {
+        let request =
+            serde_json::from_str::<HttpEvent>(event).map_err(|_| Unreadable).and_then(HttpEvent::into_request);
+        match request {
             Ok(request) => self.handle(request, deadline).await,
             Err(Unreadable) => unreadable(),
         }

@@ -127,6 +127,11 @@ async fn an_unreadable_request_gets_an_answer_not_an_invocation_error() {
     event["headers"]["x-evil"] = json!("bad\u{1}value");
     let (status, answer) = harness.send_event(&event.to_string()).await;
     assert_eq!((status, answer), (400, json!({"error": "the request could not be read (malformed headers or body)"})));
+    // Not even shaped like an HTTP event (a direct invoke, say): the same answer, and the
+    // parser's message (which would quote the value) goes nowhere.
+    let misshapen = json!({"httpMethod": "POST", "multiValueHeaders": {"authorization": "Bearer x"}, "body": {}});
+    let (status, answer) = harness.send_event(&misshapen.to_string()).await;
+    assert_eq!((status, answer), (400, json!({"error": "the request could not be read (malformed headers or body)"})));
     assert!(harness.items().await.is_empty());
 }
 
