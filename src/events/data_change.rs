@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{check_id, deserialize_at, deserialize_data};
+use super::{check_id, deserialize_at, deserialize_data, null_as_default};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::timestamp::Timestamp;
@@ -39,7 +39,7 @@ pub struct Difference<'a> {
     #[serde(rename = "type")]
     pub kind: String,
     /// The row's fields.
-    #[serde(default, borrow, deserialize_with = "null_as_empty")]
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
     pub fields: Vec<Field<'a>>,
 }
 
@@ -99,7 +99,11 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for DataVisitor<'a> {
         let mut fields = BTreeMap::new();
         while let Some(name) = map.next_key::<String>()? {
             let duplicate = match name.as_str() {
-                "differences" => differences.replace(map.next_value::<Differences<'a>>()?.0).is_some(),
+                // `null` is none.
+                "differences" => {
+                    let value = map.next_value::<Option<Vec<Difference<'a>>>>()?.unwrap_or_default();
+                    differences.replace(value).is_some()
+                }
                 _ => {
                     let value = map.next_value()?;
                     fields.insert(name, value).is_some()
@@ -113,29 +117,12 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for DataVisitor<'a> {
     }
 }
 
-/// `differences`, where `null` is none.
-struct Differences<'a>(Vec<Difference<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Differences<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        null_as_empty(deserializer).map(Self)
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Metadata<'a> {
     workflow_name: Option<String>,
     #[serde(borrow)]
     tags: Option<&'a RawValue>,
-}
-
-fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl<'a> DataChange<'a> {

@@ -133,6 +133,14 @@ pub fn check_id(path: &str, id: &str) -> Result<String, Error> {
     Ok(id.to_owned())
 }
 
+/// For `deserialize_with`: a field sent as `null` reads as its default, as if absent
+/// (Kadoa and API Gateway both write `null` for what they do not have).
+pub fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Deserializes `data` into a typed event; errors name the field as a path under `data`.
 pub fn deserialize_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, Error> {
     deserialize_at(data, "data")

@@ -13,7 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use lambda_http::{Body, Request};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::events::null_as_default;
 
 /// What this function reads of an HTTP event; everything else in it is skipped unread.
 #[derive(Debug, Default, Deserialize)]
@@ -50,11 +52,6 @@ struct RequestContext {
 struct Http {
     #[serde(deserialize_with = "null_as_default")]
     method: Option<String>,
-}
-
-/// API Gateway writes `null` for what a request did not have.
-fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(deserializer: D) -> Result<T, D::Error> {
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Why an event is not a request this function can read (the details may quote a
