@@ -13,6 +13,7 @@ figures and the top contributors of a warm delivery. Needs moto (AWS_ENDPOINT_UR
 table, topic and secret that `scripts/local_aws.py setup` creates.
 """
 
+import functools
 import json
 import os
 import re
@@ -140,8 +141,10 @@ def run(events, callgrind_out=None):
     return instructions, max_rss, statuses, cpu
 
 
+@functools.lru_cache(maxsize=None)
 def self_costs(callgrind_out, by_function):
-    """Instructions by crate (or by crate and function), self cost, from callgrind_annotate."""
+    """Instructions by crate (or by crate and function), self cost, from callgrind_annotate
+    (each file is read once: the figures and every table ask again)."""
     output = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", "--threshold=100", str(callgrind_out)],
                             capture_output=True, text=True, check=True).stdout
     costs = {}
