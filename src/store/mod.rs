@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
 
+use self::wire::Write;
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::table::change::ChangePlan;
@@ -162,37 +163,25 @@ impl Store {
 
     /// Puts every item, 25 per BatchWriteItem, several batches at once. Items DynamoDB
     /// leaves unprocessed are sent again with backoff; what is still unprocessed after that
-    /// fails the whole call. Each batch is written out only when it is sent, so memory
-    /// stays linear in the delivery.
+    /// fails the whole call.
     pub async fn put_all(&self, items: Vec<Item>) -> Result<(), Error> {
-        in_batches(items.into_iter(), |batch| self.put_batch(batch)).await
+        self.write_all(items.into_iter().map(Write::Put)).await
     }
 
-    async fn put_batch(&self, items: Vec<Item>) -> Result<(), Error> {
-        let body = wire::Body::batch_puts(&self.table, &items);
-        drop(items);
+    /// Sends `writes` 25 per BatchWriteItem, several batches at once. Each batch is
+    /// written out only when it is sent, so memory stays linear in the delivery.
+    async fn write_all(&self, writes: impl Iterator<Item = Write>) -> Result<(), Error> {
+        in_batches(writes, |batch| self.write_batch(batch)).await
+    }
+
+    async fn write_batch(&self, writes: Vec<Write>) -> Result<(), Error> {
+        let body = wire::Body::batch(&self.table, &writes);
+        drop(writes);
         let output = self
             .client
             .batch_write_item()
             .customize()
             .mutate_request(move |request| body.replace(request))
-            .send()
-            .await
-            .map_err(|e| sdk_error("BatchWriteItem", e))?;
-        self.resend_unprocessed(output).await
-    }
-
-    /// Sends `requests` 25 per BatchWriteItem, several batches at once, each converted
-    /// only when it is sent.
-    async fn write_all(&self, requests: impl Iterator<Item = WriteRequest>) -> Result<(), Error> {
-        in_batches(requests, |batch| self.write_batch(batch)).await
-    }
-
-    async fn write_batch(&self, batch: Vec<WriteRequest>) -> Result<(), Error> {
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, batch)
             .send()
             .await
             .map_err(|e| sdk_error("BatchWriteItem", e))?;
@@ -251,15 +240,6 @@ fn first_condition_failed(error: Option<&TransactWriteItemsError>) -> bool {
         return false;
     };
     cancelled.cancellation_reasons().first().and_then(|reason| reason.code()) == Some("ConditionalCheckFailed")
-}
-
-pub(crate) fn write_request(item: Item) -> WriteRequest {
-    // `PutRequest::build` fails only without an item, and there always is one.
-    let put = PutRequest::builder().set_item(Some(to_dynamodb(item))).build();
-    match put {
-        Ok(put) => WriteRequest::builder().put_request(put).build(),
-        Err(_) => WriteRequest::builder().build(),
-    }
 }
 
 /// A string attribute value.

@@ -3,8 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+use super::wire::Write;
 use super::{key_of, s, to_dynamodb, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
@@ -117,15 +118,9 @@ impl Store {
         completed_at: Timestamp,
     ) -> Result<(), Error> {
         let ChangePlan { pk, change_sk, differences, change, .. } = plan;
-        let stale = (differences.len()..previous_count).map(|index| {
-            let key = key_of(&pk, &keys::difference_sk(&change_sk, index));
-            let delete = DeleteRequest::builder().set_key(Some(key)).build();
-            match delete {
-                Ok(delete) => WriteRequest::builder().delete_request(delete).build(),
-                Err(_) => WriteRequest::builder().build(),
-            }
-        });
-        self.write_all(differences.into_iter().map(super::write_request).chain(stale)).await?;
+        let stale = (differences.len()..previous_count)
+            .map(|index| Write::Delete { pk: pk.clone(), sk: keys::difference_sk(&change_sk, index) });
+        self.write_all(differences.into_iter().map(Write::Put).chain(stale)).await?;
         let mut change = change;
         change.insert("completedAt".into(), Attr::s(completed_at.to_key_string()));
         let workflow_id = match change.get("workflowId") {

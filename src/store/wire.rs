@@ -1,5 +1,5 @@
 //! DynamoDB's JSON, written straight from our [`Item`]s, for the writes that carry a
-//! delivery's items (a data change's transaction and its batches).
+//! delivery's items (a data change's transaction and its batches, reconciliation's too).
 //!
 //! The SDK would first copy every item into its own types (an `AttributeValue` tree in a
 //! `HashMap` per item), then serialize and drop those: `make profile` counted that as a
@@ -17,6 +17,20 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
 use crate::table::{Attr, Item};
+
+/// One request of a `BatchWriteItem`.
+#[derive(Debug)]
+pub enum Write {
+    /// Put this item.
+    Put(Item),
+    /// Delete the item with this key.
+    Delete {
+        /// Its partition key.
+        pk: String,
+        /// Its sort key.
+        sk: String,
+    },
+}
 
 /// A request body, ready to be sent (and re-sent by a retry) in place of the SDK's own.
 #[derive(Debug, Clone)]
@@ -40,15 +54,29 @@ impl Body {
         Self(json.0.into())
     }
 
-    /// A `BatchWriteItem` that puts `items` (at most 25) into `table`.
-    pub fn batch_puts(table: &str, items: &[Item]) -> Self {
-        let mut json = Json::with_capacity(items.len());
+    /// A `BatchWriteItem` of `writes` (at most 25) on `table`.
+    pub fn batch(table: &str, writes: &[Write]) -> Self {
+        let mut json = Json::with_capacity(writes.len());
         json.raw(r#"{"RequestItems":{"#);
         json.string(table);
         json.raw(":[");
-        for (index, item) in items.iter().enumerate() {
-            json.raw(if index == 0 { r#"{"PutRequest":{"Item":"# } else { r#",{"PutRequest":{"Item":"# });
-            json.item(item);
+        for (index, write) in writes.iter().enumerate() {
+            if index > 0 {
+                json.raw(",");
+            }
+            match write {
+                Write::Put(item) => {
+                    json.raw(r#"{"PutRequest":{"Item":"#);
+                    json.item(item);
+                }
+                Write::Delete { pk, sk } => {
+                    json.raw(r#"{"DeleteRequest":{"Key":{"pk":{"S":"#);
+                    json.string(pk);
+                    json.raw(r#"},"sk":{"S":"#);
+                    json.string(sk);
+                    json.raw("}}");
+                }
+            }
             json.raw("}}");
         }
         json.raw("]}}");
@@ -210,9 +238,11 @@ mod tests {
 
     #[test]
     fn a_batch_is_dynamodbs_request_syntax() {
-        let body = Body::batch_puts("t", &[item(), item()]);
+        let delete = Write::Delete { pk: "WORKFLOW#wf".into(), sk: "CHANGE#c#00001".into() };
+        let body = Body::batch("t", &[Write::Put(item()), delete, Write::Put(item())]);
         let put = json!({"PutRequest": {"Item": item_json()}});
-        assert_eq!(parsed(&body), json!({"RequestItems": {"t": [put, put]}}));
+        let delete = json!({"DeleteRequest": {"Key": {"pk": {"S": "WORKFLOW#wf"}, "sk": {"S": "CHANGE#c#00001"}}}});
+        assert_eq!(parsed(&body), json!({"RequestItems": {"t": [put, delete, put]}}));
     }
 
     #[test]
@@ -229,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_body_replaces_the_sdks_with_its_length() {
-        let body = Body::batch_puts("t", &[item()]);
+        let body = Body::batch("t", &[Write::Put(item())]);
         let mut request = HttpRequest::new(SdkBody::from("{}"));
         request.headers_mut().insert("content-length", "2");
         body.replace(&mut request);
