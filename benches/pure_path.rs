@@ -79,6 +79,11 @@ mod measured {
     }
 
     #[inline(never)]
+    pub fn measured_sha256_awslc(data: &[u8]) {
+        black_box(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(data)));
+    }
+
+    #[inline(never)]
     pub fn measured_format_alert(event: &HealthEvent, at: Timestamp) {
         black_box(AlertMessage::health(event, at, AlertReason::Failed, false).to_sns_json());
     }
@@ -104,6 +109,7 @@ fn once(name: &str) {
             measured::measured_format_alert(&event, Timestamp::now());
         }
         "sha256_64k" => measured::measured_sha256(&vec![b'x'; 64 * 1024]),
+        "sha256_64k_awslc" => measured::measured_sha256_awslc(&vec![b'x'; 64 * 1024]),
         other => panic!("no operation {other}"),
     }
 }

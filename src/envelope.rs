@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::timestamp::Timestamp;
@@ -123,7 +122,7 @@ fn check_event_type(event_type: &str) -> Result<String, Error> {
 
 /// The first 16 hex digits of the SHA-256 of `body`.
 pub fn short_hash(body: &[u8]) -> String {
-    Sha256::digest(body).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(crate::aws::sha256(body).get(..8).unwrap_or_default())
 }
 
 #[cfg(test)]

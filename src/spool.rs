@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::aws::{sdk_error, Lazy};
 use crate::error::Error;
@@ -71,7 +70,7 @@ impl Spool {
         let sqs_safe =
             |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
         if text.len() > MAX_INLINE_MESSAGE_BYTES || !text.chars().all(sqs_safe) {
-            let digest: String = Sha256::digest(body.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let digest = hex::encode(crate::aws::sha256(body.as_bytes()).get(..8).unwrap_or_default());
             let key = format!("spool/{}-{digest}.json", received_at.unix_millis());
             self.s3
                 .put_object()

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
+pub mod signing;
 pub mod template;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use kadoa_webhook::replay::{Replayer, SqsEvent, SqsRecord};
 use kadoa_webhook::secrets::SecretPolicy;
 use kadoa_webhook::spool::Spool;
 use kadoa_webhook::store::{Pacing, Store};
-use kadoa_webhook::{App, AwsClients, Settings};
+use kadoa_webhook::{aws, App, AwsClients, Settings};
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 
@@ -90,6 +91,8 @@ pub struct Harness {
     /// The faults injected into DynamoDB's answers (and the attempts of the operation
     /// whose answers `Options::lost_answers` loses).
     pub faults: faults::Faults,
+    /// Every request the app's DynamoDB, SNS and SQS clients signed, as sent.
+    pub signed: signing::SignedRequests,
     pub proxy: Option<FaultProxy>,
     pub spool: Option<TestSpool>,
     pub s3: aws_sdk_s3::Client,
@@ -205,21 +208,24 @@ impl Harness {
         let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
         let faults = faults::Faults::new(options.unprocessed_responses, options.lost_answers);
+        let signed = signing::SignedRequests::default();
+        // The app's own client configurations (src/aws.rs), with the tests' interceptors.
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(app_config)
+                aws::dynamodb_config(app_config)
                     .interceptor(calls.clone())
                     .interceptor(faults.clone())
+                    .interceptor(signed.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
+                aws::sns_config(sns_config).interceptor(calls.clone()).interceptor(signed.clone()).build(),
             ),
             secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             )),
             sqs: ready(aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
+                aws::sqs_config(spool_config).interceptor(calls.clone()).interceptor(signed.clone()).build(),
             )),
             s3: ready(aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(spool_config)
@@ -250,6 +256,7 @@ impl Harness {
             sqs,
             calls,
             faults,
+            signed,
             proxy,
             spool,
             s3,

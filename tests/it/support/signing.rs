@@ -1,0 +1,109 @@
+//! Records every request the app's clients sign, as sent, and checks each signature
+//! against one the SDK's signer (`aws-sigv4`) computes from scratch over the same request:
+//! moto accepts any signature, so this is what proves that the body hash the app hands the
+//! signer (`kadoa_webhook::aws::BodyHash`) is the hash of the body that goes out.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningParams, SigningSettings};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// A request as it left the client: after signing, before transmission.
+#[derive(Debug, Clone)]
+pub struct SentRequest {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SignedRequests {
+    sent: Arc<Mutex<Vec<SentRequest>>>,
+}
+
+impl SignedRequests {
+    pub fn take(&self) -> Vec<SentRequest> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+impl Intercept for SignedRequests {
+    fn name(&self) -> &'static str {
+        "SignedRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let sent = SentRequest {
+            method: request.method().to_owned(),
+            uri: request.uri().to_owned(),
+            headers: request.headers().iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+            body: request.body().bytes().expect("the app's request bodies are in memory").to_vec(),
+        };
+        self.sent.lock().unwrap().push(sent);
+        Ok(())
+    }
+}
+
+impl SentRequest {
+    fn header(&self, name: &str) -> &str {
+        let found = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        found.unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+
+    /// The `x-amz-target` or `Action` that names the operation, for messages.
+    pub fn operation(&self) -> String {
+        match self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("x-amz-target")) {
+            Some((_, target)) => target.clone(),
+            None => String::from_utf8_lossy(&self.body).split('&').next().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// The signature the SDK's signer computes for this request, hashing the body itself,
+    /// with `credentials`; and the signature the request carries.
+    pub fn signatures(&self, credentials: &Credentials) -> (String, String) {
+        // AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, SignedHeaders=a;b, Signature=<hex>
+        let authorization = self.header("authorization");
+        let field =
+            |name: &str| authorization.split([' ', ',']).find_map(|part| part.strip_prefix(name)).unwrap().to_owned();
+        let scope: Vec<String> = field("Credential=").split('/').map(str::to_owned).collect();
+        let (region, service) = (&scope[2], &scope[3]);
+        let signed_headers = field("SignedHeaders=");
+        // The signer adds these itself (`host` from the URI).
+        let headers: Vec<(&str, &str)> = signed_headers
+            .split(';')
+            .filter(|name| !["host", "x-amz-date", "x-amz-security-token"].contains(name))
+            .map(|name| (name, self.header(name)))
+            .collect();
+        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let at: SystemTime =
+            time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc().into();
+        let identity = Identity::from(credentials.clone());
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name(service)
+            .time(at)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap();
+        let request =
+            SignableRequest::new(&self.method, &self.uri, headers.into_iter(), SignableBody::Bytes(&self.body))
+                .unwrap();
+        let expected = sign(request, &SigningParams::V4(params)).unwrap().signature().to_owned();
+        (expected, field("Signature="))
+    }
+}
