@@ -51,8 +51,12 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
 /// an HTTPS endpoint of your own (an emulator with its own CA) are the system's root CAs
 /// trusted instead of Amazon's.
 pub async fn load_sdk_config() -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).timeout_config(timeout_config());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        // It ends a transfer that makes no progress for 5 s; every attempt here ends at
+        // ATTEMPT_TIMEOUT (3 s) anyway, so it would only watch every body for nothing.
+        .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled());
     // On Lambda the execution role's credentials are in the environment, always: the
     // default chain would also build its other providers (an STS client among them, a
     // tenth of a cold start) only to find them there first.

@@ -85,6 +85,9 @@ impl Attr {
                 let list: Vec<&RawValue> = serde_json::from_str(text)?;
                 Self::L(list.into_iter().map(|v| Self::from_json_at(v, depth + 1)).collect::<Result<_, _>>()?)
             }
+            // Without escapes the text between the quotes is the string (serde_json checked
+            // it is JSON, and JSON has no raw control characters).
+            Some(b'"') if !text.contains('\\') => Self::S(text.get(1..text.len() - 1).unwrap_or_default().to_owned()),
             Some(b'"') => Self::S(serde_json::from_str(text)?),
             Some(b't') => Self::Bool(true),
             Some(b'f') => Self::Bool(false),
@@ -193,6 +196,13 @@ mod tests {
         ]);
         assert_eq!(value, expected);
         assert_eq!(attr(r#""tab\there""#), Attr::s("tab\there"));
+    }
+
+    #[test]
+    fn strings_are_read_exactly_with_or_without_escapes() {
+        for json in [r#""""#, r#""plain Prodükt 🚀""#, r#""quote \" back \\ slash \u00e9 \n""#, r#""\\""#] {
+            assert_eq!(attr(json), Attr::S(serde_json::from_str(json).unwrap()), "{json}");
+        }
     }
 
     #[test]
