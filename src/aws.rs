@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::error::Error;
+use crate::sigv4::SigV4Scheme;
 
 /// Attempts per AWS call, the first included (the SDK's standard mode, with backoff).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -124,19 +125,20 @@ impl AwsClients {
     }
 }
 
-/// The DynamoDB client's configuration: the SDK's, with [`BodyHash`].
+/// The DynamoDB client's configuration: the SDK's, with [`BodyHash`] and our SigV4 signer
+/// ([`crate::sigv4`]).
 pub fn dynamodb_config(config: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::from(config).interceptor(BodyHash)
+    aws_sdk_dynamodb::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
 }
 
-/// The SNS client's configuration: the SDK's, with [`BodyHash`].
+/// The SNS client's configuration, as DynamoDB's.
 pub fn sns_config(config: &SdkConfig) -> aws_sdk_sns::config::Builder {
-    aws_sdk_sns::config::Builder::from(config).interceptor(BodyHash)
+    aws_sdk_sns::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
 }
 
-/// The SQS client's configuration: the SDK's, with [`BodyHash`].
+/// The SQS client's configuration, as DynamoDB's.
 pub fn sqs_config(config: &SdkConfig) -> aws_sdk_sqs::config::Builder {
-    aws_sdk_sqs::config::Builder::from(config).interceptor(BodyHash)
+    aws_sdk_sqs::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
 }
 
 /// The SHA-256 of every request body, which SigV4 signs, computed by AWS-LC (linked already

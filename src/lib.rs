@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod replay;
 pub mod secret;
 pub mod secrets;
+pub mod sigv4;
 pub mod spool;
 pub mod store;
 pub mod table;

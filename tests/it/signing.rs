@@ -1,13 +1,15 @@
-//! Every request is signed over the body it carries: the app hashes bodies itself (AWS-LC,
-//! `kadoa_webhook::aws::BodyHash`) and hands the hash to the SDK's signer, so each signature
-//! sent is checked against one the SDK's signer computes from scratch over the request as
-//! sent. moto accepts any signature; AWS would refuse a request whose body hash is wrong.
+//! Every request is signed as AWS will check it: the app hashes bodies itself (AWS-LC,
+//! `kadoa_webhook::aws::BodyHash`) and signs first attempts itself
+//! (`kadoa_webhook::sigv4`), so each signature sent is checked against one the SDK's
+//! signer (`aws-sigv4`) computes from scratch over the request as sent. moto accepts any
+//! signature; AWS would refuse a request signed wrong.
 
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::config::Credentials;
 use serde_json::{json, Value};
 
+use crate::support::signing::SentRequest;
 use crate::support::{fixture_body, Harness, Options};
 
 fn change(change_id: &str, differences: usize) -> String {
@@ -22,9 +24,23 @@ fn change(change_id: &str, differences: usize) -> String {
     .to_string()
 }
 
+/// Every request in `sent` carries the signature `aws-sigv4` computes for it; returns the
+/// operations seen.
+fn assert_signed_as_aws_checks(sent: &[SentRequest]) -> BTreeSet<String> {
+    let credentials = Credentials::new("testing", "testing", None, None, "tests");
+    let mut operations = BTreeSet::new();
+    for request in sent {
+        let (expected, carried) = request.signatures(&credentials);
+        assert_eq!(carried, expected, "{} attempt {} is signed wrong", request.operation(), request.attempt());
+        operations.insert(request.operation());
+    }
+    operations
+}
+
 #[tokio::test]
-async fn every_request_is_signed_over_the_body_it_carries() {
+async fn every_request_is_signed_as_aws_checks_it() {
     let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let signed_here = kadoa_webhook::sigv4::signed_here();
     // A small change (one transaction), a large one (read, batches, conditional put), an
     // alert (claim, publish, commit), and a delivery spooled while DynamoDB is away.
     for body in [change("c-small", 3), change("c-large", 150), fixture_body("workflow_failed.json")] {
@@ -33,14 +49,8 @@ async fn every_request_is_signed_over_the_body_it_carries() {
     harness.proxy.as_ref().unwrap().set_up(false);
     assert_eq!(harness.deliver(&change("c-spooled", 2)).await.1["status"], "queued");
 
-    let credentials = Credentials::new("testing", "testing", None, None, "tests");
     let sent = harness.signed.take();
-    let mut operations = BTreeSet::new();
-    for request in &sent {
-        let (expected, carried) = request.signatures(&credentials);
-        assert_eq!(carried, expected, "{} is signed over another body", request.operation());
-        operations.insert(request.operation());
-    }
+    let operations = assert_signed_as_aws_checks(&sent);
     for operation in [
         "DynamoDB_20120810.TransactWriteItems",
         "DynamoDB_20120810.GetItem",
@@ -52,11 +62,31 @@ async fn every_request_is_signed_over_the_body_it_carries() {
     ] {
         assert!(operations.contains(operation), "{operation} not sent: {operations:?}");
     }
+    // First attempts are signed by the app, the outage's retries by the SDK (other tests
+    // sign at the same time, so the count can only be larger).
+    let first_attempts = sent.iter().filter(|r| r.attempt() == 1).count() as u64;
+    assert!(first_attempts < sent.len() as u64, "the outage was retried");
+    assert!(kadoa_webhook::sigv4::signed_here() - signed_here >= first_attempts);
 
     // The check can fail: one byte of a body changed, and the signatures differ.
     let mut tampered = sent.into_iter().find(|r| r.operation().ends_with("BatchWriteItem")).unwrap();
     let last = tampered.body.len() - 2;
     tampered.body[last] = b' ';
+    let credentials = Credentials::new("testing", "testing", None, None, "tests");
     let (expected, carried) = tampered.signatures(&credentials);
     assert_ne!(carried, expected);
+}
+
+#[tokio::test]
+async fn after_a_retry_requests_are_still_signed_as_aws_checks_them() {
+    // DynamoDB's first answer to a transaction is lost: the retry, and the calls after it,
+    // are signed by the SDK's signer.
+    let lost = Some(("TransactWriteItems", 1));
+    let harness = Harness::with(Options { lost_answers: lost, ..Options::default() }).await;
+    for body in [change("c-small", 3), change("c-large", 150), fixture_body("workflow_failed.json")] {
+        assert_eq!(harness.deliver(&body).await.0, 200);
+    }
+    let sent = harness.signed.take();
+    assert!(sent.iter().any(|r| r.attempt() == 2), "the lost answer was retried");
+    assert_signed_as_aws_checks(&sent);
 }

@@ -64,6 +64,12 @@ impl SentRequest {
         found.unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
     }
 
+    /// Which attempt of its call this was (`amz-sdk-request: attempt=2; max=3`).
+    pub fn attempt(&self) -> u32 {
+        let header = self.header("amz-sdk-request");
+        header.strip_prefix("attempt=").and_then(|rest| rest.split(';').next()).unwrap().parse().unwrap()
+    }
+
     /// The `x-amz-target` or `Action` that names the operation, for messages.
     pub fn operation(&self) -> String {
         match self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("x-amz-target")) {
