@@ -6,22 +6,23 @@
 //! 2. (the caller decides and publishes);
 //! 3. commit: one transaction that moves the health on, releases the claim (only if still
 //!    ours) and writes the event-log item; or release, after a failure.
+//!
+//! The request bodies are written by [`wire`], as a data change's are.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::client::customize::CustomizableOperation;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{key_of, new_claim_id, s, to_dynamodb, Store};
+use super::{new_claim_id, wire, Store};
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
-use crate::table::{keys, Item, ENTITY_HEALTH};
+use crate::table::{keys, Attr, Item, ENTITY_HEALTH};
 use crate::timestamp::Timestamp;
 
 /// How long one claim, publish or commit call may take: the lease is built from these.
@@ -69,12 +70,8 @@ pub struct HealthUpdate<'a> {
     pub expires_at: Option<i64>,
 }
 
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn key(pk: &str) -> HashMap<String, AttributeValue> {
-    key_of(pk, keys::HEALTH_SK)
+fn n(value: i64) -> Attr {
+    Attr::N(value.to_string())
 }
 
 /// The health an item records; attributes that do not read as what they should are
@@ -103,13 +100,15 @@ impl Store {
         within(self.pacing.claim_call_timeout, operation, send)
     }
 
-    fn update_health(&self, pk: &str) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk)))
-            .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
+    /// An `UpdateItem` of the health item with the body `body` (written by [`wire`]). The
+    /// SDK's endpoint rules read the table name (for a table given by ARN), so it is set on
+    /// the call too.
+    fn update_health(
+        &self,
+        body: wire::Body,
+    ) -> CustomizableOperation<UpdateItemOutput, UpdateItemError, UpdateItemFluentBuilder> {
+        let call = self.client.update_item().table_name(&self.table);
+        call.customize().mutate_request(move |request| body.replace(request))
     }
 
     /// Claims `workflow_id`'s health for an event at `at`, if that is newer than any seen
@@ -118,26 +117,8 @@ impl Store {
         let pk = keys::workflow_pk(workflow_id);
         let now = Timestamp::now();
         let id = new_claim_id(now);
-        let claim = self
-            .update_health(&pk)
-            .update_expression(
-                "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires",
-            )
-            .condition_expression(
-                "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
-                 AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
-            )
-            .expression_attribute_names("#entity", "entity")
-            .expression_attribute_names("#workflowId", "workflowId")
-            .expression_attribute_names("#lastEventAt", "lastEventAt")
-            .expression_attribute_values(":entity", s(ENTITY_HEALTH))
-            .expression_attribute_values(":workflowId", s(workflow_id))
-            .expression_attribute_values(":claim", s(&id))
-            .expression_attribute_values(":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64))
-            .expression_attribute_values(":now", n(now.unix_millis()))
-            .expression_attribute_values(":at", s(&at.to_key_string()))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let claim = claim_expressions(workflow_id, &id, now, at);
+        let claim = self.update_health(wire::Body::update_item(&self.table, &claim.on(&pk), true));
         match self.on_claim("UpdateItem", claim.send()).await? {
             Ok(output) => Ok(Claim::Granted(HealthClaim { pk, id, now }, read_record(output.attributes))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
@@ -154,58 +135,17 @@ impl Store {
     /// In one transaction: moves the health on, releases the claim (only if still ours),
     /// and writes the event-log item.
     pub async fn commit_health(&self, claim: &HealthClaim, update: HealthUpdate<'_>, event: Item) -> Result<(), Error> {
-        let mut set = vec!["#state = :state", "#lastEventAt = :at", "#lastEventType = :type", "#updatedAt = :now"];
-        let mut remove = vec!["#claimId", "#claimExpiresAt"];
-        let mut builder = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(&claim.pk)))
-            .condition_expression("#claimId = :claim")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#lastEventAt", "lastEventAt")
-            .expression_attribute_names("#lastEventType", "lastEventType")
-            .expression_attribute_names("#updatedAt", "updatedAt")
-            .expression_attribute_names("#claimId", "claimId")
-            .expression_attribute_names("#claimExpiresAt", "claimExpiresAt")
-            .expression_attribute_names("#failingSince", "failingSince")
-            .expression_attribute_values(":state", s(update.state.as_str()))
-            .expression_attribute_values(":at", s(&update.at.to_key_string()))
-            .expression_attribute_values(":type", s(update.event_type))
-            .expression_attribute_values(":now", s(&claim.now.to_key_string()))
-            .expression_attribute_values(":claim", s(&claim.id));
-        if update.alerted {
-            set.push("#lastAlertAt = :at");
-            builder = builder.expression_attribute_names("#lastAlertAt", "lastAlertAt");
-        }
-        match update.state {
-            WorkflowState::Failing => set.push("#failingSince = if_not_exists(#failingSince, :at)"),
-            WorkflowState::Healthy => remove.push("#failingSince"),
-        }
-        if let Some(name) = update.workflow_name {
-            set.push("#workflowName = :name");
-            builder = builder
-                .expression_attribute_names("#workflowName", "workflowName")
-                .expression_attribute_values(":name", s(&crate::error::bounded(name.to_owned())));
-        }
-        if let Some(expires_at) = update.expires_at {
-            set.push("#expiresAt = :expires");
-            builder = builder
-                .expression_attribute_names("#expiresAt", "expiresAt")
-                .expression_attribute_values(":expires", n(expires_at));
-        }
-        let health = builder
-            .update_expression(format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")))
-            .build()
-            .map_err(|e| Error::internal("TransactWriteItems", e))?;
-        let event = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_dynamodb(event)))
-            .build()
-            .map_err(|e| Error::internal("TransactWriteItems", e))?;
+        let expressions = commit_expressions(claim, &update);
+        let health = expressions.on(&claim.pk);
+        let token = wire::request_token();
+        let body = wire::Body::transact_update_put(&self.table, &health, &event, &token);
+        drop(event);
         let commit = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(health).build())
-            .transact_items(TransactWriteItem::builder().put(event).build());
+            .client_request_token(token)
+            .customize()
+            .mutate_request(move |request| body.replace(request));
         self.on_claim("TransactWriteItems", commit.send()).await?.map_err(|e| sdk_error("TransactWriteItems", e))?;
         Ok(())
     }
@@ -213,11 +153,8 @@ impl Store {
     /// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best
     /// effort: if this fails too, the claim expires after [`CLAIM_LEASE`].
     pub async fn release_health(&self, claim: &HealthClaim) {
-        let release = self
-            .update_health(&claim.pk)
-            .update_expression("REMOVE #claimId, #claimExpiresAt")
-            .condition_expression("#claimId = :claim")
-            .expression_attribute_values(":claim", s(&claim.id));
+        let release = release_expressions(claim);
+        let release = self.update_health(wire::Body::update_item(&self.table, &release.on(&claim.pk), false));
         let result = self.on_claim("UpdateItem", release.send()).await;
         if let Err(error) = result.and_then(|sent| sent.map_err(|e| sdk_error("UpdateItem", e))) {
             tracing::warn!(error = error.detail(), "claim not released; it expires by itself");
@@ -225,14 +162,149 @@ impl Store {
     }
 }
 
+/// An update of a `HEALTH` item: its expressions and the names and values they use
+/// (DynamoDB refuses a name or value that is listed and not used: each is listed only with
+/// its use, and the tests check every combination).
+#[derive(Debug)]
+struct Expressions {
+    update: String,
+    condition: &'static str,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, Attr)>,
+}
+
+impl Expressions {
+    /// The update of the health item of `pk`.
+    fn on<'a>(&'a self, pk: &'a str) -> wire::Update<'a> {
+        wire::Update {
+            key: (pk, keys::HEALTH_SK),
+            update: &self.update,
+            condition: self.condition,
+            names: &self.names,
+            values: &self.values,
+        }
+    }
+}
+
+/// The claim (see the module's comment): `id` until `now` + [`CLAIM_LEASE`], for an event
+/// at `at`.
+fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp) -> Expressions {
+    Expressions {
+        update: "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires"
+            .to_owned(),
+        condition: "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+                    AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
+        names: vec![
+            ("#entity", "entity"),
+            ("#workflowId", "workflowId"),
+            ("#claimId", "claimId"),
+            ("#claimExpiresAt", "claimExpiresAt"),
+            ("#lastEventAt", "lastEventAt"),
+        ],
+        values: vec![
+            (":entity", Attr::s(ENTITY_HEALTH)),
+            (":workflowId", Attr::s(workflow_id)),
+            (":claim", Attr::s(id)),
+            (":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64)),
+            (":now", n(now.unix_millis())),
+            (":at", Attr::s(at.to_key_string())),
+        ],
+    }
+}
+
+/// The health after `update`, with the claim released (only if still `claim`).
+fn commit_expressions(claim: &HealthClaim, update: &HealthUpdate<'_>) -> Expressions {
+    let mut set = vec!["#state = :state", "#lastEventAt = :at", "#lastEventType = :type", "#updatedAt = :now"];
+    let mut remove = vec!["#claimId", "#claimExpiresAt"];
+    let mut names = vec![
+        ("#state", "state"),
+        ("#lastEventAt", "lastEventAt"),
+        ("#lastEventType", "lastEventType"),
+        ("#updatedAt", "updatedAt"),
+        ("#claimId", "claimId"),
+        ("#claimExpiresAt", "claimExpiresAt"),
+        ("#failingSince", "failingSince"),
+    ];
+    let mut values = vec![
+        (":state", Attr::s(update.state.as_str())),
+        (":at", Attr::s(update.at.to_key_string())),
+        (":type", Attr::s(update.event_type)),
+        (":now", Attr::s(claim.now.to_key_string())),
+        (":claim", Attr::s(&claim.id)),
+    ];
+    if update.alerted {
+        set.push("#lastAlertAt = :at");
+        names.push(("#lastAlertAt", "lastAlertAt"));
+    }
+    match update.state {
+        WorkflowState::Failing => set.push("#failingSince = if_not_exists(#failingSince, :at)"),
+        WorkflowState::Healthy => remove.push("#failingSince"),
+    }
+    if let Some(name) = update.workflow_name {
+        set.push("#workflowName = :name");
+        names.push(("#workflowName", "workflowName"));
+        values.push((":name", Attr::s(crate::error::bounded(name.to_owned()))));
+    }
+    if let Some(expires_at) = update.expires_at {
+        set.push("#expiresAt = :expires");
+        names.push(("#expiresAt", "expiresAt"));
+        values.push((":expires", n(expires_at)));
+    }
+    Expressions {
+        update: format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")),
+        condition: "#claimId = :claim",
+        names,
+        values,
+    }
+}
+
+/// The claim given back (only if still `claim`).
+fn release_expressions(claim: &HealthClaim) -> Expressions {
+    Expressions {
+        update: "REMOVE #claimId, #claimExpiresAt".to_owned(),
+        condition: "#claimId = :claim",
+        names: vec![("#claimId", "claimId"), ("#claimExpiresAt", "claimExpiresAt")],
+        values: vec![(":claim", Attr::s(&claim.id))],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::s;
 
     #[test]
     fn the_lease_outlasts_every_call_it_protects() {
         let protected = CALL_TIMEOUT + crate::alerts::sns::PUBLISH_TIMEOUT + CALL_TIMEOUT * COMMIT_TRIES;
         assert!(CLAIM_LEASE > protected, "{CLAIM_LEASE:?} <= {protected:?}");
+    }
+
+    #[test]
+    fn every_name_and_value_an_update_lists_is_used_and_every_one_used_is_listed() {
+        let at = Timestamp::parse_rfc3339("2025-01-15T10:00:00Z").unwrap();
+        let claim = HealthClaim { pk: "WORKFLOW#wf".into(), id: "c1".into(), now: at };
+        let mut updates = vec![claim_expressions("wf", "c1", at, at), release_expressions(&claim)];
+        for state in [WorkflowState::Failing, WorkflowState::Healthy] {
+            for alerted in [false, true] {
+                for workflow_name in [None, Some("Product Monitor")] {
+                    for expires_at in [None, Some(1_800_000_000)] {
+                        let update = HealthUpdate {
+                            state,
+                            at,
+                            event_type: "workflow_failed",
+                            alerted,
+                            workflow_name,
+                            expires_at,
+                        };
+                        updates.push(commit_expressions(&claim, &update));
+                    }
+                }
+            }
+        }
+        for expressions in &updates {
+            let update = expressions.on(&claim.pk);
+            assert_eq!(update.unmatched_placeholders(), Vec::<String>::new(), "{expressions:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! DynamoDB's JSON, written straight from our [`Item`]s, for the writes that carry a
-//! delivery's items (a data change's transaction and its batches, reconciliation's too).
+//! delivery's items (a data change's transaction and its batches, reconciliation's too)
+//! and for the updates of a workflow's health (claim, commit, release).
 //!
 //! The SDK would first copy every item into its own types (an `AttributeValue` tree in a
 //! `HashMap` per item), then serialize and drop those: `make profile` counted that as a
@@ -30,6 +31,48 @@ pub enum Write {
         /// Its sort key.
         sk: String,
     },
+}
+
+/// A conditional update of one item: an `UpdateItem`, or an action of a transaction.
+#[derive(Debug)]
+pub struct Update<'a> {
+    /// The item's `pk` and `sk`.
+    pub key: (&'a str, &'a str),
+    /// `SET …`, `REMOVE …`.
+    pub update: &'a str,
+    /// Must hold for the update to happen.
+    pub condition: &'a str,
+    /// Placeholders of attribute names (`#state`) and the names.
+    pub names: &'a [(&'a str, &'a str)],
+    /// Placeholders of values (`:state`) and the values.
+    pub values: &'a [(&'a str, Attr)],
+}
+
+#[cfg(test)]
+impl Update<'_> {
+    /// Placeholders DynamoDB would refuse (moto does not): listed but not used in the
+    /// expressions, or used but not listed.
+    pub fn unmatched_placeholders(&self) -> Vec<String> {
+        use std::collections::BTreeSet;
+        let mut used = BTreeSet::new();
+        for text in [self.update, self.condition] {
+            let mut rest = text;
+            while let Some(start) = rest.find(['#', ':']) {
+                let tail = rest.get(start + 1..).unwrap_or_default();
+                let end = tail.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(tail.len());
+                used.insert(rest.get(start..start + 1 + end).unwrap_or_default().to_owned());
+                rest = tail.get(end..).unwrap_or_default();
+            }
+        }
+        let listed: BTreeSet<String> = self
+            .names
+            .iter()
+            .map(|(placeholder, _)| *placeholder)
+            .chain(self.values.iter().map(|(placeholder, _)| *placeholder))
+            .map(str::to_owned)
+            .collect();
+        used.symmetric_difference(&listed).cloned().collect()
+    }
 }
 
 /// A request body, ready to be sent (and re-sent by a retry) in place of the SDK's own.
@@ -83,6 +126,32 @@ impl Body {
         Self(json.0.into())
     }
 
+    /// An `UpdateItem` of `update`. With `return_old`, DynamoDB answers with the item as
+    /// it was, also when the condition fails.
+    pub fn update_item(table: &str, update: &Update<'_>, return_old: bool) -> Self {
+        let mut json = Json::with_capacity(1);
+        json.update(table, update);
+        if return_old {
+            json.raw(r#","ReturnValues":"ALL_OLD","ReturnValuesOnConditionCheckFailure":"ALL_OLD""#);
+        }
+        json.raw("}");
+        Self(json.0.into())
+    }
+
+    /// A `TransactWriteItems` of `update` and a put of `item`, with the idempotency token
+    /// `token`.
+    pub fn transact_update_put(table: &str, update: &Update<'_>, item: &Item, token: &str) -> Self {
+        let mut json = Json::with_capacity(2);
+        json.raw(r#"{"TransactItems":[{"Update":"#);
+        json.update(table, update);
+        json.raw("}},");
+        json.put(table, item, None);
+        json.raw(r#"],"ClientRequestToken":"#);
+        json.string(token);
+        json.raw("}");
+        Self(json.0.into())
+    }
+
     /// Puts this body into `request` (and its length into `Content-Length`): what
     /// `mutate_request` calls before every attempt is signed.
     pub fn replace(&self, request: &mut HttpRequest) {
@@ -128,6 +197,31 @@ impl Json {
             self.string(condition);
         }
         self.raw("}}");
+    }
+
+    /// The members of an update, from `{` up to (not including) its closing `}`.
+    fn update(&mut self, table: &str, update: &Update<'_>) {
+        self.raw(r#"{"TableName":"#);
+        self.string(table);
+        self.raw(r#","Key":{"pk":{"S":"#);
+        self.string(update.key.0);
+        self.raw(r#"},"sk":{"S":"#);
+        self.string(update.key.1);
+        self.raw(r#"}},"UpdateExpression":"#);
+        self.string(update.update);
+        self.raw(r#","ConditionExpression":"#);
+        self.string(update.condition);
+        self.raw(r#","ExpressionAttributeNames":{"#);
+        for (index, (placeholder, name)) in update.names.iter().enumerate() {
+            if index > 0 {
+                self.raw(",");
+            }
+            self.string(placeholder);
+            self.raw(":");
+            self.string(name);
+        }
+        self.raw(r#"},"ExpressionAttributeValues":"#);
+        self.map(update.values.iter().map(|(placeholder, value)| (*placeholder, value)));
     }
 
     fn item(&mut self, item: &Item) {
@@ -234,6 +328,47 @@ mod tests {
             "ClientRequestToken": "tok",
         });
         assert_eq!(parsed(&body), expected);
+    }
+
+    fn update() -> Update<'static> {
+        Update {
+            key: ("WORKFLOW#wf", "HEALTH"),
+            update: "SET #state = :state REMOVE #claimId",
+            condition: "#claimId = :claim",
+            names: &[("#state", "state"), ("#claimId", "claimId")],
+            values: &[],
+        }
+    }
+
+    #[test]
+    fn updates_are_dynamodbs_request_syntax() {
+        let values = [(":state", Attr::s("failing")), (":claim", Attr::s("c\"1")), (":n", Attr::N("7".into()))];
+        let update = Update { values: &values, ..update() };
+        let expected_update = json!({
+            "TableName": "t",
+            "Key": {"pk": {"S": "WORKFLOW#wf"}, "sk": {"S": "HEALTH"}},
+            "UpdateExpression": "SET #state = :state REMOVE #claimId",
+            "ConditionExpression": "#claimId = :claim",
+            "ExpressionAttributeNames": {"#state": "state", "#claimId": "claimId"},
+            "ExpressionAttributeValues": {":state": {"S": "failing"}, ":claim": {"S": "c\"1"}, ":n": {"N": "7"}},
+        });
+        assert_eq!(parsed(&Body::update_item("t", &update, false)), expected_update);
+        let mut returning = expected_update.clone();
+        returning["ReturnValues"] = json!("ALL_OLD");
+        returning["ReturnValuesOnConditionCheckFailure"] = json!("ALL_OLD");
+        assert_eq!(parsed(&Body::update_item("t", &update, true)), returning);
+        let transaction = json!({
+            "TransactItems": [{"Update": expected_update}, {"Put": {"TableName": "t", "Item": item_json()}}],
+            "ClientRequestToken": "tok",
+        });
+        assert_eq!(parsed(&Body::transact_update_put("t", &update, &item(), "tok")), transaction);
+    }
+
+    #[test]
+    fn placeholders_listed_and_not_used_or_used_and_not_listed_are_found() {
+        let values = [(":state", Attr::s("failing")), (":claim", Attr::s("c1")), (":spare", Attr::Null)];
+        let mismatched = Update { names: &[("#state", "state"), ("#extra", "x")], values: &values, ..update() };
+        assert_eq!(mismatched.unmatched_placeholders(), ["#claimId", "#extra", ":spare"]);
     }
 
     #[test]
