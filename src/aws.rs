@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::error::Error;
-use crate::sigv4::SigV4Scheme;
+use crate::sigv4;
 
 /// Attempts per AWS call, the first included (the SDK's standard mode, with backoff).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -126,28 +126,31 @@ impl AwsClients {
 }
 
 /// The DynamoDB client's configuration: the SDK's, with [`BodyHash`] and our SigV4 signer
-/// ([`crate::sigv4`]).
+/// and its clock watch ([`crate::sigv4`]).
 pub fn dynamodb_config(config: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
+    let (scheme, clock) = sigv4::scheme();
+    aws_sdk_dynamodb::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
 }
 
 /// The SNS client's configuration, as DynamoDB's.
 pub fn sns_config(config: &SdkConfig) -> aws_sdk_sns::config::Builder {
-    aws_sdk_sns::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
+    let (scheme, clock) = sigv4::scheme();
+    aws_sdk_sns::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
 }
 
 /// The SQS client's configuration, as DynamoDB's.
 pub fn sqs_config(config: &SdkConfig) -> aws_sdk_sqs::config::Builder {
-    aws_sdk_sqs::config::Builder::from(config).interceptor(BodyHash).push_auth_scheme(SigV4Scheme::default())
+    let (scheme, clock) = sigv4::scheme();
+    aws_sdk_sqs::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
 }
 
 /// The SHA-256 of every request body, which SigV4 signs, computed by AWS-LC (linked already
-/// for TLS) and handed to the SDK's signer through its own hook for a precomputed payload
-/// hash. The SDK still signs every request, with the same signature; it only no longer
-/// hashes the body itself with the `sha2` crate, whose fallback for CPUs without SHA
-/// instructions (x86 hosts without SHA-NI, and valgrind) is plain Rust: 3,326 instructions
-/// per 64-byte block against AWS-LC's vectorized 2,092. Where the CPU has SHA instructions
-/// (Graviton) both use them. The body hash is the largest part of signing: the DynamoDB
+/// for TLS) and handed to the signer through the SDK's own hook for a precomputed payload
+/// hash (our signer, `crate::sigv4`, takes it from there too). The signature is the same;
+/// the SDK's signer only no longer hashes the body itself with the `sha2` crate, whose
+/// fallback for CPUs without SHA instructions (x86 hosts without SHA-NI, and valgrind) is
+/// plain Rust: 3,326 instructions per 64-byte block against AWS-LC's vectorized 2,092.
+/// Where the CPU has SHA instructions (Graviton) both use them. The body hash is the largest part of signing: the DynamoDB
 /// requests of a large change are as big as the change.
 #[derive(Debug)]
 pub struct BodyHash;

@@ -6,16 +6,15 @@
 //! of each call's cost beside the body hash. Every request the hot path makes is a `POST /`
 //! with its body in memory (DynamoDB, SNS, SQS), so this signer handles exactly that case,
 //! on the first attempt of a call, and hands everything else to the SDK's own signer:
-//! other shapes, presigning, session-token overrides, and every retry, which the SDK
-//! signs at its clock-skew-corrected time: a first attempt from a clock more than five
-//! minutes off is refused, its retry is signed right, and for the next five minutes every
-//! attempt goes through the SDK's signer. `tests/it/signing.rs` checks every signature the
+//! other shapes, presigning, session-token overrides, every retry, and every request while
+//! the clock is more than a minute off the service's (the `Date` of its last answer, read by
+//! [`ClockWatch`]), which the SDK signs at its clock-skew-corrected time. `tests/it/signing.rs` checks every signature the
 //! function sends against one `aws-sigv4` computes from scratch; the unit tests below
 //! compare the two signers on hand-made requests.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use aws_lc_rs::hmac;
@@ -27,17 +26,27 @@ use aws_sdk_dynamodb::config::Credentials;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::auth::{AuthScheme, AuthSchemeEndpointConfig, AuthSchemeId, Sign};
 use aws_smithy_runtime_api::client::identity::{Identity, SharedIdentityResolver};
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::{GetIdentityResolver, RuntimeComponents};
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::date_time::{DateTime, Format};
 use aws_smithy_types::Document;
 use aws_types::region::SigningRegion;
 use aws_types::SigningName;
 
-/// The `sigv4` auth scheme with [`Signer`]; it replaces the SDK's on a client
-/// (`push_auth_scheme`).
-#[derive(Debug, Default)]
+/// The `sigv4` auth scheme with our [`Signer`], and the interceptor that tells it how far
+/// the clock is off: a client gets both (`push_auth_scheme` replaces the SDK's scheme).
+pub fn scheme() -> (SigV4Scheme, ClockWatch) {
+    let clock = Arc::new(Clock::default());
+    let signer = Signer { sdk: SigV4Signer, key: Mutex::default(), clock: clock.clone() };
+    (SigV4Scheme { signer }, ClockWatch(clock))
+}
+
+/// The `sigv4` auth scheme with [`Signer`] (see [`scheme`]).
+#[derive(Debug)]
 pub struct SigV4Scheme {
     signer: Signer,
 }
@@ -57,17 +66,11 @@ impl AuthScheme for SigV4Scheme {
 }
 
 /// Signs a first attempt of a `POST /` itself, everything else through the SDK's signer.
-#[derive(Default)]
 pub struct Signer {
     sdk: SigV4Signer,
     key: Mutex<Option<SigningKey>>,
-    /// When (Unix seconds) a call last needed a retry: for [`SDK_AFTER_RETRY`] after it,
-    /// the SDK signs, with its clock-skew correction.
-    retried_at: AtomicU64,
+    clock: Arc<Clock>,
 }
-
-/// How long after a retry every attempt is signed by the SDK.
-const SDK_AFTER_RETRY: u64 = 300;
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,9 +78,53 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// The key of one access key, day, region and service.
+/// How far (seconds) the service's clock was ahead of ours at its last answer.
+#[derive(Debug, Default)]
+struct Clock {
+    skew: AtomicI64,
+}
+
+/// Beyond this skew the SDK signs, with its correction (SigV4 allows five minutes; an
+/// answer's `Date` has whole seconds and the round trip in it).
+const TRUSTED_SKEW: i64 = 60;
+
+/// Reads the `Date` of every answer into the [`Signer`]'s clock, as the SDK's own
+/// clock-skew interceptor does for its signer.
+#[derive(Debug, Clone)]
+pub struct ClockWatch(Arc<Clock>);
+
+impl Intercept for ClockWatch {
+    fn name(&self) -> &'static str {
+        "ClockWatch"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.response().headers();
+        // A cached answer's `Date` is old.
+        if headers.get("age").is_none() {
+            let now = runtime_components.time_source().unwrap_or_default().now();
+            if let Some(skew) = headers.get("date").and_then(|date| skew_of(date, now)) {
+                self.0.skew.store(skew, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds the HTTP date `date` is ahead of `now`.
+fn skew_of(date: &str, now: SystemTime) -> Option<i64> {
+    let server = DateTime::from_str(date, Format::HttpDate).ok()?;
+    Some(server.secs() - DateTime::from(now).secs())
+}
+
+/// The key of one set of credentials, day, region and service.
 struct SigningKey {
-    access_key_id: String,
+    credentials: Credentials,
     scope: String,
     key: hmac::Key,
 }
@@ -120,10 +167,21 @@ impl Sign for Signer {
         runtime_components: &RuntimeComponents,
         config_bag: &ConfigBag,
     ) -> Result<(), BoxError> {
-        match self.try_sign(request, identity, &auth_scheme_endpoint_config, runtime_components, config_bag) {
-            Some(signed) => {
-                for (name, value) in signed {
-                    request.headers_mut().insert(name, value);
+        let signed = self.try_sign(request, identity, &auth_scheme_endpoint_config, runtime_components, config_bag);
+        // A value that cannot be a header (a session token with a control character) is
+        // left to the SDK's signer, which refuses it with an error.
+        let headers = signed.and_then(|signed| {
+            let header = |(name, value): (&'static str, String)| {
+                let mut value = lambda_http::http::HeaderValue::try_from(value).ok()?;
+                value.set_sensitive(name != "x-amz-date");
+                Some((name, value))
+            };
+            signed.into_iter().map(header).collect::<Option<Vec<_>>>()
+        });
+        match headers {
+            Some(headers) => {
+                for (name, value) in headers {
+                    request.headers_mut().try_insert(name, value)?;
                 }
                 SIGNED_HERE.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -149,18 +207,13 @@ impl Signer {
         runtime_components: &RuntimeComponents,
         config_bag: &ConfigBag,
     ) -> Option<Vec<(&'static str, String)>> {
-        let at = runtime_components.time_source().unwrap_or_default().now();
-        let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if config_bag.load::<RequestAttempts>().is_some_and(|a| a.attempts() > 1) {
-            self.retried_at.store(seconds, Ordering::Relaxed);
-            return None;
-        }
-        let retried_at = self.retried_at.load(Ordering::Relaxed);
-        let no_recent_retry = retried_at == 0 || seconds.saturating_sub(retried_at) >= SDK_AFTER_RETRY;
+        let first_attempt = config_bag.load::<RequestAttempts>().is_none_or(|a| a.attempts() <= 1);
+        let clock_trusted = self.clock.skew.load(Ordering::Relaxed).abs() <= TRUSTED_SKEW;
         let credentials = identity.data::<Credentials>()?;
         let operation = config_bag.load::<SigV4OperationSigningConfig>()?;
         let options = &operation.signing_options;
-        let plain = no_recent_retry
+        let plain = first_attempt
+            && clock_trusted
             && options.signature_type == HttpSignatureType::HttpRequestHeaders
             && !options.content_sha256_header
             && !options.omit_session_token
@@ -176,20 +229,21 @@ impl Signer {
             Some(_) => return None,
             None => crate::aws::sha256_hex(request.body().bytes()?),
         };
-        // The endpoint may name the signing region and service (as the SDK's signer reads
-        // them); otherwise the operation's.
+        // The region and service as the SDK's signer takes them: named by the endpoint, else
+        // the client's, else the operation's.
         let from_endpoint = |name: &str| match endpoint_config.get(name) {
             Some(Document::String(value)) => Some(Some(value.as_str())),
             Some(_) => None,
             None => Some(None),
         };
         let region = from_endpoint("signingRegion")?
-            .or(operation.region.as_ref().map(|r| r.as_ref()))
-            .or(config_bag.load::<SigningRegion>().map(|r| r.as_ref()))?;
+            .or(config_bag.load::<SigningRegion>().map(|r| r.as_ref()))
+            .or(operation.region.as_ref().map(|r| r.as_ref()))?;
         let service = from_endpoint("signingName")?
-            .or(operation.name.as_ref().map(|n| n.as_ref()))
-            .or(config_bag.load::<SigningName>().map(|n| n.as_ref()))?;
+            .or(config_bag.load::<SigningName>().map(|n| n.as_ref()))
+            .or(operation.name.as_ref().map(|n| n.as_ref()))?;
         let headers: Vec<(&str, &str)> = request.headers().iter().collect();
+        let at = runtime_components.time_source().unwrap_or_default().now();
         let signable =
             Signable { uri: request.uri(), headers: &headers, payload_hash: &payload_hash, region, service, at };
         self.sign(&signable, credentials)
@@ -277,14 +331,14 @@ impl Signer {
     }
 
     /// Runs `sign` with the signing key of `scope` (`date/region/service/aws4_request`),
-    /// derived when the access key or the scope changes.
+    /// derived again when the credentials or the scope change.
     fn with_key<T>(&self, credentials: &Credentials, scope: &str, sign: impl FnOnce(&hmac::Key) -> T) -> T {
         // A poisoned lock only means another signing panicked; the key in it is whole.
         let mut cached = self.key.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = match cached.take() {
-            Some(key) if key.scope == scope && key.access_key_id == credentials.access_key_id() => key,
+            Some(key) if key.scope == scope && key.credentials == *credentials => key,
             _ => SigningKey {
-                access_key_id: credentials.access_key_id().to_owned(),
+                credentials: credentials.clone(),
                 scope: scope.to_owned(),
                 key: derive_key(credentials.secret_access_key(), scope),
             },
@@ -359,9 +413,13 @@ mod tests {
         headers
     }
 
+    fn signer() -> Signer {
+        scheme().0.signer
+    }
+
     #[test]
     fn signs_as_the_sdks_signer_does() {
-        let signer = Signer::default();
+        let signer = signer();
         let plain = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "t");
         let session = Credentials::new("ASIAEXAMPLE", "secret", Some("a-session-token".into()), None, "t");
         let headers: &[(&str, &str)] = &[
@@ -399,7 +457,7 @@ mod tests {
 
     #[test]
     fn other_shapes_are_left_to_the_sdk() {
-        let signer = Signer::default();
+        let signer = signer();
         let credentials = Credentials::new("AKID", "secret", None, None, "t");
         let request = |uri| Signable {
             uri,
@@ -415,6 +473,31 @@ mod tests {
         let presigned = [("x-amz-date", "20260101T000000Z")];
         let with_date = Signable { headers: &presigned, ..request("https://sns.amazonaws.com/") };
         assert!(signer.sign(&with_date, &credentials).is_none());
+    }
+
+    #[test]
+    fn the_clock_watch_reads_how_far_the_service_is_ahead() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_324_000); // 2025-11-28T10:00:00Z
+        assert_eq!(skew_of("Fri, 28 Nov 2025 10:00:00 GMT", now), Some(0));
+        assert_eq!(skew_of("Fri, 28 Nov 2025 10:07:00 GMT", now), Some(420));
+        assert_eq!(skew_of("Fri, 28 Nov 2025 09:59:30 GMT", now), Some(-30));
+        assert_eq!(skew_of("yesterday", now), None);
+    }
+
+    #[test]
+    fn the_signing_key_follows_the_credentials_and_the_scope() {
+        let signer = signer();
+        let scope = "20251128/us-east-1/dynamodb/aws4_request";
+        let tag = |credentials: &Credentials, scope: &str| {
+            signer.with_key(credentials, scope, |key| hmac::sign(key, b"x").as_ref().to_vec())
+        };
+        let first = Credentials::new("AKID", "secret", None, None, "t");
+        let rotated = Credentials::new("AKID", "another secret", None, None, "t");
+        let a = tag(&first, scope);
+        assert_eq!(tag(&first, scope), a);
+        assert_ne!(tag(&rotated, scope), a);
+        assert_ne!(tag(&first, "20251129/us-east-1/dynamodb/aws4_request"), a);
+        assert_eq!(tag(&first, scope), a);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! 3. commit: one transaction that moves the health on, releases the claim (only if still
 //!    ours) and writes the event-log item; or release, after a failure.
 //!
-//! The request bodies are written by [`wire`], as a data change's are.
+//! The request bodies are written by `wire.rs`, as a data change's are.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -51,7 +51,7 @@ pub struct Update<'a> {
 #[cfg(test)]
 impl Update<'_> {
     /// Placeholders DynamoDB would refuse (moto does not): listed but not used in the
-    /// expressions, or used but not listed.
+    /// expressions, used but not listed, or listed twice (a JSON object with a key twice).
     pub fn unmatched_placeholders(&self) -> Vec<String> {
         use std::collections::BTreeSet;
         let mut used = BTreeSet::new();
@@ -64,14 +64,22 @@ impl Update<'_> {
                 rest = tail.get(end..).unwrap_or_default();
             }
         }
-        let listed: BTreeSet<String> = self
+        let listed: Vec<String> = self
             .names
             .iter()
             .map(|(placeholder, _)| *placeholder)
             .chain(self.values.iter().map(|(placeholder, _)| *placeholder))
             .map(str::to_owned)
             .collect();
-        used.symmetric_difference(&listed).cloned().collect()
+        let unique: BTreeSet<String> = listed.iter().cloned().collect();
+        let mut twice = listed.clone();
+        twice.sort();
+        twice.dedup();
+        let mut unmatched: Vec<String> = used.symmetric_difference(&unique).cloned().collect();
+        if twice.len() < listed.len() {
+            unmatched.push("(a placeholder listed twice)".to_owned());
+        }
+        unmatched
     }
 }
 
@@ -211,17 +219,23 @@ impl Json {
         self.string(update.update);
         self.raw(r#","ConditionExpression":"#);
         self.string(update.condition);
-        self.raw(r#","ExpressionAttributeNames":{"#);
-        for (index, (placeholder, name)) in update.names.iter().enumerate() {
-            if index > 0 {
-                self.raw(",");
+        // DynamoDB refuses an empty map here: none is written.
+        if !update.names.is_empty() {
+            self.raw(r#","ExpressionAttributeNames":{"#);
+            for (index, (placeholder, name)) in update.names.iter().enumerate() {
+                if index > 0 {
+                    self.raw(",");
+                }
+                self.string(placeholder);
+                self.raw(":");
+                self.string(name);
             }
-            self.string(placeholder);
-            self.raw(":");
-            self.string(name);
+            self.raw("}");
         }
-        self.raw(r#"},"ExpressionAttributeValues":"#);
-        self.map(update.values.iter().map(|(placeholder, value)| (*placeholder, value)));
+        if !update.values.is_empty() {
+            self.raw(r#","ExpressionAttributeValues":"#);
+            self.map(update.values.iter().map(|(placeholder, value)| (*placeholder, value)));
+        }
     }
 
     fn item(&mut self, item: &Item) {
@@ -362,6 +376,10 @@ mod tests {
             "ClientRequestToken": "tok",
         });
         assert_eq!(parsed(&Body::transact_update_put("t", &update, &item(), "tok")), transaction);
+        let without =
+            Update { update: "REMOVE flag", condition: "attribute_exists(pk)", names: &[], values: &[], ..update };
+        let body = parsed(&Body::update_item("t", &without, false));
+        assert!(body.get("ExpressionAttributeNames").is_none() && body.get("ExpressionAttributeValues").is_none());
     }
 
     #[test]
@@ -369,6 +387,9 @@ mod tests {
         let values = [(":state", Attr::s("failing")), (":claim", Attr::s("c1")), (":spare", Attr::Null)];
         let mismatched = Update { names: &[("#state", "state"), ("#extra", "x")], values: &values, ..update() };
         assert_eq!(mismatched.unmatched_placeholders(), ["#claimId", "#extra", ":spare"]);
+        let names = [("#state", "state"), ("#claimId", "claimId"), ("#state", "state")];
+        let twice = Update { names: &names, values: &values[..2], ..update() };
+        assert_eq!(twice.unmatched_placeholders(), ["(a placeholder listed twice)"]);
     }
 
     #[test]

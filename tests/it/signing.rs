@@ -24,17 +24,22 @@ fn change(change_id: &str, differences: usize) -> String {
     .to_string()
 }
 
-/// Every request in `sent` carries the signature `aws-sigv4` computes for it; returns the
-/// operations seen.
+/// Every request in `sent` carries the `Authorization` `aws-sigv4` computes for it, signed
+/// just now; returns the operations seen.
 fn assert_signed_as_aws_checks(sent: &[SentRequest]) -> BTreeSet<String> {
-    let credentials = Credentials::new("testing", "testing", None, None, "tests");
     let mut operations = BTreeSet::new();
     for request in sent {
-        let (expected, carried) = request.signatures(&credentials);
+        let (expected, carried) = request.authorizations(&credentials());
         assert_eq!(carried, expected, "{} attempt {} is signed wrong", request.operation(), request.attempt());
+        assert!(request.signed_seconds_ago().abs() < 60, "{}", request.operation());
         operations.insert(request.operation());
     }
     operations
+}
+
+/// The harness's credentials (with a session token, as on Lambda).
+fn credentials() -> Credentials {
+    crate::support::credentials()
 }
 
 #[tokio::test]
@@ -72,8 +77,7 @@ async fn every_request_is_signed_as_aws_checks_it() {
     let mut tampered = sent.into_iter().find(|r| r.operation().ends_with("BatchWriteItem")).unwrap();
     let last = tampered.body.len() - 2;
     tampered.body[last] = b' ';
-    let credentials = Credentials::new("testing", "testing", None, None, "tests");
-    let (expected, carried) = tampered.signatures(&credentials);
+    let (expected, carried) = tampered.authorizations(&credentials());
     assert_ne!(carried, expected);
 }
 

@@ -112,6 +112,11 @@ fn ready<T: Send + 'static>(client: T) -> kadoa_webhook::aws::Lazy<T> {
 }
 
 /// An SDK configuration against `endpoint`, with patient timeouts.
+/// The tests' AWS credentials: with a session token, as the function has on Lambda.
+pub fn credentials() -> Credentials {
+    Credentials::new("testing", "testing", Some("session-token".to_owned()), None, "tests")
+}
+
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -120,7 +125,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .build();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .credentials_provider(credentials())
         .endpoint_url(endpoint)
         // The SDK's standard retries, as in production, with a short first backoff.
         .retry_config(

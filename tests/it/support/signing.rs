@@ -1,5 +1,6 @@
-//! Records every request the app's clients sign, as sent, and checks each signature
-//! against one the SDK's signer (`aws-sigv4`) computes from scratch over the same request:
+//! Records every request the app's clients sign, as sent, and checks each `Authorization`
+//! against the one the SDK's signer (`aws-sigv4`) computes from scratch over the same
+//! request (its headers before signing, its body, the region and service it must go to):
 //! moto accepts any signature, so this is what proves that the body hash the app hands the
 //! signer (`kadoa_webhook::aws::BodyHash`) is the hash of the body that goes out.
 
@@ -78,26 +79,25 @@ impl SentRequest {
         }
     }
 
-    /// The signature the SDK's signer computes for this request, hashing the body itself,
-    /// with `credentials`; and the signature the request carries.
-    pub fn signatures(&self, credentials: &Credentials) -> (String, String) {
-        // AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, SignedHeaders=a;b, Signature=<hex>
-        let authorization = self.header("authorization");
-        let field =
-            |name: &str| authorization.split([' ', ',']).find_map(|part| part.strip_prefix(name)).unwrap().to_owned();
-        let scope: Vec<String> = field("Credential=").split('/').map(str::to_owned).collect();
-        let (region, service) = (&scope[2], &scope[3]);
-        let signed_headers = field("SignedHeaders=");
-        // The signer adds these itself (`host` from the URI).
-        let headers: Vec<(&str, &str)> = signed_headers
-            .split(';')
-            .filter(|name| !["host", "x-amz-date", "x-amz-security-token"].contains(name))
-            .map(|name| (name, self.header(name)))
+    /// The `Authorization` header the SDK's signer (`aws-sigv4`, hashing the body itself)
+    /// makes for this request with `credentials`, at the time the request carries; and the
+    /// one the request carries.
+    pub fn authorizations(&self, credentials: &Credentials) -> (String, String) {
+        // The headers the request had before it was signed: not the ones signing adds, nor
+        // the two the SDK adds after signing.
+        const ADDED: &[&str] =
+            &["authorization", "x-amz-date", "x-amz-security-token", "amz-sdk-request", "amz-sdk-invocation-id"];
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| !ADDED.contains(&name.to_ascii_lowercase().as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
         let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
         let at: SystemTime =
             time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc().into();
         let identity = Identity::from(credentials.clone());
+        let (region, service) = self.expected_scope();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
@@ -109,7 +109,28 @@ impl SentRequest {
         let request =
             SignableRequest::new(&self.method, &self.uri, headers.into_iter(), SignableBody::Bytes(&self.body))
                 .unwrap();
-        let expected = sign(request, &SigningParams::V4(params)).unwrap().signature().to_owned();
-        (expected, field("Signature="))
+        let (instructions, _) = sign(request, &SigningParams::V4(params)).unwrap().into_parts();
+        let expected = instructions.headers().find(|(name, _)| *name == "authorization").unwrap().1.to_owned();
+        (expected, self.header("authorization").to_owned())
+    }
+
+    /// The region and service this request must be signed for (the tests' clients are all
+    /// in us-east-1).
+    fn expected_scope(&self) -> (&'static str, &'static str) {
+        let operation = self.operation();
+        let service = match () {
+            _ if operation.starts_with("DynamoDB_") => "dynamodb",
+            _ if operation.starts_with("AmazonSQS.") => "sqs",
+            _ if operation == "Action=Publish" => "sns",
+            _ => panic!("no service known for {operation}"),
+        };
+        ("us-east-1", service)
+    }
+
+    /// Seconds between the time the request was signed at and now.
+    pub fn signed_seconds_ago(&self) -> i64 {
+        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let at = time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc();
+        (time::OffsetDateTime::now_utc() - at).whole_seconds()
     }
 }
