@@ -7,10 +7,11 @@
 //! with its body in memory (DynamoDB, SNS, SQS), so this signer handles exactly that case,
 //! on the first attempt of a call, and hands everything else to the SDK's own signer:
 //! other shapes, presigning, session-token overrides, every retry, and every request while
-//! the clock is more than a minute off the service's (the `Date` of its last answer, read by
-//! [`ClockWatch`]), which the SDK signs at its clock-skew-corrected time. `tests/it/signing.rs` checks every signature the
-//! function sends against one `aws-sigv4` computes from scratch; the unit tests below
-//! compare the two signers on hand-made requests.
+//! the clock is more than a minute off the service's (the `Date` of its last answer, read
+//! by [`ClockWatch`]), which the SDK signs at its clock-skew-corrected time.
+//! `tests/it/signing.rs` checks the `Authorization` of every request the function sends
+//! against the one `aws-sigv4` computes from scratch; the unit tests below compare the two
+//! signers on hand-made requests.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
