@@ -150,8 +150,8 @@ pub fn sqs_config(config: &SdkConfig) -> aws_sdk_sqs::config::Builder {
 /// the SDK's signer only no longer hashes the body itself with the `sha2` crate, whose
 /// fallback for CPUs without SHA instructions (x86 hosts without SHA-NI, and valgrind) is
 /// plain Rust: 3,326 instructions per 64-byte block against AWS-LC's vectorized 2,092.
-/// Where the CPU has SHA instructions (Graviton) both use them. The body hash is the largest part of signing: the DynamoDB
-/// requests of a large change are as big as the change.
+/// Where the CPU has SHA instructions (Graviton) both use them. The body hash is the largest
+/// part of signing: the DynamoDB requests of a large change are as big as the change.
 #[derive(Debug)]
 pub struct BodyHash;
 
@@ -239,8 +239,9 @@ where
 /// Runs one AWS call (`send`) within `limit`, retries included. The SDK's own per-call
 /// timeout (`customize().config_override(…)`) rebuilds the client's configuration on every
 /// call; this costs nothing until the limit is reached, and then drops the call as the
-/// SDK would. It can only shorten a call: the client's [`OPERATION_TIMEOUT`] still holds. The call is boxed here: an SDK call's future is tens of kilobytes, and every
-/// future that awaits it inline would carry (and copy) that much.
+/// SDK would. It can only shorten a call: the client's [`OPERATION_TIMEOUT`] still holds.
+/// The call is boxed here: an SDK call's future is tens of kilobytes, and every future that
+/// awaits it inline would carry (and copy) that much.
 pub fn within<F: Future>(
     limit: Duration,
     operation: &'static str,

@@ -70,7 +70,7 @@ impl Spool {
         let sqs_safe =
             |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
         if text.len() > MAX_INLINE_MESSAGE_BYTES || !text.chars().all(sqs_safe) {
-            let digest = hex::encode(crate::aws::sha256(body.as_bytes()).get(..8).unwrap_or_default());
+            let digest = crate::envelope::short_hash(body.as_bytes());
             let key = format!("spool/{}-{digest}.json", received_at.unix_millis());
             self.s3
                 .put_object()

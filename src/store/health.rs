@@ -137,15 +137,8 @@ impl Store {
     pub async fn commit_health(&self, claim: &HealthClaim, update: HealthUpdate<'_>, event: Item) -> Result<(), Error> {
         let expressions = commit_expressions(claim, &update);
         let health = expressions.on(&claim.pk);
-        let token = wire::request_token();
-        let body = wire::Body::transact_update_put(&self.table, &health, &event, &token);
+        let commit = self.transaction(|token| wire::Body::transact_update_put(&self.table, &health, &event, token));
         drop(event);
-        let commit = self
-            .client
-            .transact_write_items()
-            .client_request_token(token)
-            .customize()
-            .mutate_request(move |request| body.replace(request));
         self.on_claim("TransactWriteItems", commit.send()).await?.map_err(|e| sdk_error("TransactWriteItems", e))?;
         Ok(())
     }

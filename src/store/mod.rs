@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::client::customize::CustomizableOperation;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -143,22 +145,27 @@ impl Store {
 
     /// In one transaction: `first` only if no item has its key, and every item of `rest`.
     async fn put_all_if_absent(&self, first: Item, rest: Vec<Item>) -> Result<WriteOutcome, Error> {
-        let token = wire::request_token();
-        let body = wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, &token);
+        let transaction =
+            self.transaction(|token| wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, token));
         drop((first, rest));
-        let result = self
-            .client
-            .transact_write_items()
-            .client_request_token(token)
-            .customize()
-            .mutate_request(move |request| body.replace(request))
-            .send()
-            .await;
+        let result = transaction.send().await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if first_condition_failed(e.as_service_error()) => Ok(WriteOutcome::AlreadyThere),
             Err(e) => Err(sdk_error("TransactWriteItems", e)),
         }
+    }
+
+    /// A `TransactWriteItems` with the body `write` makes for a fresh idempotency token (the
+    /// SDK's retries re-send both).
+    fn transaction(
+        &self,
+        write: impl FnOnce(&str) -> wire::Body,
+    ) -> CustomizableOperation<TransactWriteItemsOutput, TransactWriteItemsError, TransactWriteItemsFluentBuilder> {
+        let token = wire::request_token();
+        let body = write(&token);
+        let call = self.client.transact_write_items().client_request_token(token);
+        call.customize().mutate_request(move |request| body.replace(request))
     }
 
     /// Puts every item, 25 per BatchWriteItem, several batches at once. Items DynamoDB

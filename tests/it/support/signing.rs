@@ -93,9 +93,7 @@ impl SentRequest {
             .filter(|(name, _)| !ADDED.contains(&name.to_ascii_lowercase().as_str()))
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
-        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let at: SystemTime =
-            time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc().into();
+        let at: SystemTime = self.signed_at().into();
         let identity = Identity::from(credentials.clone());
         let (region, service) = self.expected_scope();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
@@ -127,10 +125,14 @@ impl SentRequest {
         ("us-east-1", service)
     }
 
+    /// When the request was signed (its `x-amz-date`).
+    fn signed_at(&self) -> time::OffsetDateTime {
+        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc()
+    }
+
     /// Seconds between the time the request was signed at and now.
     pub fn signed_seconds_ago(&self) -> i64 {
-        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let at = time::PrimitiveDateTime::parse(self.header("x-amz-date"), &format).unwrap().assume_utc();
-        (time::OffsetDateTime::now_utc() - at).whole_seconds()
+        (time::OffsetDateTime::now_utc() - self.signed_at()).whole_seconds()
     }
 }
