@@ -11,6 +11,11 @@ behind scripts/runtime_api.py and against moto, in four runs:
 and once more without valgrind for peak memory (A, C, and a 6 MB change). Prints the
 figures and the top contributors of a warm delivery. Needs moto (AWS_ENDPOINT_URL), the
 table, topic and secret that `scripts/local_aws.py setup` creates.
+
+Then one more callgrind run records which functions a delivery runs (start-up, data changes
+of 10 and 3000 differences, a repeated one, a failure alert and its repeat) and reports how
+many of them the build left outside `.text.hot`. With `--write-hot-text` it writes that list
+to link/hot-text.ld instead (`make hot-text`), the linker script that packs them together.
 """
 
 import functools
@@ -30,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # PROFILE_BINARY: another build of the webhook to measure the same way (say, an older one).
 BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-webhook"))
 SECRET = "profile-secret"
+HOT_TEXT = ROOT / "link/hot-text.ld"
 
 
 def free_port():
@@ -95,7 +101,29 @@ def environment(port):
     return env
 
 
-def run(events, callgrind_out=None):
+# Runs a command and prints its peak RSS (KiB) and CPU time. The peak is the kernel's VmHWM
+# of the function's own memory, read while it runs: the ru_maxrss that wait4 reports also
+# holds the peak of the process it was started from (exec records the old image's), here a
+# Python of ~10 MiB, more than a small delivery needs.
+MEASURE = """
+import os, re, subprocess, sys, time
+function = subprocess.Popen(sys.argv[1:])
+peak = 0
+while True:
+    try:
+        with open(f"/proc/{function.pid}/status") as status:
+            peak = max(peak, int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1)))
+    except (OSError, AttributeError):
+        pass  # gone, or a zombie without memory
+    pid, _, usage = os.wait4(function.pid, os.WNOHANG)
+    if pid:
+        break
+    time.sleep(0.005)
+print(peak, usage.ru_utime + usage.ru_stime)
+"""
+
+
+def run(events, callgrind_out=None, callgrind_options=()):
     """Runs the function over `events`; returns (instructions or None, peak RSS KiB, answers)."""
     with tempfile.TemporaryDirectory() as tmp:
         events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
@@ -113,14 +141,11 @@ def run(events, callgrind_out=None):
                     time.sleep(0.05)
             command = [str(BINARY)]
             if callgrind_out:
-                command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet"] + command
-            # Started from a small Python of its own: a child forked from this one (which holds
-            # the events) would count this process's memory in its peak RSS.
-            measure = ("import os,subprocess,sys; p=subprocess.Popen(sys.argv[1:]); u=os.wait4(p.pid,0)[2]; "
-                       "print(u.ru_maxrss, u.ru_utime + u.ru_stime)")
+                command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet",
+                           *callgrind_options] + command
             log = Path(tmp, "function.log")
             with log.open("w") as stderr:
-                measured = subprocess.run([sys.executable, "-c", measure] + command, env=environment(port),
+                measured = subprocess.run([sys.executable, "-c", MEASURE] + command, env=environment(port),
                                           stdout=subprocess.PIPE, stderr=stderr, text=True)
             max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
             max_rss, cpu = int(max_rss), float(cpu)
@@ -198,8 +223,81 @@ def pure_paths(out):
     return counts
 
 
+def executed_functions(out):
+    """Symbols of the binary a delivery runs: one callgrind run over start-up, data changes
+    (10 differences, the same change again, 3000 differences) and a failure alert and its
+    repeat, with symbol names as the linker sees them."""
+    hot = "hot"
+    events = [change(hot, 0, 10), change(hot, 1, 10), change(hot, 1, 10), change(hot, 2, 3000),
+              failure(hot), failure(hot)]
+    record = out / "callgrind.hot"
+    run(events, record, ["--demangle=no", "--compress-strings=no"])
+    functions, in_binary = set(), False
+    for line in record.read_text().splitlines():
+        if line.startswith("ob="):
+            in_binary = line[3:].strip() == str(BINARY)
+        elif line.startswith("fn=") and in_binary:
+            functions.add(line[3:].strip())
+    return functions
+
+
+def section_pattern(symbol):
+    """A function's section as a pattern that holds across rebuilds and targets: any
+    `.text.` section (function sections; `.text.unlikely.` holds cold functions) named after
+    the symbol, without what changes from build to build: the hashes in Rust's symbol names
+    (legacy `17h<hash>E`; v0 crate disambiguators and the back-references whose offsets they
+    shift), the numbers of compiler-made copies (`.123`, GCC's `.isra.0`) and AWS-LC's
+    version prefix. A pattern may match a few more functions (other instances of a
+    generic), never fewer."""
+    symbol = re.sub(r"(\.(isra|constprop|part|cold|lto_priv))*(\.\d+)+$", "*", symbol)
+    if symbol.startswith("_ZN"):
+        symbol = re.sub(r"17h[0-9a-f]{16}E", "17h*E", symbol)
+    elif symbol.startswith("_R"):
+        symbol = re.sub(r"(Cs|B)[0-9A-Za-z]*_", r"\1*_", symbol)
+    symbol = re.sub(r"aws_lc_\d+_\d+_\d+_", "aws_lc_*_", symbol)
+    return f".text.*{symbol}"
+
+
+def write_hot_text(functions):
+    patterns = sorted({section_pattern(f) for f in functions if not f.startswith(("0x", "("))})
+    HOT_TEXT.parent.mkdir(exist_ok=True)
+    HOT_TEXT.write_text(
+        "/* The functions a delivery runs, linked next to each other at the start of the code\n"
+        "   (build.rs passes this script to the linker of release builds on Linux).\n"
+        "   Generated by `make hot-text` (scripts/profile.py); README, Performance says why.\n"
+        "   A function missing here still links, into .text, after these. */\n"
+        "SECTIONS\n{\n  .text : {\n    *(\n"
+        + "".join(f"      {pattern}\n" for pattern in patterns)
+        + "    )\n    kadoa_hot_text_end = .;\n  }\n}\nINSERT BEFORE .init;\n\n"
+        "/* How much code is packed, kept in stripped binaries too (`make sam-build` checks it). */\n"
+        "SECTIONS\n{\n  .kadoa.hot-text (INFO) : { QUAD(kadoa_hot_text_end - ADDR(.text)) }\n}\n"
+        "INSERT AFTER .comment;\n")
+    print(f"{HOT_TEXT.relative_to(ROOT)}: {len(patterns)} patterns for {len(functions)} functions")
+
+
+def hot_text_coverage(functions):
+    """How much of the code a delivery runs the build packed at the start of `.text`
+    (before the symbol link/hot-text.ld defines where the packed code ends)."""
+    symbols = subprocess.run(["nm", "-S", "--defined-only", str(BINARY)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in symbols.splitlines()]
+    end = next((int(row[0], 16) for row in rows if row[-1] == "kadoa_hot_text_end"), 0)
+    ran, outside = 0, []
+    for row in rows:
+        if len(row) == 4 and row[3] in functions:
+            address, length = int(row[0], 16), int(row[1], 16)
+            ran += length
+            if address >= end:
+                outside.append(length)
+    print(f"code a delivery runs: {len(functions)} functions, {ran / 1e6:.2f} MB; "
+          f"outside the packed part of .text: {len(outside)} functions, {sum(outside) / 1e3:.0f} kB"
+          + (" (time for `make hot-text`)" if sum(outside) > 100_000 else ""))
+
+
 def main():
     out = Path(tempfile.mkdtemp(prefix="kadoa-profile-"))
+    if "--write-hot-text" in sys.argv:
+        write_hot_text(executed_functions(out))
+        return
     pure = {}
     if "PROFILE_BINARY" not in os.environ:
         pure = pure_paths(out)
@@ -257,6 +355,7 @@ def main():
     print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in rss.items()))
     print("CPU time of the whole process, start-up included (one core of this machine): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
+    hot_text_coverage(executed_functions(out))
     print(f"(callgrind files in {out})")
 
 
