@@ -14,8 +14,9 @@ table, topic and secret that `scripts/local_aws.py setup` creates.
 
 Then one more callgrind run records which functions a delivery runs (start-up, data changes
 of 10 and 3000 differences, a repeated one, a failure alert and its repeat) and reports how
-many of them the build left outside `.text.hot`. With `--write-hot-text` it writes that list
-to link/hot-text.ld instead (`make hot-text`), the linker script that packs them together.
+many of them the build left outside the packed start of `.text`. With `--write-hot-text` it
+writes that list to link/hot-text.ld instead (`make hot-text`), the linker script that packs
+them together.
 """
 
 import functools
@@ -232,12 +233,13 @@ def executed_functions(out):
               failure(hot), failure(hot)]
     record = out / "callgrind.hot"
     run(events, record, ["--demangle=no", "--compress-strings=no"])
-    functions, in_binary = set(), False
+    functions, in_binary, binary = set(), False, BINARY.resolve()
     for line in record.read_text().splitlines():
         if line.startswith("ob="):
-            in_binary = line[3:].strip() == str(BINARY)
+            in_binary = Path(line[3:].strip()).resolve() == binary
         elif line.startswith("fn=") and in_binary:
-            functions.add(line[3:].strip())
+            # Without callgrind's recursion mark ("f'2": f called from within itself).
+            functions.add(re.sub(r"'\d+$", "", line[3:].strip()))
     return functions
 
 
@@ -260,6 +262,10 @@ def section_pattern(symbol):
 
 def write_hot_text(functions):
     patterns = sorted({section_pattern(f) for f in functions if not f.startswith(("0x", "("))})
+    # What every linker reads as part of one pattern; anything else would end it (or the script).
+    odd = [pattern for pattern in patterns if not re.fullmatch(r"[A-Za-z0-9_.$*]+", pattern)]
+    if odd or len(patterns) < 500:
+        sys.exit(f"profile: not writing {HOT_TEXT.name}: {len(patterns)} patterns, unexpected characters in {odd[:3]}")
     HOT_TEXT.parent.mkdir(exist_ok=True)
     HOT_TEXT.write_text(
         "/* The functions a delivery runs, linked next to each other at the start of the code\n"
@@ -268,7 +274,7 @@ def write_hot_text(functions):
         "   A function missing here still links, into .text, after these. */\n"
         "SECTIONS\n{\n  .text : {\n    *(\n"
         + "".join(f"      {pattern}\n" for pattern in patterns)
-        + "    )\n    kadoa_hot_text_end = .;\n  }\n}\nINSERT BEFORE .init;\n\n"
+        + "    )\n    kadoa_hot_text_end = .;\n  }\n}\nINSERT AFTER .init;\n\n"
         "/* How much code is packed, kept in stripped binaries too (`make sam-build` checks it). */\n"
         "SECTIONS\n{\n  .kadoa.hot-text (INFO) : { QUAD(kadoa_hot_text_end - ADDR(.text)) }\n}\n"
         "INSERT AFTER .comment;\n")
