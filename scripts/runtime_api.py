@@ -5,7 +5,8 @@
 Serves `GET /2018-06-01/runtime/invocation/next` from the list (the function's deadline is
 60 s after each hand-over), records every answer (`…/response`, `…/error`), and writes them
 to --answers. Once the list is used up, `next` gets no answer (the connection is closed):
-the function's runtime stops and its process ends (what `make profile` needs for callgrind to write its counts).
+the function's runtime stops and its process ends, which `make profile` needs for callgrind
+to write its counts.
 """
 
 import argparse
