@@ -1,5 +1,5 @@
 # Every command a person needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev show samples test sam-build bootstrap profile hot-text
+.PHONY: dev show samples test sam-build bootstrap profile
 
 dev:        ## run the function locally against moto (Ctrl-C stops it)
 	scripts/dev
@@ -15,5 +15,3 @@ sam-build:  ## `sam build` (arm64, offline with cargo-lambda + zig), checked
 	scripts/sam-build
 profile:    ## instruction counts of the release webhook under callgrind (slow; not part of test)
 	scripts/profile
-hot-text:   ## rewrite link/hot-text.ld from what a delivery runs (after code changes; see README)
-	scripts/profile --write-hot-text

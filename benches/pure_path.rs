@@ -164,9 +164,10 @@ fn main() {
     let change = DataChange::parse(&envelope).unwrap();
     let plan = ChangePlan::new(&change, &envelope, receipt).unwrap();
     println!(
-        "data change of {:.1} MB ({} differences): parse + plan {:.0} ms, peak memory {} MiB ({} MiB of it the body)",
+        "data change of {:.1} MB ({} differences in {} parts): parse + plan {:.0} ms, peak memory {} MiB ({} MiB of it the body)",
         body.len() as f64 / 1e6,
-        plan.differences.len(),
+        change.differences.len(),
+        plan.parts.len(),
         started.elapsed().as_secs_f64() * 1e3,
         peak_rss_kib() / 1024,
         before / 1024

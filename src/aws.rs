@@ -10,16 +10,9 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::error::Error;
-use crate::sigv4;
 
 /// Attempts per AWS call, the first included (the SDK's standard mode, with backoff).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -116,99 +109,13 @@ impl AwsClients {
     pub fn from_config(config: &SdkConfig) -> Self {
         let (secrets, sqs, s3) = (config.clone(), config.clone(), config.clone());
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config(config).build()),
-            sns: aws_sdk_sns::Client::from_conf(sns_config(config).build()),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
             secrets_manager: lazy(move || aws_sdk_secretsmanager::Client::new(&secrets)),
-            sqs: lazy(move || aws_sdk_sqs::Client::from_conf(sqs_config(&sqs).build())),
+            sqs: lazy(move || aws_sdk_sqs::Client::new(&sqs)),
             s3: lazy(move || s3_client(&s3)),
         }
     }
-}
-
-/// The DynamoDB client's configuration: the SDK's, with [`BodyHash`] and our SigV4 signer
-/// and its clock watch ([`crate::sigv4`]).
-pub fn dynamodb_config(config: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
-    let (scheme, clock) = sigv4::scheme();
-    aws_sdk_dynamodb::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
-}
-
-/// The SNS client's configuration, as DynamoDB's.
-pub fn sns_config(config: &SdkConfig) -> aws_sdk_sns::config::Builder {
-    let (scheme, clock) = sigv4::scheme();
-    aws_sdk_sns::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
-}
-
-/// The SQS client's configuration, as DynamoDB's.
-pub fn sqs_config(config: &SdkConfig) -> aws_sdk_sqs::config::Builder {
-    let (scheme, clock) = sigv4::scheme();
-    aws_sdk_sqs::config::Builder::from(config).interceptor(BodyHash).interceptor(clock).push_auth_scheme(scheme)
-}
-
-/// The SHA-256 of every request body, which SigV4 signs, computed by AWS-LC (linked already
-/// for TLS) and handed to the signer through the SDK's own hook for a precomputed payload
-/// hash (our signer, `crate::sigv4`, takes it from there too). The signature is the same;
-/// the SDK's signer only no longer hashes the body itself with the `sha2` crate, whose
-/// fallback for CPUs without SHA instructions (x86 hosts without SHA-NI, and valgrind) is
-/// plain Rust: 3,326 instructions per 64-byte block against AWS-LC's vectorized 2,092.
-/// Where the CPU has SHA instructions (Graviton) both use them. The body hash is the largest
-/// part of signing: the DynamoDB requests of a large change are as big as the change.
-#[derive(Debug)]
-pub struct BodyHash;
-
-/// Marks the payload hash in an operation's configuration as ours: recomputed on every
-/// attempt, where an override the SDK set itself (an unsigned upload) is left alone.
-#[derive(Debug, Clone)]
-struct HashedHere;
-
-impl Storable for HashedHere {
-    type Storer = StoreReplace<Self>;
-}
-
-impl Intercept for BodyHash {
-    fn name(&self) -> &'static str {
-        "BodyHash"
-    }
-
-    // Read hooks run after every modify hook, so the body is the one that will be sent
-    // (src/store/wire.rs replaces bodies in `modify_before_signing`).
-    fn read_before_signing(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let ours = cfg.load::<HashedHere>().is_some();
-        if cfg.load::<PayloadSigningOverride>().is_some() && !ours {
-            return Ok(());
-        }
-        let state = cfg.interceptor_state();
-        match context.request().body().bytes() {
-            Some(body) => {
-                state.store_put(PayloadSigningOverride::Precomputed(sha256_hex(body)));
-                state.store_put(HashedHere);
-            }
-            // A body that is not in memory: the SDK's signer decides, as without us.
-            None if ours => {
-                state.unset::<PayloadSigningOverride>();
-                state.unset::<HashedHere>();
-            }
-            None => {}
-        }
-        Ok(())
-    }
-}
-
-/// The SHA-256 of `bytes`, lowercase hex (as SigV4 writes it).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha256(bytes))
-}
-
-/// The SHA-256 of `bytes`, by AWS-LC.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 /// An S3 client; against a local emulator (`AWS_ENDPOINT_URL`), with path-style addresses.
@@ -275,16 +182,6 @@ mod tests {
         assert!(error.is_transient());
         assert_eq!(error.detail(), "Publish: no answer within 1 ms");
         assert_eq!(within(Duration::from_secs(60), "Publish", async { 7 }).await.unwrap(), 7);
-    }
-
-    #[test]
-    fn body_hashes_are_sha256_in_lowercase_hex() {
-        use sha2::Digest;
-        // SigV4's documented hash of an empty body.
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        for body in [&b"{}"[..], &[b'x'; 64 * 1024 + 7]] {
-            assert_eq!(sha256_hex(body), hex::encode(sha2::Sha256::digest(body)));
-        }
     }
 
     #[test]

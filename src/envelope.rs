@@ -120,10 +120,7 @@ fn check_event_type(event_type: &str) -> Result<String, Error> {
     Ok(event_type.to_owned())
 }
 
-/// The first 16 hex digits of the SHA-256 of `body`.
-pub fn short_hash(body: &[u8]) -> String {
-    hex::encode(crate::aws::sha256(body).get(..8).unwrap_or_default())
-}
+pub use crate::digest::short_hash;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 pub mod alerts;
 pub mod aws;
 pub mod config;
+pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod events;
@@ -30,7 +31,6 @@ pub mod reconcile;
 pub mod replay;
 pub mod secret;
 pub mod secrets;
-pub mod sigv4;
 pub mod spool;
 pub mod store;
 pub mod table;

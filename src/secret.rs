@@ -31,5 +31,5 @@ impl std::fmt::Debug for Secret {
 }
 
 pub(crate) fn digest(bytes: &[u8]) -> [u8; 32] {
-    crate::aws::sha256(bytes)
+    crate::digest::sha256(bytes)
 }

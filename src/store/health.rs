@@ -6,19 +6,18 @@
 //! 2. (the caller decides and publishes);
 //! 3. commit: one transaction that moves the health on, releases the claim (only if still
 //!    ours) and writes the event-log item; or release, after a failure.
-//!
-//! The request bodies are written by `wire.rs`, as a data change's are.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::client::customize::CustomizableOperation;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
-use super::{new_claim_id, wire, Store};
+use super::{key_of, new_claim_id, to_attribute_value, to_dynamodb, Store};
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
@@ -100,15 +99,16 @@ impl Store {
         within(self.pacing.claim_call_timeout, operation, send)
     }
 
-    /// An `UpdateItem` of the health item with the body `body` (written by [`wire`]). The
-    /// SDK's endpoint rules read the table name (for a table given by ARN), so it is set on
-    /// the call too.
-    fn update_health(
-        &self,
-        body: wire::Body,
-    ) -> CustomizableOperation<UpdateItemOutput, UpdateItemError, UpdateItemFluentBuilder> {
-        let call = self.client.update_item().table_name(&self.table);
-        call.customize().mutate_request(move |request| body.replace(request))
+    /// An `UpdateItem` of the health item of `pk` by `expressions`.
+    fn update_health(&self, pk: &str, expressions: Expressions) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk, keys::HEALTH_SK)))
+            .update_expression(expressions.update)
+            .condition_expression(expressions.condition)
+            .set_expression_attribute_names(expressions.names)
+            .set_expression_attribute_values(expressions.values)
     }
 
     /// Claims `workflow_id`'s health for an event at `at`, if that is newer than any seen
@@ -117,8 +117,10 @@ impl Store {
         let pk = keys::workflow_pk(workflow_id);
         let now = Timestamp::now();
         let id = new_claim_id(now);
-        let claim = claim_expressions(workflow_id, &id, now, at);
-        let claim = self.update_health(wire::Body::update_item(&self.table, &claim.on(&pk), true));
+        let claim = self
+            .update_health(&pk, claim_expressions(workflow_id, &id, now, at))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         match self.on_claim("UpdateItem", claim.send()).await? {
             Ok(output) => Ok(Claim::Granted(HealthClaim { pk, id, now }, read_record(output.attributes))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
@@ -136,9 +138,25 @@ impl Store {
     /// and writes the event-log item.
     pub async fn commit_health(&self, claim: &HealthClaim, update: HealthUpdate<'_>, event: Item) -> Result<(), Error> {
         let expressions = commit_expressions(claim, &update);
-        let health = expressions.on(&claim.pk);
-        let commit = self.transaction(|token| wire::Body::transact_update_put(&self.table, &health, &event, token));
-        drop(event);
+        let health = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&claim.pk, keys::HEALTH_SK)))
+            .update_expression(expressions.update)
+            .condition_expression(expressions.condition)
+            .set_expression_attribute_names(expressions.names)
+            .set_expression_attribute_values(expressions.values)
+            .build()
+            .map_err(|e| Error::internal("Update", e))?;
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_dynamodb(event)))
+            .build()
+            .map_err(|e| Error::internal("Put", e))?;
+        let commit = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(health).build())
+            .transact_items(TransactWriteItem::builder().put(record).build());
         self.on_claim("TransactWriteItems", commit.send()).await?.map_err(|e| sdk_error("TransactWriteItems", e))?;
         Ok(())
     }
@@ -146,8 +164,7 @@ impl Store {
     /// Gives the claim back after a failure, so Kadoa's retry can decide at once. Best
     /// effort: if this fails too, the claim expires after [`CLAIM_LEASE`].
     pub async fn release_health(&self, claim: &HealthClaim) {
-        let release = release_expressions(claim);
-        let release = self.update_health(wire::Body::update_item(&self.table, &release.on(&claim.pk), false));
+        let release = self.update_health(&claim.pk, release_expressions(claim));
         let result = self.on_claim("UpdateItem", release.send()).await;
         if let Err(error) = result.and_then(|sent| sent.map_err(|e| sdk_error("UpdateItem", e))) {
             tracing::warn!(error = error.detail(), "claim not released; it expires by itself");
@@ -156,25 +173,32 @@ impl Store {
 }
 
 /// An update of a `HEALTH` item: its expressions and the names and values they use
-/// (DynamoDB refuses a name or value that is listed and not used: each is listed only with
-/// its use, and the tests check every combination).
+/// (DynamoDB refuses a name or value that is listed and not used, and moto does not:
+/// each is listed only with its use, and the tests check every combination).
 #[derive(Debug)]
 struct Expressions {
     update: String,
     condition: &'static str,
-    names: Vec<(&'static str, &'static str)>,
-    values: Vec<(&'static str, Attr)>,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Expressions {
-    /// The update of the health item of `pk`.
-    fn on<'a>(&'a self, pk: &'a str) -> wire::Update<'a> {
-        wire::Update {
-            key: (pk, keys::HEALTH_SK),
-            update: &self.update,
-            condition: self.condition,
-            names: &self.names,
-            values: &self.values,
+    fn new(
+        update: String,
+        condition: &'static str,
+        names: Vec<(&'static str, &'static str)>,
+        values: Vec<(&'static str, Attr)>,
+    ) -> Self {
+        // DynamoDB refuses an empty map: none is sent.
+        let names: HashMap<String, String> = names.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let values: HashMap<String, AttributeValue> =
+            values.into_iter().map(|(k, v)| (k.to_owned(), to_attribute_value(v))).collect();
+        Self {
+            update,
+            condition,
+            names: (!names.is_empty()).then_some(names),
+            values: (!values.is_empty()).then_some(values),
         }
     }
 }
@@ -182,19 +206,18 @@ impl Expressions {
 /// The claim (see the module's comment): `id` until `now` + [`CLAIM_LEASE`], for an event
 /// at `at`.
 fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp) -> Expressions {
-    Expressions {
-        update: "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires"
-            .to_owned(),
-        condition: "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+    Expressions::new(
+        "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires".to_owned(),
+        "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
                     AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
-        names: vec![
+        vec![
             ("#entity", "entity"),
             ("#workflowId", "workflowId"),
             ("#claimId", "claimId"),
             ("#claimExpiresAt", "claimExpiresAt"),
             ("#lastEventAt", "lastEventAt"),
         ],
-        values: vec![
+        vec![
             (":entity", Attr::s(ENTITY_HEALTH)),
             (":workflowId", Attr::s(workflow_id)),
             (":claim", Attr::s(id)),
@@ -202,7 +225,7 @@ fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp)
             (":now", n(now.unix_millis())),
             (":at", Attr::s(at.to_key_string())),
         ],
-    }
+    )
 }
 
 /// The health after `update`, with the claim released (only if still `claim`).
@@ -243,22 +266,17 @@ fn commit_expressions(claim: &HealthClaim, update: &HealthUpdate<'_>) -> Express
         names.push(("#expiresAt", "expiresAt"));
         values.push((":expires", n(expires_at)));
     }
-    Expressions {
-        update: format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")),
-        condition: "#claimId = :claim",
-        names,
-        values,
-    }
+    Expressions::new(format!("SET {} REMOVE {}", set.join(", "), remove.join(", ")), "#claimId = :claim", names, values)
 }
 
 /// The claim given back (only if still `claim`).
 fn release_expressions(claim: &HealthClaim) -> Expressions {
-    Expressions {
-        update: "REMOVE #claimId, #claimExpiresAt".to_owned(),
-        condition: "#claimId = :claim",
-        names: vec![("#claimId", "claimId"), ("#claimExpiresAt", "claimExpiresAt")],
-        values: vec![(":claim", Attr::s(&claim.id))],
-    }
+    Expressions::new(
+        "REMOVE #claimId, #claimExpiresAt".to_owned(),
+        "#claimId = :claim",
+        vec![("#claimId", "claimId"), ("#claimExpiresAt", "claimExpiresAt")],
+        vec![(":claim", Attr::s(&claim.id))],
+    )
 }
 
 #[cfg(test)]
@@ -295,9 +313,29 @@ mod tests {
             }
         }
         for expressions in &updates {
-            let update = expressions.on(&claim.pk);
-            assert_eq!(update.unmatched_placeholders(), Vec::<String>::new(), "{expressions:?}");
+            assert_eq!(unmatched_placeholders(expressions), Vec::<String>::new(), "{expressions:?}");
         }
+        let spare = Expressions::new("REMOVE #a".into(), "#b = :c", vec![("#a", "a"), ("#x", "x")], vec![]);
+        assert_eq!(unmatched_placeholders(&spare), ["#b", "#x", ":c"], "the check finds both kinds");
+    }
+
+    /// The placeholders used in the expressions and not listed, or listed and not used.
+    fn unmatched_placeholders(expressions: &Expressions) -> Vec<String> {
+        use std::collections::BTreeSet;
+        let mut used = BTreeSet::new();
+        for text in [expressions.update.as_str(), expressions.condition] {
+            let mut rest = text;
+            while let Some(start) = rest.find(['#', ':']) {
+                let tail = &rest[start + 1..];
+                let end = tail.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(tail.len());
+                used.insert(rest[start..start + 1 + end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+        let names = expressions.names.iter().flatten().map(|(k, _)| k.clone());
+        let values = expressions.values.iter().flatten().map(|(k, _)| k.clone());
+        let listed: BTreeSet<String> = names.chain(values).collect();
+        used.symmetric_difference(&listed).cloned().collect()
     }
 
     #[test]

@@ -1,29 +1,28 @@
 //! The DynamoDB adapter: every call to the table and every expression it takes lives here
-//! ([`health`] holds the workflow-health claim, [`notices`] the once-per-event claim).
-//! A failure after the SDK's own retries becomes [`Error::Unavailable`]; every write is
-//! safe to repeat.
+//! ([`health`] holds the workflow-health claim, [`notices`] the once-per-event claim),
+//! written with the SDK's own builders from our items ([`to_dynamodb`] is the one
+//! conversion). A failure after the SDK's own retries becomes [`Error::Unavailable`];
+//! every write is safe to repeat.
 
 pub mod health;
 pub mod notices;
 pub mod reconcile;
-mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::client::customize::CustomizableOperation;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
-use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
 
-use self::wire::Write;
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::change::ChangePlan;
+use crate::table::change::{ChangePlan, Layout};
 use crate::table::limits::item_size;
 use crate::table::{Attr, Item};
 use crate::timestamp::Timestamp;
@@ -32,12 +31,12 @@ use crate::timestamp::Timestamp;
 const IF_ABSENT: &str = "attribute_not_exists(pk)";
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
-/// Batches in flight at once: fast for thousands of differences, gentle on capacity.
+/// BatchWriteItem takes 16 MB per request, and DynamoDB's JSON of an item can be a few
+/// times its size: a batch of large items (a large change's parts) is cut at this many
+/// bytes of items.
+pub const BATCH_ITEM_BYTES: usize = 4 * 1024 * 1024;
+/// Batches in flight at once: fast for many items, gentle on capacity.
 pub const BATCHES_IN_FLIGHT: usize = 8;
-/// TransactWriteItems' limits: 100 actions, 4 MB in all.
-pub const TRANSACTION_ITEMS: usize = 100;
-/// TransactWriteItems' aggregate size limit.
-pub const TRANSACTION_BYTES: usize = 4_000_000;
 
 /// Whether a conditional write found its item already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,96 +98,125 @@ impl Store {
     }
 
     /// Puts `item` only if no item has its key yet.
+    ///
+    /// When the SDK retried the put after an answer that was lost, the retry finds the
+    /// item the first attempt wrote: an item with this delivery's `receivedAt` and
+    /// `arrival` is taken as written by it.
     pub async fn put_if_absent(&self, item: Item) -> Result<WriteOutcome, Error> {
+        let stamp =
+            |item: &HashMap<String, AttributeValue>| (item.get("receivedAt").cloned(), item.get("arrival").cloned());
+        let item = to_dynamodb(item);
+        let ours = stamp(&item);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_dynamodb(item)))
+            .set_item(Some(item))
             .condition_expression(IF_ABSENT)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(WriteOutcome::AlreadyThere)
+                let stored = match e.into_service_error() {
+                    PutItemError::ConditionalCheckFailedException(failed) => failed.item,
+                    _ => None,
+                };
+                let written_by_us = ours.0.is_some() && stored.is_some_and(|stored| stamp(&stored) == ours);
+                Ok(if written_by_us { WriteOutcome::Written } else { WriteOutcome::AlreadyThere })
             }
             Err(e) => Err(sdk_error("PutItem", e)),
         }
     }
 
+    /// Puts `item`, whatever is there.
+    pub async fn put(&self, item: Item) -> Result<(), Error> {
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(to_dynamodb(item)));
+        put.send().await.map_err(|e| sdk_error("PutItem", e))?;
+        Ok(())
+    }
+
     /// Writes a data change so that no retry, replay or concurrent delivery stores it twice
     /// or mixes two versions of it:
-    /// - a change that fits one transaction (up to 98 differences, 4 MB) is written in one
-    ///   `TransactWriteItems`, all or nothing, only if its change item is absent;
+    /// - a change that fits one item is one conditional `PutItem`: atomic, and a second
+    ///   delivery finds it there;
     /// - a larger one is checked first (one consistent read answers a retry of a stored
-    ///   change), then its differences and event go in batches, and the change item last,
-    ///   only if absent. A delivery that failed half-way has no change item yet, so its
-    ///   retry completes it.
+    ///   change), then its parts go in batches, and the change item last, only if absent.
+    ///   A delivery that failed half-way has no change item yet, so its retry completes it;
+    ///   the parts of another version have other keys, and the change item names its own.
+    ///
+    /// A pending change's marker is written before the change item, so a failure between
+    /// the two leaves reconciliation something to finish, never a change it forgets.
     pub async fn write_change(&self, plan: ChangePlan) -> Result<WriteOutcome, Error> {
-        let ChangePlan { pk, change_sk, mut differences, event, change, pending } = plan;
-        // The pending marker goes with the differences: before the commit marker.
-        differences.extend(pending);
-        let fits_transaction = differences.len() + 2 <= TRANSACTION_ITEMS
-            && differences.iter().chain([&event, &change]).map(item_size).sum::<usize>() < TRANSACTION_BYTES;
-        if fits_transaction {
-            differences.push(event);
-            return self.put_all_if_absent(change, differences).await;
+        let ChangePlan { pk, change_sk, change, parts, pending } = plan;
+        if let Some(marker) = pending {
+            self.put(marker).await?;
         }
-        if self.stored_difference_count(&pk, &change_sk).await?.is_some() {
+        if parts.is_empty() {
+            return self.put_if_absent(change).await;
+        }
+        if self.change_layout(&pk, &change_sk).await?.is_some() {
             return Ok(WriteOutcome::AlreadyThere);
         }
-        differences.push(event);
-        self.put_all(differences).await?;
+        self.write_all(parts.into_iter().map(Write::Put).collect()).await?;
         self.put_if_absent(change).await
     }
 
-    /// In one transaction: `first` only if no item has its key, and every item of `rest`.
-    async fn put_all_if_absent(&self, first: Item, rest: Vec<Item>) -> Result<WriteOutcome, Error> {
-        let transaction =
-            self.transaction(|token| wire::Body::transact_puts(&self.table, &first, IF_ABSENT, &rest, token));
-        drop((first, rest));
-        let result = transaction.send().await;
-        match result {
-            Ok(_) => Ok(WriteOutcome::Written),
-            Err(e) if first_condition_failed(e.as_service_error()) => Ok(WriteOutcome::AlreadyThere),
-            Err(e) => Err(sdk_error("TransactWriteItems", e)),
+    /// How the stored change (`pk`, `change_sk`) keeps its differences, if it is stored:
+    /// one strongly consistent read of two attributes.
+    pub async fn change_layout(&self, pk: &str, change_sk: &str) -> Result<Option<Layout>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(pk, change_sk)))
+            .projection_expression("pk, partVersion, partCount")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output.item.map(|item| {
+            let version = item.get("partVersion").and_then(|v| v.as_s().ok());
+            let count = item.get("partCount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+            match (version, count) {
+                (Some(version), Some(count)) => Layout::Parts { version: version.clone(), count },
+                _ => Layout::Inline,
+            }
+        }))
+    }
+
+    /// Sends `writes` in `BatchWriteItem`s of at most 25 requests and [`BATCH_ITEM_BYTES`],
+    /// several batches at once. Items DynamoDB leaves unprocessed are sent again with
+    /// backoff; what is still unprocessed after that fails the whole call. Each batch
+    /// becomes the SDK's types only when it is sent, so memory stays linear in the delivery.
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<(), Error> {
+        let mut batches: Vec<Vec<Write>> = Vec::new();
+        let mut bytes = 0;
+        for write in writes {
+            let size = write.size();
+            match batches.last_mut() {
+                Some(batch) if batch.len() < BATCH_SIZE && bytes + size <= BATCH_ITEM_BYTES => batch.push(write),
+                _ => {
+                    batches.push(vec![write]);
+                    bytes = 0;
+                }
+            }
+            bytes += size;
         }
-    }
-
-    /// A `TransactWriteItems` with the body `write` makes for a fresh idempotency token (the
-    /// SDK's retries re-send both).
-    fn transaction(
-        &self,
-        write: impl FnOnce(&str) -> wire::Body,
-    ) -> CustomizableOperation<TransactWriteItemsOutput, TransactWriteItemsError, TransactWriteItemsFluentBuilder> {
-        let token = wire::request_token();
-        let body = write(&token);
-        let call = self.client.transact_write_items().client_request_token(token);
-        call.customize().mutate_request(move |request| body.replace(request))
-    }
-
-    /// Puts every item, 25 per BatchWriteItem, several batches at once. Items DynamoDB
-    /// leaves unprocessed are sent again with backoff; what is still unprocessed after that
-    /// fails the whole call.
-    pub async fn put_all(&self, items: Vec<Item>) -> Result<(), Error> {
-        self.write_all(items.into_iter().map(Write::Put)).await
-    }
-
-    /// Sends `writes` 25 per BatchWriteItem, several batches at once. Each batch is
-    /// written out only when it is sent, so memory stays linear in the delivery.
-    async fn write_all(&self, writes: impl Iterator<Item = Write>) -> Result<(), Error> {
-        in_batches(writes, |batch| self.write_batch(batch)).await
+        stream::iter(batches)
+            .map(|batch| self.write_batch(batch))
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     async fn write_batch(&self, writes: Vec<Write>) -> Result<(), Error> {
-        let body = wire::Body::batch(&self.table, &writes);
-        drop(writes);
+        let requests = writes.into_iter().map(Write::into_request).collect::<Result<Vec<_>, Error>>()?;
         let output = self
             .client
             .batch_write_item()
-            .customize()
-            .mutate_request(move |request| body.replace(request))
+            .request_items(&self.table, requests)
             .send()
             .await
             .map_err(|e| sdk_error("BatchWriteItem", e))?;
@@ -227,26 +255,41 @@ impl Store {
     }
 }
 
-/// Runs `write` on every [`BATCH_SIZE`] elements of `elements`, [`BATCHES_IN_FLIGHT`] at
-/// once; a batch is taken from `elements` only when it is about to be sent.
-async fn in_batches<T, F, Fut>(mut elements: impl Iterator<Item = T>, write: F) -> Result<(), Error>
-where
-    F: Fn(Vec<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Error>>,
-{
-    let batches = std::iter::from_fn(move || {
-        let batch: Vec<T> = elements.by_ref().take(BATCH_SIZE).collect();
-        (!batch.is_empty()).then_some(batch)
-    });
-    stream::iter(batches).map(write).buffer_unordered(BATCHES_IN_FLIGHT).try_collect().await
+/// One request of a `BatchWriteItem`.
+#[derive(Debug)]
+pub enum Write {
+    /// Put this item.
+    Put(Item),
+    /// Delete the item with this key (`pk`, `sk`).
+    Delete(String, String),
 }
 
-/// Whether a transaction was cancelled because its first action's condition failed.
-fn first_condition_failed(error: Option<&TransactWriteItemsError>) -> bool {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error else {
-        return false;
-    };
-    cancelled.cancellation_reasons().first().and_then(|reason| reason.code()) == Some("ConditionalCheckFailed")
+impl Write {
+    /// About how many bytes of items it sends.
+    fn size(&self) -> usize {
+        match self {
+            Self::Put(item) => item_size(item),
+            Self::Delete(pk, sk) => pk.len() + sk.len(),
+        }
+    }
+
+    fn into_request(self) -> Result<WriteRequest, Error> {
+        let request = match self {
+            Self::Put(item) => WriteRequest::builder().put_request(
+                PutRequest::builder()
+                    .set_item(Some(to_dynamodb(item)))
+                    .build()
+                    .map_err(|e| Error::internal("PutRequest", e))?,
+            ),
+            Self::Delete(pk, sk) => WriteRequest::builder().delete_request(
+                DeleteRequest::builder()
+                    .set_key(Some(key_of(&pk, &sk)))
+                    .build()
+                    .map_err(|e| Error::internal("DeleteRequest", e))?,
+            ),
+        };
+        Ok(request.build())
+    }
 }
 
 /// A string attribute value.
@@ -271,7 +314,7 @@ pub fn to_dynamodb(item: Item) -> HashMap<String, AttributeValue> {
     item.into_iter().map(|(name, value)| (name, to_attribute_value(value))).collect()
 }
 
-fn to_attribute_value(value: Attr) -> AttributeValue {
+pub(crate) fn to_attribute_value(value: Attr) -> AttributeValue {
     match value {
         Attr::S(s) => AttributeValue::S(s),
         Attr::N(n) => AttributeValue::N(n),

@@ -5,11 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::wire::Write;
-use super::{key_of, s, to_dynamodb, Store};
+use super::{key_of, s, Store, Write};
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::change::ChangePlan;
+use crate::table::change::{ChangePlan, Layout};
 use crate::table::{keys, Attr};
 use crate::timestamp::Timestamp;
 
@@ -89,59 +88,34 @@ impl Store {
         }
     }
 
-    /// How many differences the stored version of a change has, if it is stored (one
-    /// strongly consistent read of that attribute alone).
-    pub async fn stored_difference_count(&self, pk: &str, change_sk: &str) -> Result<Option<usize>, Error> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(pk, change_sk)))
-            .projection_expression("differenceCount")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        Ok(output.item.map(|item| {
-            item.get("differenceCount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
-        }))
-    }
-
-    /// Replaces a stored change by Kadoa's final version: its differences (and removes
-    /// those the final version no longer has), then the change item with `completedAt`,
-    /// then the pending marker. Safe to repeat: a run that fails half-way leaves the
-    /// marker, and the next run does it again.
+    /// Replaces a stored change by Kadoa's final version: its parts (for a large change),
+    /// then the change item with `completedAt`, then the parts of the version it replaced
+    /// (`previous`, as [`Store::change_layout`] read it) are deleted, then the pending
+    /// marker. Safe to repeat: a run that fails half-way leaves the marker, and the next
+    /// run does it again.
     pub async fn complete_change(
         &self,
         plan: ChangePlan,
-        previous_count: usize,
+        previous: Option<Layout>,
         completed_at: Timestamp,
     ) -> Result<(), Error> {
-        let ChangePlan { pk, change_sk, differences, change, .. } = plan;
-        let stale = (differences.len()..previous_count)
-            .map(|index| Write::Delete { pk: pk.clone(), sk: keys::difference_sk(&change_sk, index) });
-        self.write_all(differences.into_iter().map(Write::Put).chain(stale)).await?;
-        let mut change = change;
+        let layout = plan.layout();
+        let ChangePlan { pk, change_sk, mut change, parts, .. } = plan;
+        let text = |name: &str| match change.get(name) {
+            Some(Attr::S(id)) => Ok(id.clone()),
+            _ => Err(Error::internal("complete_change", format!("the change item has no {name}"))),
+        };
+        let marker = keys::pending_sk(&text("workflowId")?, &text("changeId")?);
+        self.write_all(parts.into_iter().map(Write::Put).collect()).await?;
         change.insert("completedAt".into(), Attr::s(completed_at.to_key_string()));
-        let workflow_id = match change.get("workflowId") {
-            Some(Attr::S(id)) => id.clone(),
-            _ => return Err(Error::internal("complete_change", "the change item has no workflowId")),
-        };
-        let change_id = match change.get("changeId") {
-            Some(Attr::S(id)) => id.clone(),
-            _ => return Err(Error::internal("complete_change", "the change item has no changeId")),
-        };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_dynamodb(change)))
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", e))?;
+        self.put(change).await?;
+        let replaced = previous.filter(|previous| *previous != layout).unwrap_or(Layout::Inline);
+        let stale = replaced.part_keys(&change_sk).into_iter().map(|sk| Write::Delete(pk.clone(), sk));
+        self.write_all(stale.collect()).await?;
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(keys::PENDING_PK, &keys::pending_sk(&workflow_id, &change_id))))
+            .set_key(Some(key_of(keys::PENDING_PK, &marker)))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;

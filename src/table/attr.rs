@@ -31,6 +31,8 @@ pub enum Attr {
 pub const MAX_NUMBER_DIGITS: usize = 38;
 /// DynamoDB's limit on an attribute name (map keys included).
 pub const MAX_NAME_BYTES: usize = 65_535;
+/// DynamoDB's maximum nesting of maps and lists.
+pub const MAX_NESTING: usize = 32;
 
 impl Attr {
     /// A string value.
@@ -66,10 +68,16 @@ impl Attr {
         Self::from_json_at(raw, 0)
     }
 
+    /// [`Attr::from_json`] for a value that sits `levels` maps and lists deep in its item:
+    /// those count towards DynamoDB's 32.
+    pub fn from_json_below(raw: &RawValue, levels: usize) -> Result<Self, FromJsonError> {
+        Self::from_json_at(raw, levels)
+    }
+
     fn from_json_at(raw: &RawValue, depth: usize) -> Result<Self, FromJsonError> {
         let text = raw.get().trim();
         let nested = matches!(text.as_bytes().first(), Some(b'{' | b'['));
-        if nested && depth >= super::limits::MAX_NESTING {
+        if nested && depth >= MAX_NESTING {
             return Err(FromJsonError::TooDeep);
         }
         Ok(match text.as_bytes().first() {
@@ -119,8 +127,7 @@ impl std::fmt::Display for FromJsonError {
             Self::TooDeep => write!(
                 f,
                 "nests more than {} levels of objects and arrays; DynamoDB stores at most {}",
-                super::limits::MAX_NESTING,
-                super::limits::MAX_NESTING
+                MAX_NESTING, MAX_NESTING
             ),
             Self::Json(error) => write!(f, "{error}"),
         }

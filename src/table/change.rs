@@ -1,17 +1,22 @@
-//! The items of one data change: one per difference, the event-log item, and the change
-//! item itself, which is written last and conditionally: its presence says the change is
-//! stored whole.
+//! A data change as the table holds it: one item, `CHANGE#<id>#`, with its differences in
+//! a list. A change too large for one item (DynamoDB's 400 KB) keeps its differences in as
+//! few part items as fit (`CHANGE#<id>#PART#<version>#<n>`), written first; the change item
+//! names the version of its parts and is written last, conditionally: its presence says the
+//! change is stored whole, and two versions of one change can never mix.
+//!
+//! The change item is also the change's record in the event log: it carries the event-log
+//! key (`eventKey`) that the `eventsByTime` index sorts by.
 
 use serde_json::value::RawValue;
 
 use super::attr::FromJsonError;
 use super::event_log::EventRecord;
-use super::{
-    ensure_storable, keyed, keys, limits, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_DIFFERENCE, OWNED_ATTRIBUTES,
-};
+use super::limits::{item_size, value_size, MAX_ITEM_BYTES};
+use super::{ensure_storable, keyed, keys, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_CHANGE_PART, OWNED_ATTRIBUTES};
+use crate::digest::ShortHasher;
 use crate::envelope::Envelope;
 use crate::error::Error;
-use crate::events::DataChange;
+use crate::events::{DataChange, Difference};
 use crate::outcome::EventStatus;
 
 /// Fields of `data` that have their own attribute, or are too big to copy (`data` holds
@@ -20,6 +25,10 @@ const NOT_COPIED: &[&str] =
     &["id", "workflowId", "differences", "url", "createdAt", "workflowName", "metadata", "data"];
 /// Longest name of a copied top-level field (longer ones are not Kadoa's).
 const MAX_COPIED_NAME_BYTES: usize = 255;
+/// Maps and lists above a field's value in its item: `differences` (list), the difference
+/// (map), `fields` (list), the field (map). They count towards DynamoDB's 32 levels, so a
+/// value nested deeper than 28 is refused (413) as it is read.
+const LEVELS_ABOVE_A_VALUE: usize = 4;
 
 /// Everything one data change writes, checked against DynamoDB's rules: nothing is
 /// written unless every item fits.
@@ -29,15 +38,38 @@ pub struct ChangePlan {
     pub pk: String,
     /// The change item's sort key.
     pub change_sk: String,
-    /// One item per difference, in order.
-    pub differences: Vec<Item>,
-    /// The event-log item.
-    pub event: Item,
-    /// Written last, and only if absent: the commit marker.
+    /// Written last, and only if absent: the commit marker. It holds the differences, or
+    /// names the parts that do (`partVersion`, `partCount`).
     pub change: Item,
+    /// For a change too large for one item: its differences, in order, in part items.
+    pub parts: Vec<Item>,
     /// For a change Kadoa sent with `dataPending: true`: a marker that reconciliation
     /// finds and clears once Kadoa has the change complete.
     pub pending: Option<Item>,
+}
+
+/// How a stored change keeps its differences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// In the change item.
+    Inline,
+    /// In `count` part items of version `version`.
+    Parts {
+        /// `partVersion`
+        version: String,
+        /// `partCount`
+        count: usize,
+    },
+}
+
+impl Layout {
+    /// The sort keys of the part items of a change whose item has `change_sk`.
+    pub fn part_keys(&self, change_sk: &str) -> Vec<String> {
+        match self {
+            Self::Inline => Vec::new(),
+            Self::Parts { version, count } => (0..*count).map(|n| keys::part_sk(change_sk, version, n)).collect(),
+        }
+    }
 }
 
 impl ChangePlan {
@@ -45,33 +77,6 @@ impl ChangePlan {
     pub fn new(change: &DataChange<'_>, envelope: &Envelope<'_>, receipt: Receipt) -> Result<Self, Error> {
         let pk = keys::workflow_pk(&change.workflow_id);
         let change_sk = keys::change_sk(&change.change_id);
-
-        let differences = change
-            .differences
-            .iter()
-            .enumerate()
-            .map(|(index, difference)| {
-                // Named only when something is wrong with it.
-                let path = || format!("data.differences[{index}]");
-                let mut item = keyed(pk.clone(), keys::difference_sk(&change_sk, index), ENTITY_DIFFERENCE);
-                item.insert("workflowId".into(), Attr::s(&change.workflow_id));
-                item.insert("changeId".into(), Attr::s(&change.change_id));
-                item.insert("index".into(), Attr::n(index as u64));
-                item.insert("type".into(), Attr::s(&difference.kind));
-                let fields = difference
-                    .fields
-                    .iter()
-                    .map(|field| {
-                        let map = field.0.iter().map(|(key, value)| Ok((key.clone(), json(value, path)?)));
-                        map.collect::<Result<_, Error>>().map(Attr::M)
-                    })
-                    .collect::<Result<_, Error>>()?;
-                item.insert("fields".into(), Attr::L(fields));
-                receipt.stamp(&mut item);
-                limits::check(&item).map_err(|exceeded| Error::too_large(format!("{} {exceeded}", path())))?;
-                Ok(item)
-            })
-            .collect::<Result<Vec<Item>, Error>>()?;
 
         let mut item = keyed(pk.clone(), change_sk.clone(), ENTITY_CHANGE);
         // Kadoa's other top-level scalars (`summary`, `screenshotUrl`, `dataPending`, …) are
@@ -83,7 +88,7 @@ impl ChangePlan {
                 && name.len() <= MAX_COPIED_NAME_BYTES
                 && !value.get().starts_with(['{', '[']);
             if copied {
-                item.insert(name.clone(), json(value, || "data".to_owned())?);
+                item.insert(name.clone(), json(value, 0, || "data".to_owned())?);
             }
         }
         item.insert("workflowId".into(), Attr::s(&change.workflow_id));
@@ -96,19 +101,21 @@ impl ChangePlan {
             item.insert("workflowName".into(), Attr::s(name));
         }
         if let Some(tags) = change.tags {
-            item.insert("tags".into(), json(tags, || "data.metadata.tags".to_owned())?);
+            item.insert("tags".into(), json(tags, 0, || "data.metadata.tags".to_owned())?);
         }
         item.insert("differenceCount".into(), Attr::n(change.differences.len() as u64));
         item.insert("addedCount".into(), Attr::n(change.count("added") as u64));
         item.insert("changedCount".into(), Attr::n(change.count("changed") as u64));
         item.insert("removedCount".into(), Attr::n(change.count("removed") as u64));
         item.insert("arrival".into(), Attr::s(receipt.arrival.as_str()));
+        // The change's record in the event log (see the module's comment).
+        let record = EventRecord::new(envelope, Some(&change.workflow_id), receipt, EventStatus::Stored)
+            .of_change(&change.change_id);
+        item.insert("eventType".into(), Attr::s(&envelope.event_type));
+        item.insert("timestamp".into(), Attr::s(envelope.timestamp.to_key_string()));
+        item.insert("eventKey".into(), Attr::S(record.key().1));
         receipt.stamp(&mut item);
         ensure_storable(&item, "data")?;
-
-        let event = EventRecord::new(envelope, Some(&change.workflow_id), receipt, EventStatus::Stored)
-            .of_change(&change.change_id, change.differences.len())
-            .to_item()?;
 
         let pending = (item.get("dataPending") == Some(&Attr::Bool(true))).then(|| {
             let mut marker =
@@ -118,14 +125,137 @@ impl ChangePlan {
             receipt.stamp(&mut marker);
             marker
         });
-        Ok(Self { pk, change_sk, differences, event, change: item, pending })
+
+        // Each difference is built straight into the list it is stored in.
+        let mut differences = Vec::with_capacity(change.differences.len());
+        let mut differences_size = 0;
+        for (index, difference) in change.differences.iter().enumerate() {
+            let attr = difference_attr(index, difference)?;
+            differences_size += 1 + value_size(&attr);
+            differences.push(attr);
+        }
+        let inline_size = item_size(&item) + DIFFERENCES.len() + 3 + differences_size;
+        if inline_size <= MAX_ITEM_BYTES {
+            item.insert(DIFFERENCES.into(), Attr::L(differences));
+            return Ok(Self { pk, change_sk, change: item, parts: Vec::new(), pending });
+        }
+
+        let version = version_of(&change.differences);
+        let parts = Parts { pk: &pk, change_sk: &change_sk, version: &version, change, receipt }.pack(differences)?;
+        item.insert("partVersion".into(), Attr::s(&version));
+        item.insert("partCount".into(), Attr::n(parts.len() as u64));
+        Ok(Self { pk, change_sk, change: item, parts, pending })
+    }
+
+    /// How this plan keeps its differences.
+    pub fn layout(&self) -> Layout {
+        match (self.change.get("partVersion"), self.change.get("partCount")) {
+            (Some(Attr::S(version)), Some(_)) => Layout::Parts { version: version.clone(), count: self.parts.len() },
+            _ => Layout::Inline,
+        }
     }
 }
 
-/// A JSON value from the payload, `path` naming it in the 413 when it nests too deep (or in
-/// the 500 if serde_json cannot read it again: it read it once already).
-fn json(value: &RawValue, path: impl Fn() -> String) -> Result<Attr, Error> {
-    Attr::from_json(value).map_err(|e| match e {
+/// The attribute that holds a change's (or a part's) differences.
+pub const DIFFERENCES: &str = "differences";
+
+/// `{index, type, fields}`: one difference as the change keeps it; 413 naming it when it
+/// nests deeper than DynamoDB allows.
+fn difference_attr(index: usize, difference: &Difference<'_>) -> Result<Attr, Error> {
+    // Named only when something is wrong with it.
+    let path = || format!("data.differences[{index}]");
+    let fields = difference
+        .fields
+        .iter()
+        .map(|field| {
+            let map = field.0.iter().map(|(key, value)| Ok((key.clone(), json(value, LEVELS_ABOVE_A_VALUE, path)?)));
+            map.collect::<Result<_, Error>>().map(Attr::M)
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Attr::M(vec![
+        ("fields".to_owned(), Attr::L(fields)),
+        ("index".to_owned(), Attr::n(index as u64)),
+        ("type".to_owned(), Attr::s(&difference.kind)),
+    ]))
+}
+
+/// A hash of the differences as Kadoa sent them: the version their part items are keyed
+/// by, so that the parts of two versions of one change never mix.
+fn version_of(differences: &[Difference<'_>]) -> String {
+    let mut hasher = ShortHasher::new();
+    for difference in differences {
+        hasher.update(difference.kind.as_bytes());
+        for field in &difference.fields {
+            hasher.update(&(field.0.len() as u64).to_le_bytes());
+            for (key, value) in &field.0 {
+                hasher.update(key.as_bytes());
+                hasher.update(value.get().as_bytes());
+            }
+        }
+        hasher.update(b"");
+    }
+    hasher.finish()
+}
+
+/// What the part items of one change share.
+struct Parts<'a> {
+    pk: &'a str,
+    change_sk: &'a str,
+    version: &'a str,
+    change: &'a DataChange<'a>,
+    receipt: Receipt,
+}
+
+impl Parts<'_> {
+    /// Part `n`, without differences yet.
+    fn empty(&self, n: usize) -> Item {
+        let sk = keys::part_sk(self.change_sk, self.version, n);
+        let mut part = keyed(self.pk.to_owned(), sk, ENTITY_CHANGE_PART);
+        part.insert("workflowId".into(), Attr::s(&self.change.workflow_id));
+        part.insert("changeId".into(), Attr::s(&self.change.change_id));
+        part.insert("part".into(), Attr::n(n as u64));
+        self.receipt.stamp(&mut part);
+        part
+    }
+
+    /// `differences` in order, in as few parts as fit; 413 naming a difference that fits
+    /// no item on its own.
+    fn pack(&self, differences: Vec<Attr>) -> Result<Vec<Item>, Error> {
+        let mut parts = Vec::new();
+        let mut part = self.empty(0);
+        // An upper bound of the part's size with its list: the list's overhead counted once.
+        let fixed = |part: &Item| item_size(part) + DIFFERENCES.len() + 3;
+        let mut size = fixed(&part);
+        let mut current: Vec<Attr> = Vec::new();
+        for (index, difference) in differences.into_iter().enumerate() {
+            let needed = 1 + value_size(&difference);
+            if fixed(&part) + needed > MAX_ITEM_BYTES {
+                return Err(Error::too_large(format!(
+                    "data.differences[{index}] needs {} bytes as a DynamoDB item; DynamoDB stores at most \
+                     {MAX_ITEM_BYTES} bytes per item",
+                    fixed(&part) + needed
+                )));
+            }
+            if size + needed > MAX_ITEM_BYTES {
+                part.insert(DIFFERENCES.into(), Attr::L(std::mem::take(&mut current)));
+                parts.push(part);
+                part = self.empty(parts.len());
+                size = fixed(&part);
+            }
+            size += needed;
+            current.push(difference);
+        }
+        part.insert(DIFFERENCES.into(), Attr::L(current));
+        parts.push(part);
+        Ok(parts)
+    }
+}
+
+/// A JSON value from the payload that sits `levels` maps and lists deep in its item,
+/// `path` naming it in the 413 when it nests too deep (or in the 500 if serde_json cannot
+/// read it again: it read it once already).
+fn json(value: &RawValue, levels: usize, path: impl Fn() -> String) -> Result<Attr, Error> {
+    Attr::from_json_below(value, levels).map_err(|e| match e {
         FromJsonError::TooDeep => Error::too_large(format!("{} {e}", path())),
         FromJsonError::Json(e) => Error::internal(&path(), e),
     })
@@ -136,6 +266,7 @@ mod tests {
     use super::*;
     use crate::events::DataChange;
     use crate::outcome::Arrival;
+    use crate::table::limits;
     use crate::timestamp::Timestamp;
     use serde_json::{json, Value};
 
@@ -198,20 +329,79 @@ mod tests {
         assert!(!change.contains_key("expiresAt"));
     }
 
+    fn differences(item: &Item) -> &[Attr] {
+        let Some(Attr::L(list)) = item.get(DIFFERENCES) else { panic!("no differences in {item:?}") };
+        list
+    }
+
     #[test]
-    fn differences_keep_native_types_and_order() {
+    fn differences_live_in_the_change_item_with_native_types_and_order() {
         let plan = plan_of(documented(), 0).unwrap();
-        assert_eq!(plan.differences.len(), 2);
-        let first = &plan.differences[0];
-        assert_eq!(first["sk"], s("CHANGE#change_123#DIFF#000000"));
-        assert_eq!(first["entity"], s("difference"));
-        assert_eq!(first["index"], n("0"));
-        assert_eq!(first["type"], s("changed"));
-        let Attr::L(fields) = &first["fields"] else { panic!("fields is a list") };
+        assert!(plan.parts.is_empty());
+        assert_eq!(plan.layout(), Layout::Inline);
+        let list = differences(&plan.change);
+        assert_eq!(list.len(), 2);
+        let first = &list[0];
+        assert_eq!(first.get("index"), Some(&n("0")));
+        assert_eq!(first.get("type"), Some(&s("changed")));
+        let Some(Attr::L(fields)) = first.get("fields") else { panic!("fields is a list") };
         assert_eq!(fields[0].get("key"), Some(&s("price")));
         assert_eq!(fields[0].get("value"), Some(&n("29.99")));
         assert_eq!(fields[0].get("previousValue"), Some(&n("24.99")));
-        assert_eq!(plan.differences[1]["sk"], s("CHANGE#change_123#DIFF#000001"));
+        assert_eq!(list[1].get("index"), Some(&n("1")));
+        assert_eq!(list[1].get("type"), Some(&s("added")));
+        assert!(limits::check(&plan.change).is_ok());
+    }
+
+    #[test]
+    fn the_change_item_is_its_event_log_record() {
+        let plan = plan_of(documented(), 0).unwrap();
+        assert_eq!(plan.change["eventType"], s("workflow_data_change"));
+        assert_eq!(plan.change["timestamp"], s("2025-01-15T10:30:00.000Z"));
+        let Attr::S(key) = &plan.change["eventKey"] else { panic!() };
+        assert!(key.starts_with("EVENT#2025-01-15T10:30:00.000Z#workflow_data_change#"), "{key}");
+    }
+
+    /// A change of `count` differences of about `bytes` each.
+    fn large(count: usize, bytes: usize, marker: &str) -> Value {
+        let difference = |i: usize| json!({"type": "added", "fields": [{"key": "row", "value": i}, {"key": "text", "value": format!("{marker}{}", "x".repeat(bytes))}]});
+        let mut data = documented();
+        data["differences"] = Value::Array((0..count).map(difference).collect());
+        data
+    }
+
+    #[test]
+    fn a_change_too_large_for_one_item_goes_into_as_few_parts_as_fit() {
+        // 3000 differences of ~300 bytes: about 0.9 MB, so three parts.
+        let plan = plan_of(large(3000, 300, "a"), 7).unwrap();
+        let Layout::Parts { version, count } = plan.layout() else { panic!("parts expected") };
+        assert_eq!(count, plan.parts.len());
+        assert_eq!(count, 3, "as few as fit");
+        assert!(!plan.change.contains_key(DIFFERENCES));
+        assert_eq!(plan.change["partCount"], Attr::n(count as u64));
+        let mut next = 0;
+        for (n, part) in plan.parts.iter().enumerate() {
+            assert_eq!(part["sk"], Attr::S(keys::part_sk(&plan.change_sk, &version, n)));
+            assert_eq!(part["entity"], s("changePart"));
+            assert_eq!(part["expiresAt"], plan.change["expiresAt"]);
+            assert!(limits::check(part).is_ok(), "part {n} fits DynamoDB");
+            for difference in differences(part) {
+                assert_eq!(difference.get("index"), Some(&Attr::n(next as u64)), "in order");
+                next += 1;
+            }
+        }
+        assert_eq!(next, 3000);
+        assert_eq!(plan.layout().part_keys(&plan.change_sk).len(), 3);
+    }
+
+    #[test]
+    fn two_versions_of_a_large_change_have_parts_of_their_own() {
+        let version = |data| match plan_of(data, 0).unwrap().layout() {
+            Layout::Parts { version, .. } => version,
+            Layout::Inline => panic!("parts expected"),
+        };
+        assert_eq!(version(large(2000, 300, "a")), version(large(2000, 300, "a")), "a retry rewrites the same parts");
+        assert_ne!(version(large(2000, 300, "a")), version(large(2000, 300, "b")));
     }
 
     #[test]
@@ -226,7 +416,7 @@ mod tests {
         let envelope = Envelope::parse(text.as_bytes(), None).unwrap();
         let receipt = Receipt::new(Timestamp::now(), 0, Arrival::Webhook);
         let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt).unwrap();
-        let Attr::L(fields) = &plan.differences[0]["fields"] else { panic!() };
+        let Some(Attr::L(fields)) = differences(&plan.change)[0].get("fields") else { panic!() };
         assert_eq!(fields[0].get("value"), Some(&n("98765432109876543210")));
         assert_eq!(fields[0].get("previousValue"), Some(&s("1e200")), "out of DynamoDB's range: its exact text");
         drop(data);
@@ -248,8 +438,9 @@ mod tests {
         let plan = plan_of(documented(), 7).unwrap();
         let expected = Attr::n(Timestamp::parse_rfc3339("2025-01-23T00:00:00Z").unwrap().unix_seconds());
         assert_eq!(plan.change["expiresAt"], expected);
-        assert_eq!(plan.event["expiresAt"], expected);
-        assert!(plan.differences.iter().all(|d| d["expiresAt"] == expected));
+        let mut data = documented();
+        data["dataPending"] = json!(true);
+        assert_eq!(plan_of(data, 7).unwrap().pending.unwrap()["expiresAt"], expected);
     }
 
     #[test]
@@ -291,5 +482,13 @@ mod tests {
             error.detail(),
             "data.differences[0] nests more than 32 levels of objects and arrays; DynamoDB stores at most 32"
         );
+        // Four of DynamoDB's 32 levels hold the value (differences, difference, fields, field).
+        let nested = |levels: usize| (0..levels).fold(json!("leaf"), |inner, _| json!([inner]));
+        let mut data = documented();
+        data["differences"][0]["fields"][0]["value"] = nested(28);
+        let plan = plan_of(data.clone(), 0).unwrap();
+        assert!(limits::check(&plan.change).is_ok(), "32 levels as stored");
+        data["differences"][0]["fields"][0]["value"] = nested(29);
+        assert!(matches!(plan_of(data, 0), Err(Error::TooLarge(_))));
     }
 }

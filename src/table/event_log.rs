@@ -1,6 +1,7 @@
 //! The event log: one item per distinct event (`EVENT#<timestamp>#<type>#<body hash>`),
 //! recording what was decided about it and how it arrived. A retried delivery maps to the
-//! same item.
+//! same item. A data change has no item of its own here: its change item carries the same
+//! key in `eventKey`, and the `eventsByTime` index (`pk`, `eventKey`) lists both in order.
 
 use super::{ensure_storable, keyed, keys, limits, Attr, Item, Receipt, ENTITY_EVENT};
 use crate::alerts::message::AlertMessage;
@@ -19,8 +20,8 @@ pub struct EventRecord<'a> {
     receipt: Receipt,
     /// What was decided.
     status: EventStatus,
-    /// For a data change: its id and difference count (its data has its own items).
-    change: Option<(&'a str, usize)>,
+    /// For a data change: its id (the change item is its record).
+    change: Option<&'a str>,
     /// Whether the event's `data` is kept with it (every type but data changes).
     with_payload: bool,
     /// For an alerted event: exactly what people were sent.
@@ -48,9 +49,9 @@ impl<'a> EventRecord<'a> {
         Self { with_payload: true, ..Self::new(envelope, workflow_id, receipt, status) }
     }
 
-    /// The record of a data change: its id and how many differences it has.
-    pub fn of_change(mut self, change_id: &'a str, difference_count: usize) -> Self {
-        self.change = Some((change_id, difference_count));
+    /// The record of a data change, whose key is made from its id.
+    pub fn of_change(mut self, change_id: &'a str) -> Self {
+        self.change = Some(change_id);
         self
     }
 
@@ -66,7 +67,7 @@ impl<'a> EventRecord<'a> {
     pub fn key(&self) -> (String, String) {
         let envelope = self.envelope;
         let hash = match self.change {
-            Some((change_id, _)) => {
+            Some(change_id) => {
                 let identity = format!("{}\n{change_id}", self.workflow_id.unwrap_or_default());
                 crate::envelope::short_hash(identity.as_bytes())
             }
@@ -81,7 +82,8 @@ impl<'a> EventRecord<'a> {
     pub fn to_item(&self) -> Result<Item, Error> {
         let envelope = self.envelope;
         let (pk, sk) = self.key();
-        let mut item = keyed(pk, sk, ENTITY_EVENT);
+        let mut item = keyed(pk, sk.clone(), ENTITY_EVENT);
+        item.insert("eventKey".into(), Attr::S(sk));
         item.insert("eventType".into(), Attr::s(&envelope.event_type));
         item.insert("timestamp".into(), Attr::s(envelope.timestamp.to_key_string()));
         item.insert("status".into(), Attr::s(self.status.as_str()));
@@ -89,9 +91,8 @@ impl<'a> EventRecord<'a> {
         if let Some(workflow_id) = self.workflow_id {
             item.insert("workflowId".into(), Attr::s(workflow_id));
         }
-        if let Some((change_id, difference_count)) = self.change {
+        if let Some(change_id) = self.change {
             item.insert("changeId".into(), Attr::s(change_id));
-            item.insert("differenceCount".into(), Attr::n(difference_count as u64));
         }
         if let Some(alert) = self.alert {
             let sent = [("subject", &alert.subject), ("email", &alert.email), ("sms", &alert.sms)];

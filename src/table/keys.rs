@@ -53,10 +53,10 @@ pub fn change_sk(change_id: &str) -> String {
     format!("CHANGE#{}#", key_part(change_id))
 }
 
-/// `CHANGE#<changeId>#DIFF#<index>`: six digits keep differences in order under the
-/// table's string sort.
-pub fn difference_sk(change_sk: &str, index: usize) -> String {
-    format!("{change_sk}DIFF#{index:06}")
+/// `CHANGE#<changeId>#PART#<version>#<n>`: part `n` (four digits keep parts in order under
+/// the table's string sort) of the version `version` of a large change.
+pub fn part_sk(change_sk: &str, version: &str, n: usize) -> String {
+    format!("{change_sk}PART#{version}#{n:04}")
 }
 
 /// `EVENT#<timestamp>#<eventType>#<event hash>`.
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(event_pk(None), "ACCOUNT");
         let change = change_sk("change_123");
         assert_eq!(change, "CHANGE#change_123#");
-        assert_eq!(difference_sk(&change, 7), "CHANGE#change_123#DIFF#000007");
+        assert_eq!(part_sk(&change, "0123abcd", 7), "CHANGE#change_123#PART#0123abcd#0007");
         assert_eq!(
             event_sk(ts("2025-01-15T10:30:00Z"), "workflow_failed", "0123456789abcdef"),
             "EVENT#2025-01-15T10:30:00.000Z#workflow_failed#0123456789abcdef"
@@ -88,9 +88,9 @@ mod tests {
     #[test]
     fn ids_with_separators_cannot_collide() {
         let plain = change_sk("c1");
-        let tricky = change_sk("c1#DIFF#000000");
-        assert_eq!(tricky, "CHANGE#c1%23DIFF%23000000#");
-        assert_ne!(difference_sk(&plain, 0), tricky);
+        let tricky = change_sk("c1#PART#v#0000");
+        assert_eq!(tricky, "CHANGE#c1%23PART%23v%230000#");
+        assert_ne!(part_sk(&plain, "v", 0), tricky);
         assert_ne!(change_sk("a%23b"), change_sk("a#b"));
         assert_eq!(workflow_pk("w#1"), "WORKFLOW#w%231");
     }
@@ -101,17 +101,17 @@ mod tests {
         for other in ["c10", "c1!", "c1 x", "c1#x"] {
             let key = change_sk(other);
             assert!(!key.starts_with(&c1), "{key} would be returned for c1");
-            assert!(!difference_sk(&key, 0).starts_with(&c1));
+            assert!(!part_sk(&key, "v", 0).starts_with(&c1));
         }
-        assert!(difference_sk(&c1, 0).starts_with(&c1));
+        assert!(part_sk(&c1, "v", 0).starts_with(&c1));
     }
 
     #[test]
-    fn difference_keys_sort_in_index_order_after_their_change() {
+    fn part_keys_sort_in_order_after_their_change() {
         let change = change_sk("c");
-        let mut keys: Vec<String> = [10, 2, 100, 1].iter().map(|&i| difference_sk(&change, i)).collect();
+        let mut keys: Vec<String> = [10, 2, 100, 1].iter().map(|&i| part_sk(&change, "v", i)).collect();
         keys.sort();
-        assert_eq!(keys, [1, 2, 10, 100].iter().map(|&i| difference_sk(&change, i)).collect::<Vec<_>>());
+        assert_eq!(keys, [1, 2, 10, 100].iter().map(|&i| part_sk(&change, "v", i)).collect::<Vec<_>>());
         assert!(change < keys[0]);
     }
 }

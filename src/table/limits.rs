@@ -5,10 +5,10 @@
 use super::attr::{Attr, Item, MAX_NAME_BYTES};
 use super::keys::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 
+pub use super::attr::MAX_NESTING;
+
 /// DynamoDB's maximum item size: 400 KB, attribute names included.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
-/// DynamoDB's maximum nesting of maps and lists.
-pub const MAX_NESTING: usize = 32;
 
 /// Why an item cannot be written.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,7 +78,8 @@ pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
 }
 
-fn value_size(value: &Attr) -> usize {
+/// An upper bound of the size of one value (attribute names not included).
+pub fn value_size(value: &Attr) -> usize {
     match value {
         Attr::S(s) => s.len(),
         // A number takes about one byte per two significant digits plus one; the length of
@@ -91,7 +92,7 @@ fn value_size(value: &Attr) -> usize {
 }
 
 /// How many levels of maps and lists `value` nests; 0 for a scalar.
-fn nesting(value: &Attr) -> usize {
+pub fn nesting(value: &Attr) -> usize {
     match value {
         Attr::L(list) => 1 + list.iter().map(nesting).max().unwrap_or(0),
         Attr::M(map) => 1 + map.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),

@@ -16,8 +16,8 @@ use crate::timestamp::Timestamp;
 
 /// `entity` of a change item.
 pub const ENTITY_CHANGE: &str = "change";
-/// `entity` of a difference item.
-pub const ENTITY_DIFFERENCE: &str = "difference";
+/// `entity` of a part item: some of the differences of a change too large for one item.
+pub const ENTITY_CHANGE_PART: &str = "changePart";
 /// `entity` of an event-log item.
 pub const ENTITY_EVENT: &str = "event";
 /// `entity` of a workflow's health item.
@@ -44,6 +44,12 @@ pub const OWNED_ATTRIBUTES: &[&str] = &[
     "index",
     "type",
     "fields",
+    "differences",
+    "part",
+    "partVersion",
+    "partCount",
+    "eventKey",
+    "completedAt",
     "eventType",
     "timestamp",
     "status",

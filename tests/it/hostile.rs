@@ -34,7 +34,7 @@ async fn numbers_are_stored_as_sent_or_as_their_exact_text() {
     .replace(r#""value":2"#, r#""value":1e200"#)
     .replace(r#""value":3"#, r#""value":{"":1}"#);
     assert_eq!(harness.deliver(&body).await, (200, json!({"status": "stored", "eventType": "workflow_data_change"})));
-    let values: Vec<AttributeValue> = harness.items_of("difference").await.iter().map(first_value).collect();
+    let values: Vec<AttributeValue> = harness.differences().await.iter().map(first_value).collect();
     assert_eq!(
         values,
         [
@@ -51,7 +51,7 @@ async fn ids_with_separators_never_collide() {
     let one = json!([{"type": "added", "fields": [{"key": "k", "value": "c1"}]}]);
     let tricky = json!([{"type": "added", "fields": [{"key": "k", "value": "tricky"}]}]);
     assert_eq!(harness.deliver(&change("c1", one)).await.1["status"], "stored");
-    assert_eq!(harness.deliver(&change("c1#DIFF#000000", tricky.clone())).await.1["status"], "stored");
+    assert_eq!(harness.deliver(&change("c1#PART#v#0000", tricky.clone())).await.1["status"], "stored");
     assert_eq!(harness.deliver(&change("c10", tricky)).await.1["status"], "stored");
     assert_eq!(harness.items_of("change").await.len(), 3);
     // The README's query for one change and its differences returns c1's items only.
@@ -68,7 +68,7 @@ async fn ids_with_separators_never_collide() {
         .items
         .unwrap();
     let ids: Vec<(String, String)> = items.iter().map(|i| (s(i, "entity"), s(i, "changeId"))).collect();
-    assert_eq!(ids, [("change".into(), "c1".into()), ("difference".into(), "c1".into())]);
+    assert_eq!(ids, [("change".into(), "c1".into())]);
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn a_change_resent_with_other_content_never_mixes_versions() {
         (0..2).map(|i| json!({"type": "added", "fields": [{"key": "v", "value": format!("v2-{i}")}]})).collect();
     assert_eq!(harness.deliver(&change("c-versions", json!(v1))).await.1["status"], "stored");
     assert_eq!(harness.deliver(&change("c-versions", json!(v2))).await.1["status"], "duplicate");
-    let values: Vec<AttributeValue> = harness.items_of("difference").await.iter().map(first_value).collect();
+    let values: Vec<AttributeValue> = harness.differences().await.iter().map(first_value).collect();
     assert_eq!(values, ["v1-0", "v1-1", "v1-2"].map(|v| AttributeValue::S(v.into())));
 }
 

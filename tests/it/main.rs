@@ -8,7 +8,6 @@ mod alerts;
 mod hostile;
 mod kadoa_events;
 mod reconcile;
-mod signing;
 mod spool;
 mod startup;
 mod support;

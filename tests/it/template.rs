@@ -121,14 +121,22 @@ fn the_table_matches_the_items_the_code_writes() {
     assert_eq!(
         table["AttributeDefinitions"],
         json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
-               {"AttributeName": "createdAt", "AttributeType": "S"}])
+               {"AttributeName": "createdAt", "AttributeType": "S"}, {"AttributeName": "eventKey", "AttributeType": "S"}])
     );
-    // Changes by time: the change item's partition and its createdAt.
-    assert_eq!(
-        table["GlobalSecondaryIndexes"],
-        json!([{"IndexName": "changesByTime", "Projection": {"ProjectionType": "ALL"},
-                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}]}])
-    );
+    // Changes by time (the change item's partition and createdAt), and the event log
+    // (event items and change items by eventKey); neither copies the differences.
+    let indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
+    let keys: Vec<(&str, &str)> = indexes
+        .iter()
+        .map(|index| (index["IndexName"].as_str().unwrap(), index["KeySchema"][1]["AttributeName"].as_str().unwrap()))
+        .collect();
+    assert_eq!(keys, [("changesByTime", "createdAt"), ("eventsByTime", "eventKey")]);
+    for index in indexes {
+        assert_eq!(index["KeySchema"][0], json!({"AttributeName": "pk", "KeyType": "HASH"}));
+        assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE", "ALL would copy every difference");
+        let projected = index["Projection"]["NonKeyAttributes"].as_array().unwrap();
+        assert!(!projected.contains(&json!("differences")) && !projected.contains(&json!("payload")));
+    }
     assert_eq!(table["TimeToLiveSpecification"], json!({"AttributeName": "expiresAt", "Enabled": true}));
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
@@ -206,9 +214,12 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
         ..Options::default()
     })
     .await;
+    // 2000 differences of ~300 bytes: over 400 KB, so in parts.
     let change = |id: &str, n: usize| {
-        let differences: Vec<Value> =
-            (0..n).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
+        let text = "x".repeat(300);
+        let differences: Vec<Value> = (0..n)
+            .map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}, {"key": "t", "value": text}]}))
+            .collect();
         json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
             "data": {"id": id, "workflowId": "wf_1", "differences": differences}})
         .to_string()
@@ -227,7 +238,7 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     proxy.set_up(true);
     for body in [
         change("small", 2),
-        change("big", 120),
+        change("big", 2000),
         credits("2025-01-15T09:10:00Z", "lower"),
         support::fixture_body("workflow_finished.json"),
         failed("2025-01-15T10:00:00Z"),
@@ -240,7 +251,7 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     assert_eq!(granted, actions_called(&harness), "WebhookFunction's policy vs. what the webhook called");
 
     // A large change spooled while the table was down, as the webhook spools it.
-    let spooled = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "body": change("big-late", 120)});
+    let spooled = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "body": change("big-late", 2000)});
     let queue_url = &harness.spool.as_ref().unwrap().queue_url;
     harness.sqs.send_message().queue_url(queue_url).message_body(spooled.to_string()).send().await.unwrap();
     harness.calls.reset();
@@ -264,9 +275,11 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     let fake = FakeKadoa::start("key").await;
     pending["dataPending"] = json!(false);
     fake.put_change(pending);
-    for (id, count) in [("missing-small", 2), ("missing-large", 120)] {
-        let differences: Vec<Value> =
-            (0..count).map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}]})).collect();
+    for (id, count) in [("missing-small", 2), ("missing-large", 2000)] {
+        let text = "x".repeat(300);
+        let differences: Vec<Value> = (0..count)
+            .map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}, {"key": "t", "value": text}]}))
+            .collect();
         fake.put_change(
             json!({"id": id, "workflowId": "wf_1", "createdAt": "2025-01-15T12:00:00Z", "differences": differences}),
         );

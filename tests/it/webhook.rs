@@ -55,7 +55,7 @@ async fn every_event_file_gets_its_expected_answer() {
 }
 
 #[tokio::test]
-async fn data_change_is_stored_as_change_and_differences() {
+async fn a_data_change_is_one_item_holding_its_differences() {
     let harness = Harness::new().await;
     let (status, body) = harness.send_event(&fixture("workflow_data_change.json")).await;
     assert_eq!((status, body), (200, json!({"status": "stored", "eventType": "workflow_data_change"})));
@@ -71,16 +71,16 @@ async fn data_change_is_stored_as_change_and_differences() {
     assert_eq!(s(change, "summary"), "Price of Product A rose to 29.99; New Product added");
     assert_eq!((n(change, "differenceCount"), n(change, "addedCount"), n(change, "changedCount")), (2, 1, 1));
 
-    let differences = harness.items_of("difference").await;
+    let differences = harness.differences().await;
     assert_eq!(differences.len(), 2);
-    assert_eq!(s(&differences[0], "type"), "changed");
-    assert_eq!(s(&differences[1], "sk"), "CHANGE#change_123#DIFF#000001");
+    assert_eq!((s(&differences[0], "type"), n(&differences[0], "index")), ("changed".into(), 0));
+    assert_eq!((s(&differences[1], "type"), n(&differences[1], "index")), ("added".into(), 1));
+    let fields = differences[0]["fields"].as_l().unwrap()[0].as_m().unwrap();
+    assert_eq!(fields["value"], aws_sdk_dynamodb::types::AttributeValue::N("29.99".into()));
 
-    let events = harness.items_of("event").await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(s(&events[0], "status"), "stored");
-    assert_eq!(s(&events[0], "eventType"), "workflow_data_change");
-    assert!(!events[0].contains_key("payload"), "a data change's data lives in its own items");
+    assert_eq!(harness.items().await.len(), 1, "one item: no event-log item of its own, no item per difference");
+    assert_eq!(s(change, "eventType"), "workflow_data_change");
+    assert!(s(change, "eventKey").starts_with("EVENT#2025-01-15T10:30:00.000Z#workflow_data_change#"));
 }
 
 fn change_with(change_id: &str, differences: usize) -> String {
@@ -96,12 +96,26 @@ fn change_with(change_id: &str, differences: usize) -> String {
 }
 
 #[tokio::test]
-async fn ten_differences_cost_one_atomic_dynamodb_call() {
+async fn ten_differences_cost_one_conditional_put() {
     let harness = Harness::new().await;
     let (status, _) = harness.deliver(&change_with("c10", 10)).await;
     assert_eq!(status, 200);
-    assert_eq!(harness.calls.snapshot(), [("TransactWriteItems".to_owned(), 1)].into());
-    assert_eq!(harness.items_of("difference").await.len(), 10);
+    assert_eq!(harness.calls.snapshot(), [("PutItem".to_owned(), 1)].into());
+    assert_eq!(harness.differences().await.len(), 10);
+}
+
+/// A change of `count` differences, each with a text of `bytes` bytes.
+fn change_with_text(change_id: &str, count: usize, bytes: usize, text: char) -> String {
+    let value = text.to_string().repeat(bytes);
+    let differences: Vec<Value> = (0..count)
+        .map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}, {"key": "t", "value": value}]}))
+        .collect();
+    json!({
+        "eventType": "workflow_data_change",
+        "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"id": change_id, "workflowId": "wf_big", "differences": differences}
+    })
+    .to_string()
 }
 
 #[tokio::test]
@@ -111,9 +125,8 @@ async fn retried_delivery_stores_once() {
     let statuses = harness.deliver_times(&body, 4).await;
     assert_eq!(statuses, ["stored", "duplicate", "duplicate", "duplicate"]);
     let items = harness.items().await;
-    assert_eq!(items.iter().filter(|i| s(i, "entity") == "change").count(), 1);
-    assert_eq!(items.iter().filter(|i| s(i, "entity") == "difference").count(), 2);
-    assert_eq!(items.iter().filter(|i| s(i, "entity") == "event").count(), 1);
+    assert_eq!(items.len(), 1, "one change item");
+    assert_eq!(harness.differences().await.len(), 2);
 }
 
 #[tokio::test]
@@ -125,31 +138,78 @@ async fn concurrent_deliveries_of_one_change_store_it_once() {
     outcomes.sort();
     assert_eq!(outcomes, ["duplicate", "stored"]);
     assert_eq!(harness.items_of("change").await.len(), 1);
-    assert_eq!(harness.items_of("difference").await.len(), 30);
+    assert_eq!(harness.differences().await.len(), 30);
 }
 
 #[tokio::test]
-async fn three_thousand_differences_are_all_stored() {
+async fn three_thousand_small_differences_are_one_item() {
     let harness = Harness::new().await;
     let (status, body) = harness.deliver(&change_with("c3000", 3000)).await;
     assert_eq!(status, 200, "{body}");
-    // One read (is it a retry?), 121 batches of 25 (3000 differences + the event item),
-    // one conditional put of the change item.
+    assert_eq!(harness.calls.snapshot(), [("PutItem".to_owned(), 1)].into());
+    let differences = harness.differences().await;
+    let indexes: Vec<i64> = differences.iter().map(|d| n(d, "index")).collect();
+    assert_eq!(indexes, (0..3000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_change_over_400_kb_goes_into_parts_and_commits_last() {
+    let harness = Harness::new().await;
+    // 3000 differences of ~330 bytes: about 1 MB, three parts.
+    let body = change_with_text("c-large", 3000, 300, 'a');
+    let (status, answer) = harness.deliver(&body).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")), "{answer}");
+    // One read (is it a retry?), one batch of parts, one conditional put of the change item.
     assert_eq!(
         harness.calls.snapshot(),
-        [("GetItem".to_owned(), 1), ("BatchWriteItem".to_owned(), 121), ("PutItem".to_owned(), 1)].into()
+        [("GetItem".to_owned(), 1), ("BatchWriteItem".to_owned(), 1), ("PutItem".to_owned(), 1)].into()
     );
-    let differences = harness.items_of("difference").await;
-    assert_eq!(differences.len(), 3000);
-    let mut indexes: Vec<i64> = differences.iter().map(|d| n(d, "index")).collect();
-    indexes.sort();
+    assert_eq!(harness.items_of("changePart").await.len(), 3);
+    let indexes: Vec<i64> = harness.differences().await.iter().map(|d| n(d, "index")).collect();
     assert_eq!(indexes, (0..3000).collect::<Vec<_>>());
 
     // Kadoa's retry of it costs one read and stores nothing.
     harness.calls.reset();
-    let (_, body) = harness.deliver(&change_with("c3000", 3000)).await;
-    assert_eq!(body["status"], "duplicate");
+    assert_eq!(harness.deliver(&body).await.1["status"], "duplicate");
     assert_eq!(harness.calls.snapshot(), [("GetItem".to_owned(), 1)].into());
+}
+
+#[tokio::test]
+async fn a_large_change_resent_with_other_content_changes_nothing() {
+    let harness = Harness::new().await;
+    assert_eq!(harness.deliver(&change_with_text("c-v", 2000, 300, 'a')).await.1["status"], "stored");
+    let before = harness.items().await;
+    assert_eq!(harness.deliver(&change_with_text("c-v", 2000, 300, 'b')).await.1["status"], "duplicate");
+    assert_eq!(harness.items().await, before, "nothing written");
+}
+
+#[tokio::test]
+async fn two_versions_of_a_large_change_delivered_at_once_never_mix() {
+    let harness = Harness::new().await;
+    let (a, b) = (change_with_text("c-race", 2000, 300, 'a'), change_with_text("c-race", 2000, 300, 'b'));
+    let (first, second) = tokio::join!(harness.deliver(&a), harness.deliver(&b));
+    let mut outcomes = [first.1["status"].to_string(), second.1["status"].to_string()];
+    outcomes.sort();
+    assert_eq!(outcomes, ["\"duplicate\"", "\"stored\""]);
+    let differences = harness.differences().await;
+    assert_eq!(differences.len(), 2000, "the parts of the version the change item names");
+    let texts: std::collections::HashSet<String> = differences
+        .iter()
+        .map(|d| d["fields"].as_l().unwrap()[1].as_m().unwrap()["value"].as_s().unwrap()[..1].to_owned())
+        .collect();
+    assert_eq!(texts.len(), 1, "one version only: {texts:?}");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_large_change_store_it_once() {
+    let harness = Harness::new().await;
+    let body = change_with_text("c-twice", 2000, 300, 'a');
+    let (a, b) = tokio::join!(harness.deliver(&body), harness.deliver(&body));
+    let mut outcomes = [a.1["status"].to_string(), b.1["status"].to_string()];
+    outcomes.sort();
+    assert_eq!(outcomes, ["\"duplicate\"", "\"stored\""]);
+    assert_eq!(harness.items_of("change").await.len(), 1);
+    assert_eq!(harness.differences().await.len(), 2000);
 }
 
 #[tokio::test]
@@ -161,7 +221,7 @@ async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
     proxy.set_up(false);
     let (status, answer) = harness.deliver(&body).await;
     assert_eq!((status, answer), (503, json!({"error": "temporarily unavailable"})));
-    assert_eq!(harness.calls.count("TransactWriteItems"), 1, "one operation (the SDK retried inside it)");
+    assert_eq!(harness.calls.count("PutItem"), 1, "one operation (the SDK retried inside it)");
     assert!(harness.items().await.is_empty());
 
     proxy.set_up(true);
@@ -170,28 +230,28 @@ async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
     let (_, answer) = harness.deliver(&body).await;
     assert_eq!(answer["status"], "duplicate");
     assert_eq!(harness.items_of("change").await.len(), 1);
-    assert_eq!(harness.items_of("difference").await.len(), 2);
+    assert_eq!(harness.differences().await.len(), 2);
 }
 
 #[tokio::test]
 async fn a_delivery_that_failed_half_way_completes_on_retry() {
     let harness = Harness::with(Options { through_proxy: true, ..Options::default() }).await;
     let proxy = harness.proxy.clone().unwrap();
-    let body = change_with("c-half", 400); // 401 items: 17 batches
+    let body = change_with_text("c-half", 2000, 300, 'a'); // two parts
 
-    // The outage starts once a few batches are done (8 are in flight at a time).
-    harness.calls.trip_after(12, &proxy);
+    // The outage starts after the read and the batch of parts: the commit fails.
+    harness.calls.trip_after(2, &proxy);
     let (status, _) = harness.deliver(&body).await;
     assert_eq!(status, 503);
-    let stored_before = harness.items_of("difference").await.len();
-    assert!(stored_before > 0 && stored_before < 400, "half written: {stored_before}");
+    assert_eq!(harness.items_of("changePart").await.len(), 2, "half written: the parts");
     assert!(harness.items_of("change").await.is_empty(), "no commit marker for a partial change");
 
     proxy.set_up(true);
     let (status, answer) = harness.deliver(&body).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
-    assert_eq!(harness.items_of("difference").await.len(), 400);
+    assert_eq!(harness.differences().await.len(), 2000);
     assert_eq!(harness.items_of("change").await.len(), 1);
+    assert_eq!(harness.items_of("changePart").await.len(), 2, "the retry rewrote the same parts");
 }
 
 #[tokio::test]
@@ -328,8 +388,11 @@ async fn retention_days_set_expires_at_on_every_item() {
     let harness = Harness::with(Options { retention_days: 30, ..Options::default() }).await;
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     harness.send_event(&fixture("workflow_data_change.json")).await;
+    harness.deliver(&change_with_text("c-parts", 2000, 300, 'a')).await;
+    harness.send_event(&fixture("workflow_failed.json")).await;
     let items = harness.items().await;
-    assert_eq!(items.len(), 4);
+    // Two change items, two parts, a failure's event and its workflow's health.
+    assert_eq!(items.len(), 6, "{items:?}");
     for item in &items {
         let expires = n(item, "expiresAt");
         assert!((before + 30 * 86_400..=before + 30 * 86_400 + 60).contains(&expires), "{item:?}");
@@ -366,10 +429,10 @@ async fn unknown_event_types_are_accepted_and_logged() {
 async fn unprocessed_items_are_sent_again() {
     // DynamoDB throttles: the first two answers leave their whole batch unprocessed.
     let harness = Harness::with(Options { unprocessed_responses: 2, ..Options::default() }).await;
-    let (status, answer) = harness.deliver(&change_with("c-throttled", 120)).await;
+    let (status, answer) = harness.deliver(&change_with_text("c-throttled", 2000, 300, 'a')).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
-    assert_eq!(harness.calls.count("BatchWriteItem"), 5 + 2, "5 batches of 25, two of them sent again");
-    assert_eq!(harness.items_of("difference").await.len(), 120);
+    assert_eq!(harness.calls.count("BatchWriteItem"), 1 + 2, "one batch of parts, sent again twice");
+    assert_eq!(harness.differences().await.len(), 2000);
 }
 
 /// The bodies of the retried operation's attempts, which must all be the same request.
@@ -381,43 +444,35 @@ fn same_request_every_attempt(harness: &Harness, attempts: usize) -> Value {
 }
 
 #[tokio::test]
-async fn a_transaction_whose_answer_is_lost_is_retried_with_the_same_request() {
-    let options = Options { lost_answers: Some(("TransactWriteItems", 1)), ..Options::default() };
+async fn a_put_whose_answer_is_lost_is_retried_and_still_answers_stored() {
+    let options = Options { lost_answers: Some(("PutItem", 1)), ..Options::default() };
     let harness = Harness::with(options).await;
-    let (status, _) = harness.deliver(&change_with("c-lost-answer", 10)).await;
-    assert_eq!(status, 200);
-    let request = same_request_every_attempt(&harness, 2);
-    assert_eq!(request["TransactItems"].as_array().map(Vec::len), Some(10 + 2), "differences, event, change");
-    assert_eq!(request["ClientRequestToken"].as_str().map(str::len), Some(32), "idempotent on DynamoDB's side");
-    assert_eq!(harness.items_of("difference").await.len(), 10);
-    assert_eq!(harness.items_of("change").await.len(), 1);
+    let (status, answer) = harness.deliver(&change_with("c-lost-answer", 10)).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")), "the retry found its own write");
+    same_request_every_attempt(&harness, 2);
+    assert_eq!(harness.differences().await.len(), 10);
+    // A later delivery of it is a duplicate.
+    assert_eq!(harness.deliver(&change_with("c-lost-answer", 10)).await.1["status"], "duplicate");
 }
 
 #[tokio::test]
 async fn a_batch_whose_answer_is_lost_is_retried_with_the_same_request() {
     let options = Options { lost_answers: Some(("BatchWriteItem", 1)), ..Options::default() };
     let harness = Harness::with(options).await;
-    let (status, answer) = harness.deliver(&change_with("c-lost-batch", 120)).await;
+    let (status, answer) = harness.deliver(&change_with_text("c-lost-batch", 2000, 300, 'a')).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
-    let bodies = harness.faults.bodies();
-    assert_eq!(bodies.len(), 5 + 1, "5 batches, one sent twice");
-    let first: Value = serde_json::from_slice(&bodies[0]).unwrap();
-    let puts = first["RequestItems"][&harness.table].as_array().map(Vec::len);
-    assert_eq!(puts, Some(25));
-    let distinct: std::collections::HashSet<&Vec<u8>> = bodies.iter().collect();
-    assert_eq!(distinct.len(), 5, "the lost batch, sent again as it was");
-    assert_eq!(harness.items_of("difference").await.len(), 120);
+    let request = same_request_every_attempt(&harness, 2);
+    assert_eq!(request["RequestItems"][&harness.table].as_array().map(Vec::len), Some(2), "two parts");
+    assert_eq!(harness.differences().await.len(), 2000);
 }
 
 #[tokio::test]
 async fn items_still_unprocessed_after_the_retries_answer_503() {
     let harness = Harness::with(Options { unprocessed_responses: usize::MAX, ..Options::default() }).await;
-    let (status, _) = harness.deliver(&change_with("c-throttled-forever", 120)).await;
+    let (status, _) = harness.deliver(&change_with_text("c-throttled-forever", 2000, 300, 'a')).await;
     assert_eq!(status, 503);
-    // A batch gives up after its first try and 8 rounds; the first to give up ends the
-    // delivery, so the others may not have finished theirs.
-    let calls = harness.calls.count("BatchWriteItem");
-    assert!((9..=5 * 9).contains(&calls), "{calls} BatchWriteItem calls");
+    // The batch gives up after its first try and 8 rounds.
+    assert_eq!(harness.calls.count("BatchWriteItem"), 9);
     assert!(harness.items_of("change").await.is_empty(), "no commit marker: Kadoa's retry will complete it");
 }
 

@@ -6,7 +6,6 @@ pub mod faults;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
-pub mod signing;
 pub mod template;
 
 use std::collections::HashMap;
@@ -26,7 +25,7 @@ use kadoa_webhook::replay::{Replayer, SqsEvent, SqsRecord};
 use kadoa_webhook::secrets::SecretPolicy;
 use kadoa_webhook::spool::Spool;
 use kadoa_webhook::store::{Pacing, Store};
-use kadoa_webhook::{aws, App, AwsClients, Settings};
+use kadoa_webhook::{App, AwsClients, Settings};
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 
@@ -91,8 +90,6 @@ pub struct Harness {
     /// The faults injected into DynamoDB's answers (and the attempts of the operation
     /// whose answers `Options::lost_answers` loses).
     pub faults: faults::Faults,
-    /// Every request the app's DynamoDB, SNS and SQS clients signed, as sent.
-    pub signed: signing::SignedRequests,
     pub proxy: Option<FaultProxy>,
     pub spool: Option<TestSpool>,
     pub s3: aws_sdk_s3::Client,
@@ -213,24 +210,22 @@ impl Harness {
         let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
         let faults = faults::Faults::new(options.unprocessed_responses, options.lost_answers);
-        let signed = signing::SignedRequests::default();
         // The app's own client configurations (src/aws.rs), with the tests' interceptors.
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws::dynamodb_config(app_config)
+                aws_sdk_dynamodb::config::Builder::from(app_config)
                     .interceptor(calls.clone())
                     .interceptor(faults.clone())
-                    .interceptor(signed.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                aws::sns_config(sns_config).interceptor(calls.clone()).interceptor(signed.clone()).build(),
+                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
             ),
             secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
             )),
             sqs: ready(aws_sdk_sqs::Client::from_conf(
-                aws::sqs_config(spool_config).interceptor(calls.clone()).interceptor(signed.clone()).build(),
+                aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
             )),
             s3: ready(aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(spool_config)
@@ -261,7 +256,6 @@ impl Harness {
             sqs,
             calls,
             faults,
-            signed,
             proxy,
             spool,
             s3,
@@ -441,6 +435,34 @@ impl Harness {
         }
     }
 
+    /// Every stored difference as its change holds it (in the change item, or in the parts
+    /// of the version the change item names), with its `changeId`; by change, in order.
+    pub async fn differences(&self) -> Vec<Item> {
+        let items = self.items().await;
+        let mut differences = Vec::new();
+        for change in items.iter().filter(|item| s(item, "entity") == "change") {
+            let lists: Vec<&AttributeValue> = match change.get("partVersion") {
+                None => change.get("differences").into_iter().collect(),
+                Some(version) => {
+                    let prefix = format!("{}PART#{}#", s(change, "sk"), version.as_s().unwrap());
+                    let parts =
+                        items.iter().filter(|i| s(i, "pk") == s(change, "pk") && s(i, "sk").starts_with(&prefix));
+                    let lists: Vec<&AttributeValue> = parts.filter_map(|part| part.get("differences")).collect();
+                    assert_eq!(lists.len() as i64, n(change, "partCount"), "every part is there");
+                    lists
+                }
+            };
+            for list in lists {
+                for difference in list.as_l().unwrap() {
+                    let mut difference = difference.as_m().unwrap().clone();
+                    difference.insert("changeId".into(), AttributeValue::S(s(change, "changeId")));
+                    differences.push(difference);
+                }
+            }
+        }
+        differences
+    }
+
     pub async fn items_of(&self, entity: &str) -> Vec<Item> {
         self.items().await.into_iter().filter(|item| s(item, "entity") == entity).collect()
     }
@@ -493,9 +515,14 @@ pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
         );
     }
     for index in properties["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
-        let mut gsi = GlobalSecondaryIndex::builder()
-            .index_name(index["IndexName"].as_str().unwrap())
-            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+        let projection = &index["Projection"];
+        let non_key = projection["NonKeyAttributes"].as_array().into_iter().flatten();
+        let mut gsi = GlobalSecondaryIndex::builder().index_name(index["IndexName"].as_str().unwrap()).projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(projection["ProjectionType"].as_str().unwrap()))
+                .set_non_key_attributes(Some(non_key.map(|name| name.as_str().unwrap().to_owned()).collect()))
+                .build(),
+        );
         for key in index["KeySchema"].as_array().unwrap() {
             gsi = gsi.key_schema(
                 KeySchemaElement::builder()
@@ -508,6 +535,20 @@ pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
         request = request.global_secondary_indexes(gsi.build().unwrap());
     }
     request.send().await.unwrap();
+    let ttl = &properties["TimeToLiveSpecification"];
+    dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name(ttl["AttributeName"].as_str().unwrap())
+                .enabled(ttl["Enabled"].as_bool().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A string attribute, or "" when absent.
