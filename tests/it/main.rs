@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod alerts;
+mod cost;
 mod hostile;
 mod kadoa_events;
+mod queries;
 mod reconcile;
 mod spool;
 mod startup;

@@ -138,6 +138,34 @@ async fn a_pending_change_is_completed_by_a_later_run() {
 }
 
 #[tokio::test]
+async fn a_large_pending_change_completed_replaces_its_parts() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let large = |count: usize, text: &str, pending: bool| {
+        let mut change = change("c-large-pending", 0, "2025-01-15T10:00:00Z");
+        let value = text.repeat(300);
+        change["differences"] = json!((0..count)
+            .map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}, {"key": "t", "value": value}]}))
+            .collect::<Vec<_>>());
+        change["dataPending"] = json!(pending);
+        change
+    };
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z", "data": large(3000, "a", true)});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    assert_eq!(harness.items_of("changePart").await.len(), 3);
+
+    fake.put_change(large(2000, "b", false));
+    let report = reconcile(&harness, &fake).await;
+    assert_eq!((report.pending_completed, report.failures.len()), (1, 0), "{report}");
+    assert_eq!(harness.items_of("changePart").await.len(), 2, "the pending version's parts are gone");
+    let differences = harness.differences().await;
+    assert_eq!(differences.len(), 2000);
+    let value = differences[0]["fields"].as_l().unwrap()[1].as_m().unwrap()["value"].as_s().unwrap().clone();
+    assert!(value.starts_with('b'), "Kadoa's final version");
+    assert!(harness.items_of("pending").await.is_empty());
+}
+
+#[tokio::test]
 async fn kadoa_busy_or_failing_is_retried() {
     let harness = Harness::new().await;
     let fake = FakeKadoa::start(KEY).await;

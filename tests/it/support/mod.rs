@@ -6,6 +6,7 @@ pub mod faults;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
+pub mod sent;
 pub mod template;
 
 use std::collections::HashMap;
@@ -87,6 +88,8 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     /// AWS operations the app made, by name.
     pub calls: CallCounter,
+    /// Every DynamoDB request the app sent, as sent.
+    pub sent: sent::SentRequests,
     /// The faults injected into DynamoDB's answers (and the attempts of the operation
     /// whose answers `Options::lost_answers` loses).
     pub faults: faults::Faults,
@@ -210,12 +213,14 @@ impl Harness {
         let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
         let faults = faults::Faults::new(options.unprocessed_responses, options.lost_answers);
+        let sent = sent::SentRequests::default();
         // The app's own client configurations (src/aws.rs), with the tests' interceptors.
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(app_config)
                     .interceptor(calls.clone())
                     .interceptor(faults.clone())
+                    .interceptor(sent.clone())
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
@@ -256,6 +261,7 @@ impl Harness {
             sqs,
             calls,
             faults,
+            sent,
             proxy,
             spool,
             s3,

@@ -1,0 +1,123 @@
+//! What a data change costs in DynamoDB, computed from the requests as sent, against the
+//! targets of the data model (issue 18): at most 3 write units and 1 call for a 10-difference
+//! change; for a 3000-difference change, at most 1.25 write units per KB of differences and
+//! at most 5 calls. Side by side, the same delivery stored the way this receiver used to
+//! (one item per difference and an event-log item, in one transaction up to 98
+//! differences, in batches beyond) and the way a plain BatchWriteItem receiver does (one
+//! item per difference and one per change, 25 per call). `make cost` prints the table.
+
+use serde_json::{json, Value};
+
+use crate::support::sent::{bill, units};
+use crate::support::Harness;
+
+/// A change shaped as `make profile`'s: a price and a name per difference.
+fn change(id: &str, differences: usize) -> (String, usize) {
+    let differences: Vec<Value> = (0..differences)
+        .map(|i| {
+            json!({"type": "changed", "fields": [
+                {"key": "price", "value": 10.5 + i as f64, "previousValue": 9.5 + i as f64},
+                {"key": "name", "value": format!("Product {i}"), "previousValue": format!("Produkt {i}")}]})
+        })
+        .collect();
+    let bytes = serde_json::to_string(&differences).unwrap().len();
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"id": id, "workflowId": "wf_profile", "differences": differences, "url": "https://monitored-page.com",
+                 "createdAt": "2025-01-15T10:30:00Z", "metadata": {"workflowName": "Product Monitor", "tags": ["pricing"]}}});
+    (body.to_string(), bytes)
+}
+
+fn s(text: &str) -> Value {
+    json!({ "S": text })
+}
+
+/// The items of the per-difference layout, made from what was sent: one per difference
+/// (keys, ids, index, type, fields, receipt), and the change item without its differences.
+fn per_difference_items(sent: &[(String, Value)]) -> (Vec<Value>, Value) {
+    let mut change = Value::Null;
+    let mut differences = Vec::new();
+    for (operation, body) in sent {
+        let items: Vec<&Value> = match operation.as_str() {
+            "PutItem" => vec![&body["Item"]],
+            "BatchWriteItem" => body["RequestItems"]
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|requests| requests.as_array().unwrap())
+                .map(|request| &request["PutRequest"]["Item"])
+                .collect(),
+            _ => vec![],
+        };
+        for item in items {
+            if item["entity"] == s("change") {
+                change = item.clone();
+            }
+            differences.extend(item["differences"]["L"].as_array().into_iter().flatten().cloned());
+        }
+    }
+    let differences = differences
+        .into_iter()
+        .enumerate()
+        .map(|(i, difference)| {
+            let mut item = difference["M"].clone();
+            let sk = format!("{}DIFF#{i:06}", change["sk"]["S"].as_str().unwrap());
+            for name in ["pk", "workflowId", "changeId", "receivedAt"] {
+                item[name] = change[name].clone();
+            }
+            item["sk"] = s(&sk);
+            item["entity"] = s("difference");
+            item
+        })
+        .collect();
+    let object = change.as_object_mut().unwrap();
+    for name in ["differences", "partVersion", "partCount", "eventKey", "eventType", "timestamp"] {
+        object.remove(name);
+    }
+    (differences, change)
+}
+
+struct Figures {
+    kb: f64,
+    now: (usize, usize),
+    before: (usize, usize),
+    plain: (usize, usize),
+}
+
+async fn figures(harness: &Harness, id: &str, count: usize) -> Figures {
+    let (body, bytes) = change(id, count);
+    harness.sent.take();
+    assert_eq!(harness.deliver(&body).await.1["status"], "stored");
+    let sent = harness.sent.take();
+    let now = bill(&sent);
+    let (differences, change) = per_difference_items(&sent);
+    let mut event = change.clone();
+    event["sk"] = s(&format!("EVENT#2025-01-15T10:30:00.000Z#workflow_data_change#{}", "0".repeat(16)));
+    event["entity"] = s("event");
+    let each: usize = differences.iter().map(units).sum();
+    let before = match count + 2 <= 100 {
+        true => (2 * (each + units(&event) + units(&change)), 1),
+        false => (each + units(&event) + units(&change), 1 + (count + 1).div_ceil(25) + 1),
+    };
+    let plain = (each + units(&change), (count + 1).div_ceil(25));
+    Figures { kb: bytes as f64 / 1024.0, now, before, plain }
+}
+
+#[tokio::test]
+async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
+    let harness = Harness::new().await;
+    let small = figures(&harness, "c-10", 10).await;
+    let large = figures(&harness, "c-3000", 3000).await;
+    println!("DynamoDB per data change, from the requests as sent (write units, calls; on-demand, index writes not counted):");
+    println!("  {:34} {:>16} {:>22} {:>26}", "delivery", "now", "per-difference items", "plain BatchWriteItem");
+    for (name, f) in [("10 differences", &small), ("3000 differences", &large)] {
+        let label = format!("{name} ({:.1} KB)", f.kb);
+        let cell = |(units, calls): (usize, usize)| format!("{units} WU, {calls} calls");
+        println!("  {label:34} {:>16} {:>22} {:>26}", cell(f.now), cell(f.before), cell(f.plain));
+    }
+    println!("  3000 differences: {:.2} write units per KB of differences", large.now.0 as f64 / large.kb);
+
+    assert!(small.now.0 <= 3 && small.now.1 == 1, "10 differences: {:?}", small.now);
+    assert!(large.now.0 as f64 <= 1.25 * large.kb, "3000 differences: {:?} for {:.0} KB", large.now, large.kb);
+    assert!(large.now.1 <= 5, "3000 differences: {} calls", large.now.1);
+    assert!(small.before.0 > 5 * small.now.0, "the per-difference layout cost more: {:?}", small.before);
+}

@@ -1,0 +1,91 @@
+//! Every DynamoDB request the app sends, as sent, and what DynamoDB bills for it: the
+//! write units of on-demand capacity (one per started KB of each item written, two inside
+//! a transaction; index writes not counted) by DynamoDB's published item-size rules.
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct SentRequests(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl SentRequests {
+    pub fn take(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for SentRequests {
+    fn name(&self) -> &'static str {
+        "SentRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or("", |m| m.name()).to_owned();
+        let body = serde_json::from_slice(context.request().body().bytes().unwrap_or(b"{}"))?;
+        self.0.lock().unwrap().push((operation, body));
+        Ok(())
+    }
+}
+
+/// The size DynamoDB counts for an item in its JSON form (`{"name": {"S": "…"}, …}`):
+/// names and values in UTF-8 bytes, a number one byte per two significant digits plus
+/// one, one byte for a boolean or null, three bytes plus one per element for a list or map.
+pub fn item_size(item: &Value) -> usize {
+    item.as_object().unwrap().iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
+fn value_size(value: &Value) -> usize {
+    let (kind, inner) = value.as_object().unwrap().iter().next().unwrap();
+    match kind.as_str() {
+        "S" => inner.as_str().unwrap().len(),
+        "N" => {
+            let digits: String = inner.as_str().unwrap().chars().filter(char::is_ascii_digit).collect();
+            let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+            significant.div_ceil(2) + 1
+        }
+        "BOOL" | "NULL" => 1,
+        "L" => 3 + inner.as_array().unwrap().iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        "M" => 3 + inner.as_object().unwrap().iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        other => panic!("a {other} value"),
+    }
+}
+
+/// Write units of one item written outside a transaction.
+pub fn units(item: &Value) -> usize {
+    item_size(item).div_ceil(1024)
+}
+
+/// Write units and calls of what was sent.
+pub fn bill(sent: &[(String, Value)]) -> (usize, usize) {
+    let mut write_units = 0;
+    for (operation, body) in sent {
+        write_units += match operation.as_str() {
+            "PutItem" => units(&body["Item"]),
+            "BatchWriteItem" => {
+                let requests = body["RequestItems"].as_object().unwrap().values().flat_map(|r| r.as_array().unwrap());
+                requests.map(|r| r.get("PutRequest").map_or(1, |put| units(&put["Item"]))).sum()
+            }
+            "TransactWriteItems" => body["TransactItems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|action| 2 * action.get("Put").map_or(1, |put| units(&put["Item"])))
+                .sum(),
+            "UpdateItem" | "DeleteItem" => 1,
+            _ => 0,
+        };
+    }
+    (write_units, sent.len())
+}
