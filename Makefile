@@ -1,5 +1,5 @@
 # Every command a person needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev show samples test sam-build bootstrap profile
+.PHONY: dev show samples test sam-build bootstrap profile cost
 
 dev:        ## run the function locally against moto (Ctrl-C stops it)
 	scripts/dev
@@ -13,5 +13,7 @@ bootstrap:  ## install the pinned tools into .venv
 	scripts/bootstrap
 sam-build:  ## `sam build` (arm64, offline with cargo-lambda + zig), checked
 	scripts/sam-build
+cost:       ## DynamoDB write units and calls per data change, from the requests as sent
+	scripts/cost
 profile:    ## instruction counts of the release webhook under callgrind (slow; not part of test)
 	scripts/profile

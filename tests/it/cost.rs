@@ -6,6 +6,8 @@
 //! differences, in batches beyond) and the way a plain BatchWriteItem receiver does (one
 //! item per difference and one per change, 25 per call). `make cost` prints the table.
 
+#![allow(clippy::print_stdout)] // `make cost` prints the figures.
+
 use serde_json::{json, Value};
 
 use crate::support::sent::{bill, units};
