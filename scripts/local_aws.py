@@ -128,6 +128,15 @@ def describe_field(field):
     return f"{field['key']}: {text(field.get('value'))}"
 
 
+def differences_of(change, items):
+    """A change's differences: in its item, or in the parts of the version it names."""
+    if "partVersion" not in change:
+        return change.get("differences", [])
+    prefix = f"{change['sk']}PART#{change['partVersion']}#"
+    parts = [i for i in items if i["pk"] == change["pk"] and i["sk"].startswith(prefix)]
+    return [d for part in parts for d in part.get("differences", [])]
+
+
 def show():
     aws = clients()
     items = []
@@ -139,14 +148,16 @@ def show():
     for item in items:
         entity = item.get("entity")
         if entity == "change":
+            count = item["differenceCount"]
             print(
                 f"\n{item['pk']}  change {item['changeId']} at {item['createdAt']}: "
-                f"{item['differenceCount']} differences (+{item['addedCount']} ~{item['changedCount']} -{item['removedCount']})"
+                f"{count} difference{'' if count == 1 else 's'} (+{item['addedCount']} ~{item['changedCount']} -{item['removedCount']})"
                 + (f"  [{item['workflowName']}]" if item.get("workflowName") else "")
+                + (f"  in {item['partCount']} parts" if "partVersion" in item else "")
             )
-        elif entity == "difference":
-            fields = ", ".join(describe_field(f) for f in item.get("fields", []))
-            print(f"    #{item['index']:<4} {item['type']:<8} {fields}")
+            for difference in differences_of(item, items):
+                fields = ", ".join(describe_field(f) for f in difference.get("fields", []))
+                print(f"    #{difference['index']:<4} {difference['type']:<8} {fields}")
         elif entity == "event":
             # A claim (an alert being sent) has no status yet.
             status = item.get("status", "being alerted")
