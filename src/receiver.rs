@@ -121,7 +121,8 @@ impl Receiver {
         let record = |status| EventRecord::with_payload(envelope, workflow_id, receipt, status);
         let repeat = self.rules.alert_repeat;
 
-        let (claim, previous) = match self.store.claim_health(&event.workflow_id, at).await? {
+        let failure = event.kind == crate::events::HealthEventKind::Failed;
+        let (claim, previous) = match self.store.claim_health(&event.workflow_id, at, failure).await? {
             Claim::Granted(claim, previous) => (claim, previous),
             Claim::Refused(previous) => {
                 let decision = decide(&previous, event.kind, at, repeat);

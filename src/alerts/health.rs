@@ -112,13 +112,23 @@ impl Decision {
     }
 }
 
+/// Whether an event of `kind` is applied after an event of `last_type` dated the same
+/// instant. A failure is never silenced by an event of the same instant (Kadoa's own run
+/// can report `workflow_finished` and `workflow_failed` at one timestamp): a failure wins
+/// the tie over a finished run or a recovery. Nothing else does, so a tie never ends an
+/// incident: a recovery or finished run dated the same instant as a failure is stale.
+pub fn wins_tie(kind: HealthEventKind, last_type: Option<&str>) -> bool {
+    kind == HealthEventKind::Failed && last_type != Some(crate::events::FAILED)
+}
+
 /// Decides what an event of `kind` at `at` means for a workflow whose health was `previous`.
 pub fn decide(previous: &HealthRecord, kind: HealthEventKind, at: Timestamp, repeat_after: Duration) -> Decision {
     if let Some(last) = previous.last_event_at {
-        if last == at && previous.last_event_type.as_deref() == Some(kind.event_type()) {
+        let last_type = previous.last_event_type.as_deref();
+        if last == at && last_type == Some(kind.event_type()) {
             return Decision::Duplicate;
         }
-        if last >= at {
+        if last > at || (last == at && !wins_tie(kind, last_type)) {
             return Decision::Stale;
         }
     }
@@ -226,6 +236,31 @@ mod tests {
         ];
         for (name, previous, kind, at, expected) in cases {
             assert_eq!(decide(previous, kind, ts(at), HOUR), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn at_the_same_instant_a_failure_wins_and_nothing_ends_an_incident() {
+        use WorkflowState::{Failing, Healthy};
+        let at = "2025-01-15T10:30:00Z";
+        let last = |kind: HealthEventKind| {
+            let state = if kind == Failed { Failing } else { Healthy };
+            record(state, at, kind.event_type(), (kind == Failed).then_some(at))
+        };
+        // (the last event, the new one at the same instant) -> what it means
+        let cases = [
+            (Finished, Failed, Decision::Alert(AlertReason::Failed)),
+            (Recovered, Failed, Decision::Alert(AlertReason::Failed)),
+            (Failed, Failed, Decision::Duplicate),
+            (Failed, Finished, Decision::Stale),
+            (Failed, Recovered, Decision::Stale),
+            (Finished, Recovered, Decision::Stale),
+            (Recovered, Finished, Decision::Stale),
+            (Finished, Finished, Decision::Duplicate),
+            (Recovered, Recovered, Decision::Duplicate),
+        ];
+        for (previous, kind, expected) in cases {
+            assert_eq!(decide(&last(previous), kind, ts(at), HOUR), expected, "{previous:?} then {kind:?}");
         }
     }
 

@@ -112,13 +112,15 @@ impl Store {
     }
 
     /// Claims `workflow_id`'s health for an event at `at`, if that is newer than any seen
-    /// and nobody else holds the claim. Either way, returns the health as it was.
-    pub async fn claim_health(&self, workflow_id: &str, at: Timestamp) -> Result<Claim, Error> {
+    /// (or, for a failure, as new as a finished run or a recovery: see
+    /// [`crate::alerts::health::wins_tie`]) and nobody else holds the claim. Either way,
+    /// returns the health as it was.
+    pub async fn claim_health(&self, workflow_id: &str, at: Timestamp, failure: bool) -> Result<Claim, Error> {
         let pk = keys::workflow_pk(workflow_id);
         let now = Timestamp::now();
         let id = new_claim_id(now);
         let claim = self
-            .update_health(&pk, claim_expressions(workflow_id, &id, now, at))
+            .update_health(&pk, claim_expressions(workflow_id, &id, now, at, failure))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         match self.on_claim("UpdateItem", claim.send()).await? {
@@ -204,28 +206,38 @@ impl Expressions {
 }
 
 /// The claim (see the module's comment): `id` until `now` + [`CLAIM_LEASE`], for an event
-/// at `at`.
-fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp) -> Expressions {
-    Expressions::new(
-        "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires".to_owned(),
-        "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
-                    AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)",
-        vec![
-            ("#entity", "entity"),
-            ("#workflowId", "workflowId"),
-            ("#claimId", "claimId"),
-            ("#claimExpiresAt", "claimExpiresAt"),
-            ("#lastEventAt", "lastEventAt"),
-        ],
-        vec![
-            (":entity", Attr::s(ENTITY_HEALTH)),
-            (":workflowId", Attr::s(workflow_id)),
-            (":claim", Attr::s(id)),
-            (":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64)),
-            (":now", n(now.unix_millis())),
-            (":at", Attr::s(at.to_key_string())),
-        ],
-    )
+/// at `at` (a `failure` also when the last event, not a failure, was at the same instant).
+fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp, failure: bool) -> Expressions {
+    let mut names = vec![
+        ("#entity", "entity"),
+        ("#workflowId", "workflowId"),
+        ("#claimId", "claimId"),
+        ("#claimExpiresAt", "claimExpiresAt"),
+        ("#lastEventAt", "lastEventAt"),
+    ];
+    let mut values = vec![
+        (":entity", Attr::s(ENTITY_HEALTH)),
+        (":workflowId", Attr::s(workflow_id)),
+        (":claim", Attr::s(id)),
+        (":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64)),
+        (":now", n(now.unix_millis())),
+        (":at", Attr::s(at.to_key_string())),
+    ];
+    let condition = match failure {
+        false => {
+            "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+             AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at)"
+        }
+        true => {
+            names.push(("#lastEventType", "lastEventType"));
+            values.push((":failed", Attr::s(crate::events::FAILED)));
+            "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
+             AND (attribute_not_exists(#lastEventAt) OR #lastEventAt < :at \
+                  OR (#lastEventAt = :at AND #lastEventType <> :failed))"
+        }
+    };
+    let update = "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires";
+    Expressions::new(update.to_owned(), condition, names, values)
 }
 
 /// The health after `update`, with the claim released (only if still `claim`).
@@ -294,7 +306,11 @@ mod tests {
     fn every_name_and_value_an_update_lists_is_used_and_every_one_used_is_listed() {
         let at = Timestamp::parse_rfc3339("2025-01-15T10:00:00Z").unwrap();
         let claim = HealthClaim { pk: "WORKFLOW#wf".into(), id: "c1".into(), now: at };
-        let mut updates = vec![claim_expressions("wf", "c1", at, at), release_expressions(&claim)];
+        let mut updates = vec![
+            claim_expressions("wf", "c1", at, at, false),
+            claim_expressions("wf", "c1", at, at, true),
+            release_expressions(&claim),
+        ];
         for state in [WorkflowState::Failing, WorkflowState::Healthy] {
             for alerted in [false, true] {
                 for workflow_name in [None, Some("Product Monitor")] {

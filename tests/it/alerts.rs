@@ -244,3 +244,26 @@ async fn a_claim_left_by_a_dead_delivery_holds_only_until_it_expires() {
     assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")), "an expired claim is taken over");
     assert_eq!(harness.alerts().await.len(), 1);
 }
+
+#[tokio::test]
+async fn kadoas_own_examples_in_a_runs_order_alert_the_failure_and_the_recovery() {
+    // workflow_finished at 10:30, workflow_failed at 10:30, workflow_recovered at 10:45.
+    let harness = Harness::new().await;
+    let mut statuses = Vec::new();
+    for name in ["workflow_finished.json", "workflow_failed.json", "workflow_recovered.json"] {
+        let (status, answer) = harness.send_event(&fixture(name)).await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        statuses.push(answer["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["stored", "alerted", "alerted"], "a failure is never silenced by an event of its instant");
+    let subjects: Vec<String> =
+        harness.alerts().await.iter().map(|a| a["Subject"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(subjects, ["Kadoa: workflow failed - Product Monitor", "Kadoa: workflow recovered - Product Monitor"]);
+
+    // A finished run at the failure's own instant does not end the incident.
+    let harness = Harness::new().await;
+    assert_eq!(harness.send_event(&fixture("workflow_failed.json")).await.1["status"], "alerted");
+    assert_eq!(harness.send_event(&fixture("workflow_finished.json")).await.1["status"], "suppressed");
+    let health = harness.items_of("health").await;
+    assert_eq!(s(&health[0], "state"), "failing");
+}
