@@ -4,6 +4,8 @@
          local and deployed resources cannot differ), plus a queue subscribed to the topic
          that catches every alert; writes the function's environment to .local/dev.env.
          Also the spool: a queue, its dead-letter queue and a bucket, as the stack has them.
+  create the same with other names, for the integration tests (a JSON spec on standard
+         input, what it created as JSON on standard output).
   replay polls the spool and hands what it holds to the replay function that `make dev`
          runs (what Lambda's SQS trigger does when deployed), every 5 seconds.
   show   prints what is stored (changes with their differences, the event log, workflow
@@ -63,40 +65,60 @@ def create_table(aws, name):
     aws["dynamodb"].update_time_to_live(TableName=name, TimeToLiveSpecification=table["TimeToLiveSpecification"])
 
 
+def create(aws, suffix, spool=True, secret=None, max_receives=None):
+    """Every resource the stack has, named with `suffix`, from template.yaml's own
+    definitions: the table (keys, indexes, TTL), the alert topic and a queue subscribed to
+    it that catches every alert, and with `spool` the spool queue (with the stack's receive
+    limit, or `max_receives`), its dead-letter queue and its bucket; with `secret`, a
+    secret holding it. `make dev`, `make profile` and the integration tests all create
+    their resources here. Returns their names, URLs and ARNs."""
+    resources = template_resources()
+    created = {"table": f"kadoa-events-{suffix}"}
+    create_table(aws, created["table"])
+
+    topic = resources["AlertTopic"]["Properties"]
+    created["topic_arn"] = aws["sns"].create_topic(
+        Name=f"kadoa-alerts-{suffix}", Attributes={"DisplayName": topic["DisplayName"]})["TopicArn"]
+    created["inbox_url"] = aws["sqs"].create_queue(QueueName=f"kadoa-alerts-{suffix}-inbox")["QueueUrl"]
+    inbox_arn = queue_arn(aws, created["inbox_url"])
+    aws["sns"].subscribe(TopicArn=created["topic_arn"], Protocol="sqs", Endpoint=inbox_arn)
+
+    if spool:
+        queue = resources["SpoolQueue"]["Properties"]
+        created["dead_letter_url"] = aws["sqs"].create_queue(QueueName=f"kadoa-spool-{suffix}-dlq")["QueueUrl"]
+        receives = max_receives or queue["RedrivePolicy"]["maxReceiveCount"]
+        redrive = {"deadLetterTargetArn": queue_arn(aws, created["dead_letter_url"]), "maxReceiveCount": str(receives)}
+        created["spool_url"] = aws["sqs"].create_queue(
+            QueueName=f"kadoa-spool-{suffix}", Attributes={"RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
+        created["bucket"] = f"kadoa-spool-{suffix}"
+        aws["s3"].create_bucket(Bucket=created["bucket"])
+    if secret is not None:
+        created["secret_arn"] = aws["secretsmanager"].create_secret(
+            Name=f"kadoa-webhook-secret-{suffix}", SecretString=secret)["ARN"]
+    return created
+
+
+def queue_arn(aws, url):
+    return aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
 def setup():
     aws = clients()
-    create_table(aws, TABLE)
-
-    topic = template_resources()["AlertTopic"]["Properties"]
-    topic_arn = aws["sns"].create_topic(Name=TOPIC, Attributes={"DisplayName": topic["DisplayName"]})["TopicArn"]
-    queue_url = aws["sqs"].create_queue(QueueName=INBOX)["QueueUrl"]
-    queue_arn = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-
-    # The spool, with the stack's receive limit.
-    spool = template_resources()["SpoolQueue"]["Properties"]
-    dlq_url = aws["sqs"].create_queue(QueueName=DEAD_LETTERS)["QueueUrl"]
-    dlq_arn = aws["sqs"].get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spool["RedrivePolicy"]["maxReceiveCount"])}
-    spool_url = aws["sqs"].create_queue(QueueName=SPOOL, Attributes={"RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
-    aws["s3"].create_bucket(Bucket=BUCKET)
-
     # The secret lives in (local) Secrets Manager, as in the deployed stack.
-    secret_arn = aws["secretsmanager"].create_secret(Name="kadoa-webhook-secret-local", SecretString=SECRETS)["ARN"]
-
+    created = create(aws, "local", spool=True, secret=SECRETS)
     LOCAL.mkdir(exist_ok=True)
     env = {
-        "TABLE_NAME": TABLE,
-        "ALERT_TOPIC_ARN": topic_arn,
-        "WEBHOOK_SECRET_ARN": secret_arn,
+        "TABLE_NAME": created["table"],
+        "ALERT_TOPIC_ARN": created["topic_arn"],
+        "WEBHOOK_SECRET_ARN": created["secret_arn"],
         "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
         "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "ALERT_REPEAT_MINUTES": os.environ.get("ALERT_REPEAT_MINUTES", "60"),
         "RETENTION_DAYS": os.environ.get("RETENTION_DAYS", "0"),
-        "SPOOL_QUEUE_URL": spool_url,
-        "SPOOL_BUCKET": BUCKET,
+        "SPOOL_QUEUE_URL": created["spool_url"],
+        "SPOOL_BUCKET": created["bucket"],
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
     }
     (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
@@ -238,7 +260,12 @@ def replay(port):
 
 if __name__ == "__main__":
     command = sys.argv[1]
-    if command == "replay":
+    if command == "create":
+        # The tests' way in: a JSON spec on standard input, the names as JSON on standard output.
+        spec = json.load(sys.stdin)
+        json.dump(create(clients(), spec["suffix"], spec.get("spool", False), spec.get("secret"),
+                         spec.get("max_receives")), sys.stdout)
+    elif command == "replay":
         replay(sys.argv[2] if len(sys.argv) > 2 else "9000")
     else:
         {"setup": setup, "show": show}[command]()

@@ -17,6 +17,7 @@
 
 pub mod alerts;
 pub mod aws;
+pub mod components;
 pub mod config;
 pub mod digest;
 pub mod envelope;
@@ -37,5 +38,6 @@ pub mod table;
 pub mod timestamp;
 
 pub use aws::AwsClients;
+pub use components::Components;
 pub use config::Settings;
 pub use http::App;

@@ -2,7 +2,8 @@
 //! one [`App::handle_event`] per invocation.
 
 #![recursion_limit = "256"]
-use kadoa_webhook::{aws, logging, App, AwsClients, Settings};
+use kadoa_webhook::secrets::SecretPolicy;
+use kadoa_webhook::{logging, App, Components, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 use std::time::{Instant, SystemTime};
@@ -19,8 +20,7 @@ async fn main() -> Result<(), Error> {
         // Fail closed: the function does not start half-configured.
         tracing::error!(error = %error, "configuration is invalid; refusing to start");
     })?;
-    let clients = AwsClients::from_config(&aws::load_sdk_config().await);
-    let app = App::from_clients(settings, clients);
+    let app = App::new(Components::load(settings).await, SecretPolicy::default());
     app.warm_up().await;
     // The event is taken raw and read by our own code (src/http/event.rs), so that one we
     // cannot read still gets an answer (a 400) instead of failing the invocation, and the

@@ -3,6 +3,7 @@
 //! with the same idempotency, ordering and exactly-once rules every time.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::alerts::health::next_state;
@@ -67,13 +68,13 @@ impl<'a> Delivery<'a> {
 /// Applies events: the table, the alert topic, and the rules.
 pub struct Receiver {
     store: Store,
-    publisher: Publisher,
+    publisher: Arc<dyn Publisher>,
     rules: Rules,
 }
 
 impl Receiver {
     /// A receiver writing to `store` and alerting through `publisher`.
-    pub fn new(store: Store, publisher: Publisher, rules: Rules) -> Self {
+    pub fn new(store: Store, publisher: Arc<dyn Publisher>, rules: Rules) -> Self {
         Self { store, publisher, rules }
     }
 

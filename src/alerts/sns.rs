@@ -1,11 +1,13 @@
 //! The SNS adapter: one publish per alert, every protocol's text in one message, and the
-//! attributes subscriptions filter on.
+//! attributes subscriptions filter on. It is the [`Publisher`] the stack deploys.
 
 use std::time::Duration;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use super::AlertMessage;
+use futures::future::BoxFuture;
+
+use super::{AlertMessage, Publisher};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
 
@@ -14,13 +16,13 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Publishes alerts to the topic.
 #[derive(Clone)]
-pub struct Publisher {
+pub struct SnsPublisher {
     client: aws_sdk_sns::Client,
     topic_arn: String,
     timeout: Duration,
 }
 
-impl Publisher {
+impl SnsPublisher {
     /// A publisher to `topic_arn`.
     pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
         Self { client, topic_arn, timeout: PUBLISH_TIMEOUT }
@@ -32,7 +34,7 @@ impl Publisher {
     }
 
     /// Sends `message` to every subscriber, within [`PUBLISH_TIMEOUT`] (in production).
-    pub async fn publish(&self, message: &AlertMessage) -> Result<(), Error> {
+    async fn send(&self, message: &AlertMessage) -> Result<(), Error> {
         let attribute = |value: &str| {
             MessageAttributeValue::builder()
                 .data_type("String")
@@ -54,5 +56,11 @@ impl Publisher {
         }
         within(self.timeout, "Publish", publish.send()).await?.map_err(|e| sdk_error("Publish", e))?;
         Ok(())
+    }
+}
+
+impl Publisher for SnsPublisher {
+    fn publish<'a>(&'a self, message: &'a AlertMessage) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.send(message))
     }
 }

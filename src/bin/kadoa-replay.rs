@@ -3,11 +3,9 @@
 
 #![recursion_limit = "256"]
 
-use kadoa_webhook::alerts::Publisher;
-use kadoa_webhook::replay::{Replayer, SqsEvent};
-use kadoa_webhook::spool::Spool;
-use kadoa_webhook::store::Store;
-use kadoa_webhook::{aws, logging, receiver::Receiver, AwsClients, Settings};
+use aws_lambda_events::event::sqs::SqsEvent;
+use kadoa_webhook::replay::Replayer;
+use kadoa_webhook::{logging, Components, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 
 /// mimalloc, as the webhook (see README, Performance).
@@ -21,16 +19,11 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::for_replay(|name| std::env::var(name).ok()).inspect_err(|error| {
         tracing::error!(error = %error, "configuration is invalid; refusing to start");
     })?;
-    let clients = AwsClients::from_config(&aws::load_sdk_config().await);
-    let Some(spool) = settings.spool.clone() else {
+    let components = Components::load(settings).await;
+    let Some(spool) = components.spool() else {
         return Err("SPOOL_QUEUE_URL and SPOOL_BUCKET are required".into());
     };
-    let receiver = Receiver::new(
-        Store::new(clients.dynamodb.clone(), settings.table_name.clone()),
-        Publisher::new(clients.sns.clone(), settings.alert_topic_arn.clone()),
-        settings.rules.clone(),
-    );
-    let replayer = Replayer::new(receiver, Spool::new(clients.sqs, spool.queue_url, clients.s3, spool.bucket));
+    let replayer = Replayer::new(components.receiver(), spool);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let replayer = &replayer;
         async move { Ok::<_, Error>(replayer.handle(event.payload).await) }

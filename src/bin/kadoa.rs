@@ -13,7 +13,6 @@
 
 use std::process::ExitCode;
 
-use kadoa_webhook::alerts::Publisher;
 use kadoa_webhook::config::KadoaApiSettings;
 use kadoa_webhook::error::Error;
 use kadoa_webhook::kadoa_api::{ApiRetry, KadoaApi};
@@ -21,7 +20,7 @@ use kadoa_webhook::receiver::Receiver;
 use kadoa_webhook::reconcile::{Reconciler, Report};
 use kadoa_webhook::store::Store;
 use kadoa_webhook::timestamp::Timestamp;
-use kadoa_webhook::{aws, logging, AwsClients, Settings};
+use kadoa_webhook::{aws, logging, Components, Settings};
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 
 const USAGE: &str = "usage: kadoa reconcile --from <RFC 3339> [--to <RFC 3339>]";
@@ -92,20 +91,21 @@ async fn build() -> Result<Context, String> {
     let lookup = |name: &str| std::env::var(name).ok();
     let settings = Settings::for_reconcile(lookup).map_err(|e| e.to_string())?;
     let api_settings = KadoaApiSettings::from_lookup(lookup).map_err(|e| e.to_string())?;
-    let clients = AwsClients::from_config(&aws::load_sdk_config().await);
+    let components = Components::load(settings).await;
     let key = match (&api_settings.key, &api_settings.key_arn) {
         (Some(key), _) => key.clone(),
-        (None, Some(arn)) => read_key(&clients.secrets_manager, arn).await.map_err(|e| e.detail().to_owned())?,
+        (None, Some(arn)) => {
+            read_key(&components.clients.secrets_manager, arn).await.map_err(|e| e.detail().to_owned())?
+        }
         (None, None) => return Err("KADOA_API_KEY or KADOA_API_KEY_ARN is required".into()),
     };
     let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default()).map_err(|e| e.detail().to_owned())?;
-    let store = Store::new(clients.dynamodb.clone(), settings.table_name.clone());
-    let receiver = Receiver::new(
-        store.clone(),
-        Publisher::new(clients.sns.clone(), settings.alert_topic_arn.clone()),
-        settings.rules.clone(),
-    );
-    Ok(Context { api, receiver, store, retention_days: settings.rules.retention_days })
+    Ok(Context {
+        api,
+        receiver: components.receiver(),
+        store: components.store.clone(),
+        retention_days: components.settings.rules.retention_days,
+    })
 }
 
 async fn read_key(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {

@@ -12,8 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use self::event::{HttpEvent, Unreadable};
-use crate::alerts::Publisher;
-use crate::aws::AwsClients;
+use crate::components::Components;
 use crate::config::Settings;
 use crate::envelope::Envelope;
 use crate::error::Error;
@@ -22,7 +21,6 @@ use crate::outcome::{Arrival, Outcome};
 use crate::receiver::{Delivery, Receiver};
 use crate::secrets::{SecretPolicy, SecretStore};
 use crate::spool::Spool;
-use crate::store::Store;
 use crate::timestamp::Timestamp;
 
 /// What the function answers, in the shape API Gateway (REST and HTTP APIs) and function
@@ -90,32 +88,17 @@ struct RequestSummary {
 }
 
 impl App {
-    /// The app for `settings`, talking to AWS through `clients`, with the store, the
-    /// publisher and the secret paced as given (tests that are not about time shorten the
-    /// waits and lengthen the timeouts).
-    pub fn new(
-        settings: Settings,
-        clients: AwsClients,
-        store: Store,
-        publisher: Publisher,
-        secret_policy: SecretPolicy,
-    ) -> Self {
-        let spool =
-            settings.spool.clone().map(|spool| Spool::new(clients.sqs, spool.queue_url, clients.s3, spool.bucket));
+    /// The app of `components`, with the secret refreshed as `secret_policy` says (tests
+    /// that are not about time shorten the waits).
+    pub fn new(components: Components, secret_policy: SecretPolicy) -> Self {
+        let Components { settings, clients, .. } = &components;
         let remote_secret = settings.secret_arn.clone().map(|arn| ((*clients.secrets_manager).clone(), arn));
         Self {
             secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret, secret_policy),
-            receiver: Receiver::new(store, publisher, settings.rules.clone()),
-            spool,
-            settings,
+            receiver: components.receiver(),
+            spool: components.spool(),
+            settings: components.settings,
         }
-    }
-
-    /// The app of the deployed function.
-    pub fn from_clients(settings: Settings, clients: AwsClients) -> Self {
-        let store = Store::new(clients.dynamodb.clone(), settings.table_name.clone());
-        let publisher = Publisher::new(clients.sns.clone(), settings.alert_topic_arn.clone());
-        Self::new(settings, clients, store, publisher, SecretPolicy::default())
     }
 
     /// Work worth doing before the first request (reading the remote secret).

@@ -1,7 +1,7 @@
 //! Failure and recovery alerts, end to end: the handler publishes through SNS (moto), an
 //! SQS subscription catches what people would get.
 
-use crate::support::{fixture, fixture_body, s, Harness, Options};
+use crate::support::{fixture, fixture_body, s, Harness};
 use serde_json::{json, Value};
 
 fn health_event(event_type: &str, timestamp: &str) -> String {
@@ -81,7 +81,7 @@ async fn four_deliveries_of_a_failure_send_one_alert() {
 
 #[tokio::test]
 async fn sns_outage_answers_503_and_the_retry_alerts_once() {
-    let harness = Harness::with(Options { sns_through_proxy: true, ..Options::default() }).await;
+    let harness = Harness::builder().sns_through_proxy().build().await;
     let proxy = harness.proxy.clone().unwrap();
     let body = fixture_body("workflow_failed.json");
 
@@ -119,7 +119,7 @@ async fn simultaneous_deliveries_of_one_failure_send_one_alert() {
 
 #[tokio::test]
 async fn repeated_failures_alert_again_only_after_the_window() {
-    let harness = Harness::with(Options { alert_repeat_minutes: Some(60), ..Options::default() }).await;
+    let harness = Harness::builder().alert_repeat_minutes(60).build().await;
     let sequence = [
         (failed("2025-01-15T10:00:00Z"), "alerted"),
         (failed("2025-01-15T10:30:00Z"), "suppressed"),
@@ -169,7 +169,7 @@ async fn repeated_failures_alert_again_only_after_the_window() {
 
 #[tokio::test]
 async fn the_repeat_alert_says_still_failing() {
-    let harness = Harness::with(Options { alert_repeat_minutes: Some(0), ..Options::default() }).await;
+    let harness = Harness::builder().alert_repeat_minutes(0).build().await;
     harness.deliver(&failed("2025-01-15T10:00:00Z")).await;
     harness.deliver(&failed("2025-01-15T10:05:00Z")).await;
     let alerts = harness.alerts().await;

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use kadoa_webhook::secrets::SecretPolicy;
 use serde_json::{json, Value};
 
-use crate::support::{fixture, fixture_body, s, Harness, Options, SECRET};
+use crate::support::{fixture, fixture_body, s, Harness, SECRET};
 
 fn change(id: &str, differences: Value) -> String {
     json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
@@ -157,13 +157,8 @@ async fn unauthenticated_requests_cannot_drive_secrets_manager() {
         accept_stale_for: Duration::from_secs(3600),
         retry_after: Duration::from_secs(60),
     };
-    let harness = Harness::with(Options {
-        secrets_manager_value: Some(SECRET.to_owned()),
-        through_proxy: true,
-        secret_policy: Some(policy),
-        ..Options::default()
-    })
-    .await;
+    let harness =
+        Harness::builder().secrets_manager(SECRET.to_owned()).through_proxy().secret_policy(policy).build().await;
     assert_eq!(harness.calls.count("GetSecretValue"), 1, "read once during init");
     harness.proxy.as_ref().unwrap().set_up(false);
     let stranger = || {

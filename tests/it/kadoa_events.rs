@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::support::{fixture, fixture_body, s, Harness, Options};
+use crate::support::{fixture, fixture_body, s, Harness};
 
 fn subjects_and_types(alerts: &[serde_json::Value]) -> Vec<(String, String)> {
     alerts
@@ -102,7 +102,7 @@ async fn simultaneous_deliveries_of_an_account_event_alert_once() {
 
 #[tokio::test]
 async fn a_type_turned_off_is_logged_not_alerted() {
-    let harness = Harness::with(Options { alert_event_types: Some("workflow_recovered"), ..Options::default() }).await;
+    let harness = Harness::builder().alert_event_types("workflow_recovered").build().await;
     assert_eq!(harness.deliver(&fixture_body("credits_low.json")).await.1["status"], "stored");
     assert_eq!(harness.deliver(&fixture_body("workflow_failed.json")).await.1["status"], "suppressed");
     assert_eq!(harness.deliver(&fixture_body("workflow_recovered.json")).await.1["status"], "alerted");

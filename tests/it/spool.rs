@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{fixture_body, s, Harness, Options, TEST_MAX_RECEIVES};
+use crate::support::{fixture_body, s, Harness, TEST_MAX_RECEIVES};
 
 fn queued(event_type: &str) -> (u16, Value) {
     (202, json!({"status": "queued", "eventType": event_type}))
@@ -20,7 +20,7 @@ fn change(id: &str, differences: usize) -> String {
 
 #[tokio::test]
 async fn a_dynamodb_outage_is_spooled_and_replayed_exactly_once() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     let proxy = harness.proxy.clone().unwrap();
     proxy.set_up(false);
     let burst = [
@@ -58,7 +58,7 @@ async fn a_dynamodb_outage_is_spooled_and_replayed_exactly_once() {
 
 #[tokio::test]
 async fn an_sns_outage_during_a_failure_is_alerted_once_on_replay() {
-    let harness = Harness::with(Options { sns_through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().sns_through_proxy().spool().build().await;
     let proxy = harness.proxy.clone().unwrap();
     let body = fixture_body("workflow_failed.json");
     proxy.set_up(false);
@@ -72,8 +72,8 @@ async fn an_sns_outage_during_a_failure_is_alerted_once_on_replay() {
 
 #[tokio::test]
 async fn with_the_spool_down_too_the_answer_is_503_and_nothing_is_half_accepted() {
-    let options = Options { through_proxy: true, spool: true, spool_through_proxy: true, ..Options::default() };
-    let harness = Harness::with(options).await;
+    let options = Harness::builder().through_proxy().spool().spool_through_proxy();
+    let harness = options.build().await;
     harness.proxy.as_ref().unwrap().set_up(false);
     let (status, answer) = harness.deliver(&fixture_body("workflow_failed.json")).await;
     assert_eq!((status, answer), (503, json!({"error": "temporarily unavailable"})));
@@ -84,7 +84,7 @@ async fn with_the_spool_down_too_the_answer_is_503_and_nothing_is_half_accepted(
 
 #[tokio::test]
 async fn a_six_megabyte_delivery_is_spooled_through_s3_and_replayed_intact() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     // 20 differences of 300 KB each: the largest body Lambda accepts.
     let differences: Vec<Value> = (0..20)
         .map(|i| json!({"type": "changed", "fields": [{"key": "text", "value": format!("{i:02}{}", "x".repeat(300_000))}]}))
@@ -107,7 +107,7 @@ async fn a_six_megabyte_delivery_is_spooled_through_s3_and_replayed_intact() {
 
 #[tokio::test]
 async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_alone() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     let spool = harness.spool.as_ref().unwrap();
     harness.proxy.as_ref().unwrap().set_up(false);
     assert_eq!(harness.deliver(&fixture_body("workflow_failed.json")).await, queued("workflow_failed"));
@@ -134,7 +134,7 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_alone() {
 
 #[tokio::test]
 async fn a_kadoa_retry_during_the_replay_still_alerts_once() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     let body = fixture_body("workflow_failed.json");
     harness.proxy.as_ref().unwrap().set_up(false);
     assert_eq!(harness.deliver(&body).await, queued("workflow_failed"));
@@ -149,7 +149,7 @@ async fn a_kadoa_retry_during_the_replay_still_alerts_once() {
 
 #[tokio::test]
 async fn only_authenticated_valid_deliveries_are_spooled_and_the_happy_path_costs_nothing_more() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     assert_eq!(harness.deliver(&change("c-happy", 3)).await.1["status"], "stored");
     assert_eq!(harness.calls.snapshot(), [("PutItem".to_owned(), 1)].into(), "no spool call");
 
@@ -168,7 +168,7 @@ async fn only_authenticated_valid_deliveries_are_spooled_and_the_happy_path_cost
 
 #[tokio::test]
 async fn a_delivery_about_to_run_out_of_time_is_spooled() {
-    let harness = Harness::with(Options { spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().spool().build().await;
     let request = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://x.on.aws/")
@@ -185,7 +185,7 @@ async fn a_delivery_about_to_run_out_of_time_is_spooled() {
 
 #[tokio::test]
 async fn a_body_sqs_would_refuse_is_spooled_through_s3() {
-    let harness = Harness::with(Options { through_proxy: true, spool: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().spool().build().await;
     // JSON allows U+FFFF unescaped; SQS refuses it in a message.
     let body = fixture_body("workflow_failed.json").replace("bot protection", "bot protection \u{FFFF}");
     harness.proxy.as_ref().unwrap().set_up(false);

@@ -13,7 +13,7 @@ use kadoa_webhook::reconcile::Reconciler;
 use crate::support;
 use crate::support::kadoa::FakeKadoa;
 use crate::support::template::{resource, template};
-use crate::support::{Harness, Options};
+use crate::support::Harness;
 
 fn function() -> &'static Value {
     resource("WebhookFunction")
@@ -207,13 +207,8 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     // Every path that talks to AWS: secrets, a big and a small data change, a logged
     // event, alerts, a suppressed and a duplicate failure, failed publishes that spool
     // (one body large enough for S3), and their replay.
-    let harness = Harness::with(Options {
-        secrets_manager_value: Some(support::SECRET.to_owned()),
-        sns_through_proxy: true,
-        spool: true,
-        ..Options::default()
-    })
-    .await;
+    let harness =
+        Harness::builder().secrets_manager(support::SECRET.to_owned()).sns_through_proxy().spool().build().await;
     // 2000 differences of ~300 bytes: over 400 KB, so in parts.
     let change = |id: &str, n: usize| {
         let text = "x".repeat(300);

@@ -1,7 +1,7 @@
 //! The HTTP contract and the data model, end to end: the real handler, the real SDK,
 //! moto over HTTP.
 
-use crate::support::{fixture, fixture_body, n, s, Harness, Options, SECRET};
+use crate::support::{fixture, fixture_body, n, s, Harness, SECRET};
 use serde_json::{json, Value};
 
 /// Every file in `events/`, with the answer it must get.
@@ -214,7 +214,7 @@ async fn concurrent_deliveries_of_one_large_change_store_it_once() {
 
 #[tokio::test]
 async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
-    let harness = Harness::with(Options { through_proxy: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().build().await;
     let proxy = harness.proxy.clone().unwrap();
     let body = fixture_body("workflow_data_change.json");
 
@@ -235,7 +235,7 @@ async fn dynamodb_outage_answers_503_and_the_retry_stores_once() {
 
 #[tokio::test]
 async fn a_delivery_that_failed_half_way_completes_on_retry() {
-    let harness = Harness::with(Options { through_proxy: true, ..Options::default() }).await;
+    let harness = Harness::builder().through_proxy().build().await;
     let proxy = harness.proxy.clone().unwrap();
     let body = change_with_text("c-half", 2000, 300, 'a'); // two parts
 
@@ -347,11 +347,7 @@ async fn oversized_change_is_refused_whole() {
 
 #[tokio::test]
 async fn secrets_come_from_secrets_manager_and_are_cached() {
-    let harness = Harness::with(Options {
-        secrets_manager_value: Some("managed-old\nmanaged-new\n".into()),
-        ..Options::default()
-    })
-    .await;
+    let harness = Harness::builder().secrets_manager("managed-old\nmanaged-new\n".into()).build().await;
     let body = fixture_body("workflow_finished.json");
     let send = |secret: &str| {
         lambda_http::http::Request::builder()
@@ -369,7 +365,7 @@ async fn secrets_come_from_secrets_manager_and_are_cached() {
 
 #[tokio::test]
 async fn custom_auth_header_carries_the_secret() {
-    let harness = Harness::with(Options { auth_header: Some("X-Webhook-Token"), ..Options::default() }).await;
+    let harness = Harness::builder().auth_header("X-Webhook-Token").build().await;
     let body = fixture_body("workflow_finished.json");
     let send = |name: &str, value: &str| {
         lambda_http::http::Request::builder()
@@ -385,7 +381,7 @@ async fn custom_auth_header_carries_the_secret() {
 
 #[tokio::test]
 async fn retention_days_set_expires_at_on_every_item() {
-    let harness = Harness::with(Options { retention_days: 30, ..Options::default() }).await;
+    let harness = Harness::builder().retention_days(30).build().await;
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     harness.send_event(&fixture("workflow_data_change.json")).await;
     harness.deliver(&change_with_text("c-parts", 2000, 300, 'a')).await;
@@ -428,7 +424,7 @@ async fn unknown_event_types_are_accepted_and_logged() {
 #[tokio::test]
 async fn unprocessed_items_are_sent_again() {
     // DynamoDB throttles: the first two answers leave their whole batch unprocessed.
-    let harness = Harness::with(Options { unprocessed_responses: 2, ..Options::default() }).await;
+    let harness = Harness::builder().unprocessed_responses(2).build().await;
     let (status, answer) = harness.deliver(&change_with_text("c-throttled", 2000, 300, 'a')).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
     assert_eq!(harness.calls.count("BatchWriteItem"), 1 + 2, "one batch of parts, sent again twice");
@@ -445,8 +441,8 @@ fn same_request_every_attempt(harness: &Harness, attempts: usize) -> Value {
 
 #[tokio::test]
 async fn a_put_whose_answer_is_lost_is_retried_and_still_answers_stored() {
-    let options = Options { lost_answers: Some(("PutItem", 1)), ..Options::default() };
-    let harness = Harness::with(options).await;
+    let options = Harness::builder().lost_answers("PutItem", 1);
+    let harness = options.build().await;
     let (status, answer) = harness.deliver(&change_with("c-lost-answer", 10)).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")), "the retry found its own write");
     same_request_every_attempt(&harness, 2);
@@ -457,8 +453,8 @@ async fn a_put_whose_answer_is_lost_is_retried_and_still_answers_stored() {
 
 #[tokio::test]
 async fn a_batch_whose_answer_is_lost_is_retried_with_the_same_request() {
-    let options = Options { lost_answers: Some(("BatchWriteItem", 1)), ..Options::default() };
-    let harness = Harness::with(options).await;
+    let options = Harness::builder().lost_answers("BatchWriteItem", 1);
+    let harness = options.build().await;
     let (status, answer) = harness.deliver(&change_with_text("c-lost-batch", 2000, 300, 'a')).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
     let request = same_request_every_attempt(&harness, 2);
@@ -468,7 +464,7 @@ async fn a_batch_whose_answer_is_lost_is_retried_with_the_same_request() {
 
 #[tokio::test]
 async fn items_still_unprocessed_after_the_retries_answer_503() {
-    let harness = Harness::with(Options { unprocessed_responses: usize::MAX, ..Options::default() }).await;
+    let harness = Harness::builder().unprocessed_responses(usize::MAX).build().await;
     let (status, _) = harness.deliver(&change_with_text("c-throttled-forever", 2000, 300, 'a')).await;
     assert_eq!(status, 503);
     // The batch gives up after its first try and 8 rounds.

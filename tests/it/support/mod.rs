@@ -6,29 +6,28 @@ pub mod faults;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
+pub mod resources;
 pub mod sent;
 pub mod template;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
-use kadoa_webhook::alerts::Publisher;
+use aws_sdk_dynamodb::types::AttributeValue;
+use kadoa_webhook::alerts::{Publisher, SnsPublisher};
 use kadoa_webhook::receiver::{Receiver, Rules};
-use kadoa_webhook::replay::{Replayer, SqsEvent, SqsRecord};
+use kadoa_webhook::replay::Replayer;
 use kadoa_webhook::secrets::SecretPolicy;
-use kadoa_webhook::spool::Spool;
 use kadoa_webhook::store::{Pacing, Store};
-use kadoa_webhook::{App, AwsClients, Settings};
+use kadoa_webhook::{App, AwsClients, Components, Settings};
 use lambda_http::{Body, Request};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use calls::CallCounter;
 pub use proxy::FaultProxy;
@@ -38,30 +37,172 @@ pub const NEXT_SECRET: &str = "local-dev-secret-next";
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// How a test wants its app.
+/// How a test wants its app: `Harness::builder()`, a method per difference from the
+/// deployed configuration, then `build()`.
 #[derive(Default)]
-pub struct Options {
-    /// Secrets come from Secrets Manager (this value) instead of `WEBHOOK_SECRET`.
-    pub secrets_manager_value: Option<String>,
-    /// AWS calls of the app go through a proxy the test can switch off.
-    pub through_proxy: bool,
+pub struct HarnessBuilder {
+    secrets_manager: Option<String>,
+    through_proxy: bool,
+    sns_through_proxy: bool,
+    spool: bool,
+    spool_through_proxy: bool,
+    retention_days: u32,
+    auth_header: Option<&'static str>,
+    alert_repeat_minutes: Option<u32>,
+    alert_event_types: Option<&'static str>,
+    unprocessed_responses: usize,
+    lost_answers: Option<(&'static str, usize)>,
+    secret_policy: Option<SecretPolicy>,
+}
+
+impl HarnessBuilder {
+    /// The secrets come from Secrets Manager (this value) instead of `WEBHOOK_SECRET`.
+    pub fn secrets_manager(self, value: String) -> Self {
+        Self { secrets_manager: Some(value), ..self }
+    }
+    /// The app's AWS calls go through a proxy the test can switch off.
+    pub fn through_proxy(self) -> Self {
+        Self { through_proxy: true, ..self }
+    }
     /// Only the app's SNS calls go through that proxy.
-    pub sns_through_proxy: bool,
-    pub retention_days: u32,
-    pub auth_header: Option<&'static str>,
-    pub alert_repeat_minutes: Option<u32>,
-    /// This many BatchWriteItem responses come back with every item unprocessed.
-    pub unprocessed_responses: usize,
-    /// DynamoDB's first answers to this operation are lost (a 500 after moto handled it).
-    pub lost_answers: Option<(&'static str, usize)>,
-    /// `ALERT_EVENT_TYPES`, when not the default.
-    pub alert_event_types: Option<&'static str>,
-    /// How the remote secret is refreshed (default: as deployed).
-    pub secret_policy: Option<SecretPolicy>,
-    /// A spool (queue, dead-letter queue, bucket), as the stack has one.
-    pub spool: bool,
+    pub fn sns_through_proxy(self) -> Self {
+        Self { sns_through_proxy: true, ..self }
+    }
+    /// A spool (queue, dead-letter queue, bucket) and the replay function, as the stack has.
+    pub fn spool(self) -> Self {
+        Self { spool: true, ..self }
+    }
     /// The spool's calls go through the proxy too.
-    pub spool_through_proxy: bool,
+    pub fn spool_through_proxy(self) -> Self {
+        Self { spool_through_proxy: true, ..self }
+    }
+    pub fn retention_days(self, days: u32) -> Self {
+        Self { retention_days: days, ..self }
+    }
+    pub fn auth_header(self, header: &'static str) -> Self {
+        Self { auth_header: Some(header), ..self }
+    }
+    pub fn alert_repeat_minutes(self, minutes: u32) -> Self {
+        Self { alert_repeat_minutes: Some(minutes), ..self }
+    }
+    /// `ALERT_EVENT_TYPES`.
+    pub fn alert_event_types(self, types: &'static str) -> Self {
+        Self { alert_event_types: Some(types), ..self }
+    }
+    /// This many BatchWriteItem answers come back with every item unprocessed.
+    pub fn unprocessed_responses(self, responses: usize) -> Self {
+        Self { unprocessed_responses: responses, ..self }
+    }
+    /// DynamoDB's first `answers` answers to `operation` are lost (a 500 after moto handled it).
+    pub fn lost_answers(self, operation: &'static str, answers: usize) -> Self {
+        Self { lost_answers: Some((operation, answers)), ..self }
+    }
+    /// How the remote secret is refreshed (default: as deployed).
+    pub fn secret_policy(self, policy: SecretPolicy) -> Self {
+        Self { secret_policy: Some(policy), ..self }
+    }
+
+    /// The function's environment, as the stack would set it.
+    fn environment(&self, resources: &resources::Resources) -> HashMap<&'static str, String> {
+        let mut env = HashMap::from([
+            ("TABLE_NAME", resources.table.clone()),
+            ("ALERT_TOPIC_ARN", resources.topic_arn.clone()),
+            ("RETENTION_DAYS", self.retention_days.to_string()),
+        ]);
+        match &resources.secret_arn {
+            Some(arn) => env.insert("WEBHOOK_SECRET_ARN", arn.clone()),
+            None => env.insert("WEBHOOK_SECRET", format!("{SECRET}\n{NEXT_SECRET}\n")),
+        };
+        let optional = [
+            ("AUTH_HEADER_NAME", self.auth_header.map(str::to_owned)),
+            ("ALERT_REPEAT_MINUTES", self.alert_repeat_minutes.map(|m| m.to_string())),
+            ("ALERT_EVENT_TYPES", self.alert_event_types.map(str::to_owned)),
+            ("SPOOL_QUEUE_URL", resources.spool_url.clone()),
+            ("SPOOL_BUCKET", resources.bucket.clone()),
+        ];
+        env.extend(optional.into_iter().filter_map(|(name, value)| Some((name, value?))));
+        env
+    }
+
+    pub async fn build(self) -> Harness {
+        let moto = moto::moto();
+        let id = format!("{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::SeqCst));
+        let created = resources::create(&id, self.spool, TEST_MAX_RECEIVES, self.secrets_manager.as_deref()).await;
+        let env = self.environment(&created);
+        let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
+
+        let proxy = match self.through_proxy || self.sns_through_proxy || self.spool_through_proxy {
+            true => Some(FaultProxy::start(moto.port).await),
+            false => None,
+        };
+        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone())).await;
+        let direct = sdk_config(&moto.endpoint).await;
+        let app_config = if self.through_proxy { &proxied } else { &direct };
+        let sns_config = if self.sns_through_proxy { &proxied } else { app_config };
+        let spool_config = if self.spool_through_proxy { &proxied } else { &direct };
+        let calls = CallCounter::default();
+        let faults = faults::Faults::new(self.unprocessed_responses, self.lost_answers);
+        let sent = sent::SentRequests::default();
+        // The SDK's clients, as the app builds them, with the tests' interceptors.
+        let clients = AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(app_config)
+                    .interceptor(calls.clone())
+                    .interceptor(faults.clone())
+                    .interceptor(sent.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
+            ),
+            secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
+            )),
+            sqs: ready(aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
+            )),
+            s3: ready(aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(spool_config)
+                    .force_path_style(true)
+                    .interceptor(calls.clone())
+                    .build(),
+            )),
+        };
+        // The app's own composition root, paced for tests that are not about time.
+        let mut components = Components::new(settings, clients);
+        let pacing =
+            Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
+        components.store = components.store.clone().with_pacing(pacing);
+        let sns = components.clients.sns.clone();
+        components.publisher = Arc::new(SnsPublisher::new(sns, created.topic_arn.clone()).with_timeout(PATIENT));
+        let spool = components.spool().map(|spool| TestSpool {
+            queue_url: created.spool_url.clone().unwrap(),
+            dead_letter_url: created.dead_letter_url.clone().unwrap(),
+            bucket: created.bucket.clone().unwrap(),
+            replayer: Replayer::new(components.receiver(), spool).with_first_retry_delay(Duration::ZERO),
+        });
+        let (store, publisher, rules) =
+            (components.store.clone(), components.publisher.clone(), components.settings.rules.clone());
+        let app = App::new(components, self.secret_policy.unwrap_or_default());
+        app.warm_up().await;
+        Harness {
+            app,
+            table: created.table,
+            queue_url: created.inbox_url,
+            dynamodb: aws_sdk_dynamodb::Client::new(&direct),
+            sqs: aws_sdk_sqs::Client::new(&direct),
+            s3: kadoa_webhook::aws::s3_client(&direct),
+            calls,
+            faults,
+            sent,
+            proxy,
+            spool,
+            store,
+            publisher,
+            rules,
+            topic_arn: created.topic_arn,
+        }
+    }
 }
 
 /// The spool queue's receive limit in the tests (the stack's is 20).
@@ -91,14 +232,14 @@ pub struct Harness {
     /// Every DynamoDB request the app sent, as sent.
     pub sent: sent::SentRequests,
     /// The faults injected into DynamoDB's answers (and the attempts of the operation
-    /// whose answers `Options::lost_answers` loses).
+    /// whose answers `HarnessBuilder::lost_answers` loses).
     pub faults: faults::Faults,
     pub proxy: Option<FaultProxy>,
     pub spool: Option<TestSpool>,
     pub s3: aws_sdk_s3::Client,
     /// What the app applies events with, for other entry points (reconciliation).
     pub store: Store,
-    pub publisher: Publisher,
+    pub publisher: Arc<dyn Publisher>,
     pub rules: Rules,
     /// The topic, for a command run in another process.
     pub topic_arn: String,
@@ -139,137 +280,13 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 }
 
 impl Harness {
+    /// The app as deployed, against fresh resources on moto.
     pub async fn new() -> Self {
-        Self::with(Options::default()).await
+        Self::builder().build().await
     }
 
-    pub async fn with(options: Options) -> Self {
-        let moto = moto::moto();
-        let direct = sdk_config(&moto.endpoint).await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&direct);
-        let sns = aws_sdk_sns::Client::new(&direct);
-        let sqs = aws_sdk_sqs::Client::new(&direct);
-        let secrets_manager = aws_sdk_secretsmanager::Client::new(&direct);
-
-        let id = format!("{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::SeqCst));
-        let table = format!("kadoa-events-{id}");
-        create_table(&dynamodb, &table).await;
-        let topic_arn = sns.create_topic().name(format!("kadoa-alerts-{id}")).send().await.unwrap().topic_arn.unwrap();
-        let queue_url =
-            sqs.create_queue().queue_name(format!("kadoa-alerts-{id}")).send().await.unwrap().queue_url.unwrap();
-        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:kadoa-alerts-{id}");
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn).send().await.unwrap();
-
-        let mut env: HashMap<&str, String> = HashMap::from([
-            ("TABLE_NAME", table.clone()),
-            ("ALERT_TOPIC_ARN", topic_arn.clone()),
-            ("RETENTION_DAYS", options.retention_days.to_string()),
-        ]);
-        match &options.secrets_manager_value {
-            Some(value) => {
-                let arn = secrets_manager
-                    .create_secret()
-                    .name(format!("kadoa-webhook-secret-{id}"))
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .unwrap()
-                    .arn
-                    .unwrap();
-                env.insert("WEBHOOK_SECRET_ARN", arn);
-            }
-            None => {
-                env.insert("WEBHOOK_SECRET", format!("{SECRET}\n{NEXT_SECRET}\n"));
-            }
-        }
-        if let Some(header) = options.auth_header {
-            env.insert("AUTH_HEADER_NAME", header.to_owned());
-        }
-        if let Some(minutes) = options.alert_repeat_minutes {
-            env.insert("ALERT_REPEAT_MINUTES", minutes.to_string());
-        }
-        if let Some(types) = options.alert_event_types {
-            env.insert("ALERT_EVENT_TYPES", types.to_owned());
-        }
-        let s3 = kadoa_webhook::aws::s3_client(&direct);
-        let spool_names = match options.spool {
-            true => Some(create_spool(&sqs, &s3, &id).await),
-            false => None,
-        };
-        if let Some((queue_url, _, bucket)) = &spool_names {
-            env.insert("SPOOL_QUEUE_URL", queue_url.clone());
-            env.insert("SPOOL_BUCKET", bucket.clone());
-        }
-        let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
-
-        let proxy = match options.through_proxy || options.sns_through_proxy || options.spool_through_proxy {
-            true => Some(FaultProxy::start(moto.port).await),
-            false => None,
-        };
-        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone())).await;
-        let unproxied = sdk_config(&moto.endpoint).await;
-        let app_config = if options.through_proxy { &proxied } else { &unproxied };
-        let sns_config = if options.sns_through_proxy { &proxied } else { app_config };
-        let spool_config = if options.spool_through_proxy { &proxied } else { &unproxied };
-        let calls = CallCounter::default();
-        let faults = faults::Faults::new(options.unprocessed_responses, options.lost_answers);
-        let sent = sent::SentRequests::default();
-        // The app's own client configurations (src/aws.rs), with the tests' interceptors.
-        let clients = AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(app_config)
-                    .interceptor(calls.clone())
-                    .interceptor(faults.clone())
-                    .interceptor(sent.clone())
-                    .build(),
-            ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
-            ),
-            secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
-            )),
-            sqs: ready(aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(spool_config).interceptor(calls.clone()).build(),
-            )),
-            s3: ready(aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(spool_config)
-                    .force_path_style(true)
-                    .interceptor(calls.clone())
-                    .build(),
-            )),
-        };
-        let pacing =
-            Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
-        let store = Store::new(clients.dynamodb.clone(), table.clone()).with_pacing(pacing);
-        let publisher = Publisher::new(clients.sns.clone(), topic_arn.clone()).with_timeout(PATIENT);
-        let spool = spool_names.map(|(queue_url, dead_letter_url, bucket)| {
-            let receiver = Receiver::new(store.clone(), publisher.clone(), settings.rules.clone());
-            let spool = Spool::new(clients.sqs.clone(), queue_url.clone(), clients.s3.clone(), bucket.clone());
-            let replayer = Replayer::new(receiver, spool).with_first_retry_delay(Duration::ZERO);
-            TestSpool { queue_url, dead_letter_url, bucket, replayer }
-        });
-        let rules = settings.rules.clone();
-        let app =
-            App::new(settings, clients, store.clone(), publisher.clone(), options.secret_policy.unwrap_or_default());
-        app.warm_up().await;
-        Self {
-            app,
-            table,
-            queue_url,
-            dynamodb,
-            sqs,
-            calls,
-            faults,
-            sent,
-            proxy,
-            spool,
-            s3,
-            store,
-            publisher,
-            rules,
-            topic_arn,
-        }
+    pub fn builder() -> HarnessBuilder {
+        HarnessBuilder::default()
     }
 
     /// A receiver like the app's, for another entry point.
@@ -297,30 +314,36 @@ impl Harness {
             .await
             .unwrap();
         let messages = output.messages.unwrap_or_default();
-        let records: Vec<SqsRecord> = messages
+        // The event as Lambda's SQS trigger hands it over.
+        let records: Vec<SqsMessage> = messages
             .iter()
-            .map(|m| SqsRecord {
-                message_id: m.message_id().unwrap().to_owned(),
-                receipt_handle: m.receipt_handle().unwrap().to_owned(),
-                body: m.body().unwrap().to_owned(),
-                attributes: m
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = m.message_id.clone();
+                record.receipt_handle = m.receipt_handle.clone();
+                record.body = m.body.clone();
+                record.attributes = m
                     .attributes()
                     .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
-                    .unwrap_or_default(),
+                    .unwrap_or_default();
+                record
             })
             .collect();
-        let answer = spool.replayer.handle(SqsEvent { records: records.clone() }).await;
-        let failed: Vec<String> = answer.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let mut event = SqsEvent::default();
+        event.records = records.clone();
+        let answer = spool.replayer.handle(event).await;
+        let failed: Vec<Option<String>> =
+            answer.batch_item_failures.into_iter().map(|f| Some(f.item_identifier)).collect();
         for record in records.iter().filter(|r| !failed.contains(&r.message_id)) {
             self.sqs
                 .delete_message()
                 .queue_url(&spool.queue_url)
-                .receipt_handle(&record.receipt_handle)
+                .receipt_handle(record.receipt_handle.as_deref().unwrap())
                 .send()
                 .await
                 .unwrap();
         }
-        (records.len(), failed)
+        (records.len(), failed.into_iter().flatten().collect())
     }
 
     /// Replays until the spool is empty, as Lambda would; returns how many deliveries were
@@ -472,89 +495,6 @@ impl Harness {
     pub async fn items_of(&self, entity: &str) -> Vec<Item> {
         self.items().await.into_iter().filter(|item| s(item, "entity") == entity).collect()
     }
-}
-
-/// Creates a spool as the stack does: a dead-letter queue, the spool queue redriving to it,
-/// and a bucket. Returns (queue URL, dead-letter URL, bucket).
-async fn create_spool(sqs: &aws_sdk_sqs::Client, s3: &aws_sdk_s3::Client, id: &str) -> (String, String, String) {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let dead_letter_url =
-        sqs.create_queue().queue_name(format!("kadoa-spool-dlq-{id}")).send().await.unwrap().queue_url.unwrap();
-    let dead_letter_arn = format!("arn:aws:sqs:us-east-1:123456789012:kadoa-spool-dlq-{id}");
-    let redrive = json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": TEST_MAX_RECEIVES.to_string()});
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("kadoa-spool-{id}"))
-        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let bucket = format!("kadoa-spool-{id}");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    (queue_url, dead_letter_url, bucket)
-}
-
-/// Creates a table with the key schema of template.yaml's `EventsTable`.
-pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
-    let properties = &template::resource("EventsTable")["Properties"];
-    let mut request = dynamodb.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
-    for key in properties["KeySchema"].as_array().unwrap() {
-        let kind = KeyType::from(key["KeyType"].as_str().unwrap());
-        request = request.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key["AttributeName"].as_str().unwrap())
-                .key_type(kind)
-                .build()
-                .unwrap(),
-        );
-    }
-    for attribute in properties["AttributeDefinitions"].as_array().unwrap() {
-        let kind = ScalarAttributeType::from(attribute["AttributeType"].as_str().unwrap());
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute["AttributeName"].as_str().unwrap())
-                .attribute_type(kind)
-                .build()
-                .unwrap(),
-        );
-    }
-    for index in properties["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
-        let projection = &index["Projection"];
-        let non_key = projection["NonKeyAttributes"].as_array().into_iter().flatten();
-        let mut gsi = GlobalSecondaryIndex::builder().index_name(index["IndexName"].as_str().unwrap()).projection(
-            Projection::builder()
-                .projection_type(ProjectionType::from(projection["ProjectionType"].as_str().unwrap()))
-                .set_non_key_attributes(Some(non_key.map(|name| name.as_str().unwrap().to_owned()).collect()))
-                .build(),
-        );
-        for key in index["KeySchema"].as_array().unwrap() {
-            gsi = gsi.key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key["AttributeName"].as_str().unwrap())
-                    .key_type(KeyType::from(key["KeyType"].as_str().unwrap()))
-                    .build()
-                    .unwrap(),
-            );
-        }
-        request = request.global_secondary_indexes(gsi.build().unwrap());
-    }
-    request.send().await.unwrap();
-    let ttl = &properties["TimeToLiveSpecification"];
-    dynamodb
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                .attribute_name(ttl["AttributeName"].as_str().unwrap())
-                .enabled(ttl["Enabled"].as_bool().unwrap())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 /// A string attribute, or "" when absent.
