@@ -4,13 +4,15 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub struct Moto {
     pub endpoint: String,
     pub port: u16,
+    /// The server; it stops by itself once this process is gone (`--parent`).
+    _server: Child,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -35,7 +37,7 @@ pub fn free_port() -> u16 {
 fn start() -> Moto {
     let port = free_port();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_server.py");
-    Command::new(python())
+    let server = Command::new(python())
         .arg(&script)
         .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--parent", &std::process::id().to_string()])
         .stdin(Stdio::null())
@@ -48,5 +50,5 @@ fn start() -> Moto {
         assert!(Instant::now() < deadline, "moto did not start on port {port}; run `make test`, which installs it");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Moto { endpoint: format!("http://127.0.0.1:{port}"), port }
+    Moto { endpoint: format!("http://127.0.0.1:{port}"), port, _server: server }
 }
