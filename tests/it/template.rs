@@ -155,10 +155,28 @@ fn the_table_matches_the_items_the_code_writes() {
 }
 
 /// The IAM actions `function`'s policy grants, and the resources it grants them on.
+/// The actions a function's role allows and on what: the `Policies` SAM puts in the role
+/// it makes, or the inline policies of the function's own `Role`. A function with an SQS
+/// trigger must have a role of its own (SAM would attach AWSLambdaSQSQueueExecutionRole,
+/// which reaches every queue in the account), and no role here has a managed policy.
 fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
+    let properties = &resource(function)["Properties"];
+    let has_sqs_trigger = properties["Events"].as_object().into_iter().flatten().any(|(_, e)| e["Type"] == "SQS");
+    let documents: Vec<&Value> = match properties["Role"]["Fn::GetAtt"][0].as_str() {
+        Some(role) => {
+            let role = &resource(role)["Properties"];
+            assert!(role.get("ManagedPolicyArns").is_none(), "{function}'s role has managed policies");
+            role["Policies"].as_array().unwrap().iter().map(|p| &p["PolicyDocument"]).collect()
+        }
+        None => {
+            assert!(!has_sqs_trigger, "{function} has an SQS trigger: SAM would attach a managed policy");
+            assert!(properties.get("ManagedPolicyArns").is_none());
+            properties["Policies"].as_array().unwrap().iter().collect()
+        }
+    };
     let mut actions = BTreeSet::new();
     let mut resources = Vec::new();
-    for policy in resource(function)["Properties"]["Policies"].as_array().unwrap() {
+    for policy in documents {
         for statement in policy["Statement"].as_array().unwrap() {
             assert_eq!(statement["Effect"], "Allow");
             match &statement["Action"] {
@@ -255,9 +273,19 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     assert!(!failed_now.is_empty());
     proxy.set_up(true);
     harness.replay_all().await;
-    // Lambda's SQS trigger receives and deletes with the function's role.
+    // Lambda's SQS trigger receives and deletes with the function's role, and Lambda
+    // writes the function's logs with it (a role of its own gets no SAM defaults).
     let mut replay_needs = actions_called(&harness);
-    replay_needs.extend(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map(str::to_owned));
+    replay_needs.extend(
+        [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        ]
+        .map(str::to_owned),
+    );
     let (replay_granted, replay_resources) = policy("ReplayFunction");
     assert_eq!(replay_granted, replay_needs, "ReplayFunction's policy vs. what the replay called");
 
@@ -304,6 +332,7 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
         json!({"Fn::GetAtt": ["SpoolQueue", "Arn"]}),
         json!({"Fn::Sub": "${SpoolBucket.Arn}/spool/*"}),
         json!({"Ref": "KadoaApiKeySecret"}),
+        json!({"Fn::GetAtt": ["ReplayLogGroup", "Arn"]}),
     ];
     for resource in resources.into_iter().chain(replay_resources).chain(reconcile_resources) {
         assert!(allowed_resources.contains(&resource), "policy resource {resource} is broader than this stack");
@@ -351,4 +380,31 @@ fn parameters_are_bounded_as_the_code_requires() {
     let default: BTreeSet<String> =
         parameters["AlertEventTypes"]["Default"].as_str().unwrap().split(',').map(str::to_owned).collect();
     assert_eq!(default, kadoa_webhook::config::default_alert_types());
+}
+
+#[test]
+fn a_second_stack_deploys_and_a_failed_reconcile_runs_once() {
+    let reconcile = &resource("ReconcileFunction")["Properties"];
+    let schedule = &reconcile["Events"]["Schedule"]["Properties"];
+    assert_eq!(schedule["OmitName"], true, "a fixed schedule name collides with a second stack's");
+    assert!(schedule.get("Name").is_none());
+    assert_eq!(schedule["RetryPolicy"]["MaximumRetryAttempts"], 0);
+    assert_eq!(reconcile["EventInvokeConfig"]["MaximumRetryAttempts"], 0, "Lambda's async retries would add two runs");
+    // Names fixed by the template carry the stack's name.
+    for name in ["WebhookFunction", "ReplayFunction", "ReconcileFunction"] {
+        let function_name = &resource(name)["Properties"]["FunctionName"]["Fn::Sub"];
+        assert!(function_name.as_str().unwrap().starts_with("${AWS::StackName}"), "{name}: {function_name}");
+    }
+}
+
+#[test]
+fn deleting_the_stack_keeps_what_still_holds_deliveries() {
+    for name in ["SpoolQueue", "SpoolDeadLetterQueue", "SpoolBucket", "EventsTable"] {
+        let kept = resource(name);
+        assert_eq!(
+            (&kept["DeletionPolicy"], &kept["UpdateReplacePolicy"]),
+            (&json!("Retain"), &json!("Retain")),
+            "{name}"
+        );
+    }
 }
