@@ -86,6 +86,8 @@ impl Error {
         match self {
             Self::Unavailable(_) => "temporarily unavailable",
             Self::Internal(_) => "internal error",
+            // AWS's own words stay in the log: they name tables, keys and limits.
+            Self::Refused(_) => "AWS refused to store this delivery; retrying will not help",
             other => other.detail(),
         }
     }

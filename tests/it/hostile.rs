@@ -201,3 +201,12 @@ async fn nesting_far_past_any_limit_is_refused_or_trimmed_not_a_crash() {
     let event = &harness.items_of("event").await[0];
     assert_eq!(event.get("payloadTruncated"), Some(&AttributeValue::Bool(true)));
 }
+
+#[tokio::test]
+async fn a_request_aws_refuses_answers_422_without_aws_words() {
+    let harness = Harness::builder().refused_by_aws("PutItem").build().await;
+    let (status, answer) = harness.deliver(&fixture_body("workflow_data_change.json")).await;
+    assert_eq!(status, 422);
+    assert_eq!(answer, json!({"error": "AWS refused to store this delivery; retrying will not help"}));
+    assert!(!answer.to_string().contains("kadoa-events"), "no table names, keys or limits echoed");
+}

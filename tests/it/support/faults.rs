@@ -30,6 +30,8 @@ pub struct Faults {
     lost: Arc<AtomicUsize>,
     /// The body of every attempt of `lost_operation`, in order.
     bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// The operation DynamoDB refuses as invalid (a 400 `ValidationException`).
+    pub refused_operation: &'static str,
 }
 
 impl Faults {
@@ -40,6 +42,7 @@ impl Faults {
             lost_operation,
             lost: Arc::new(AtomicUsize::new(lost)),
             bodies: Arc::default(),
+            refused_operation: "",
         }
     }
 
@@ -93,7 +96,10 @@ impl Intercept for Faults {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (status, body) = if operation(cfg) == self.lost_operation && take_one(&self.lost) {
+        let (status, body) = if operation(cfg) == self.refused_operation {
+            let message = "One or more parameter values were invalid: table kadoa-events-internal, key pk";
+            (400, format!(r#"{{"__type":"com.amazon.coral.validate#ValidationException","message":"{message}"}}"#))
+        } else if operation(cfg) == self.lost_operation && take_one(&self.lost) {
             (500, r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"lost"}"#.to_owned())
         } else if operation(cfg) == "BatchWriteItem" && take_one(&self.unprocessed) {
             let Some(RequestItems(items)) = cfg.load::<RequestItems>().cloned() else { return Ok(()) };

@@ -52,6 +52,7 @@ pub struct HarnessBuilder {
     alert_event_types: Option<&'static str>,
     unprocessed_responses: usize,
     lost_answers: Option<(&'static str, usize)>,
+    refused_by_aws: &'static str,
     secret_policy: Option<SecretPolicy>,
 }
 
@@ -97,6 +98,10 @@ impl HarnessBuilder {
     pub fn lost_answers(self, operation: &'static str, answers: usize) -> Self {
         Self { lost_answers: Some((operation, answers)), ..self }
     }
+    /// DynamoDB refuses every `operation` as invalid (`ValidationException`).
+    pub fn refused_by_aws(self, operation: &'static str) -> Self {
+        Self { refused_by_aws: operation, ..self }
+    }
     /// How the remote secret is refreshed (default: as deployed).
     pub fn secret_policy(self, policy: SecretPolicy) -> Self {
         Self { secret_policy: Some(policy), ..self }
@@ -141,7 +146,8 @@ impl HarnessBuilder {
         let sns_config = if self.sns_through_proxy { &proxied } else { app_config };
         let spool_config = if self.spool_through_proxy { &proxied } else { &direct };
         let calls = CallCounter::default();
-        let faults = faults::Faults::new(self.unprocessed_responses, self.lost_answers);
+        let mut faults = faults::Faults::new(self.unprocessed_responses, self.lost_answers);
+        faults.refused_operation = self.refused_by_aws;
         let sent = sent::SentRequests::default();
         // The SDK's clients, as the app builds them, with the tests' interceptors.
         let clients = AwsClients {
