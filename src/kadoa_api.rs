@@ -12,8 +12,18 @@ use crate::timestamp::Timestamp;
 
 /// Kadoa's API, unless `KADOA_API_URL` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.kadoa.com";
-/// Items asked for per page (the delivery log's maximum).
+/// Deliveries asked for per page of the log (its maximum).
 pub const PAGE_SIZE: u32 = 100;
+/// Changes asked for per page of the change list: each listed change carries Kadoa's full
+/// dataset snapshot (`data`, megabytes for a large page), which a page holds twice at most
+/// (the answer's text, and each change without `data` as it is read), so a page stays
+/// well inside the reconcile function's memory.
+pub const CHANGES_PAGE_SIZE: u32 = 10;
+/// Pages a run reads of one list at most: more means the window is too wide for one run,
+/// or Kadoa's pagination never ends.
+pub const MAX_PAGES: u64 = 2_000;
+/// Redirects followed, only to the same origin: the API key goes with every request.
+const MAX_REDIRECTS: usize = 5;
 
 /// How failed requests are tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +45,26 @@ impl Default for ApiRetry {
 /// One page of `GET /v5/changes`.
 #[derive(Debug, Deserialize)]
 pub struct ChangesPage {
-    /// The changes, as raw JSON (every digit kept).
+    /// The changes, as raw JSON (every digit kept), without their dataset snapshot.
     #[serde(default)]
-    pub changes: Vec<Box<RawValue>>,
+    pub changes: Vec<ListedChange>,
     /// Where this page is.
     #[serde(default)]
     pub pagination: Option<Pagination>,
+}
+
+/// A change as the list has it, read without its `data` (Kadoa's full dataset snapshot,
+/// which the receiver never stores): the rest, raw.
+#[derive(Debug)]
+pub struct ListedChange(pub Box<RawValue>);
+
+impl<'de> Deserialize<'de> for ListedChange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields: std::collections::BTreeMap<String, &RawValue> = Deserialize::deserialize(deserializer)?;
+        fields.remove("data");
+        let text = serde_json::to_string(&fields).map_err(serde::de::Error::custom)?;
+        RawValue::from_string(text).map(Self).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The pagination block of the change list.
@@ -118,7 +142,23 @@ impl std::fmt::Debug for KadoaApi {
 impl KadoaApi {
     /// A client of the API at `base_url`, authenticated with `api_key`.
     pub fn new(base_url: &str, api_key: String, retry: ApiRetry) -> Result<Self, Error> {
+        // Kadoa's answers are followed to the same origin only: the API key goes with the
+        // request, and reqwest strips only the standard credential headers elsewhere.
+        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+            let origin = |url: &reqwest::Url| {
+                (url.scheme().to_owned(), url.host_str().map(str::to_owned), url.port_or_known_default())
+            };
+            let first = attempt.previous().first().map(origin);
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if first == Some(origin(attempt.url())) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(same_origin)
             .timeout(Duration::from_secs(30))
             .user_agent("kadoa-webhook-receiver")
             .build()
@@ -132,7 +172,7 @@ impl KadoaApi {
             ("startDate", from.to_key_string()),
             ("endDate", to.to_key_string()),
             ("skip", skip.to_string()),
-            ("limit", PAGE_SIZE.to_string()),
+            ("limit", CHANGES_PAGE_SIZE.to_string()),
         ];
         let text = self.get("/v5/changes", &query).await?;
         serde_json::from_str(&text)
@@ -195,6 +235,12 @@ impl KadoaApi {
                     tracing::warn!(status = answer.status().as_u16(), path, attempt, "Kadoa API busy; trying again");
                     header.map(Duration::from_secs)
                 }
+                Ok(answer) if answer.status().is_redirection() => {
+                    return Err(Error::invalid(format!(
+                        "Kadoa answered {} for {path}, to another origin: not followed (the API key would go with it)",
+                        answer.status().as_u16()
+                    )));
+                }
                 Ok(answer) => {
                     return Err(Error::invalid(format!("Kadoa answered {} for {path}", answer.status().as_u16())));
                 }
@@ -229,6 +275,13 @@ mod tests {
     fn ids_are_escaped_in_paths() {
         assert_eq!(urlencode("change_123"), "change_123");
         assert_eq!(urlencode("a/b c#"), "a%2Fb%20c%23");
+    }
+
+    #[test]
+    fn listed_changes_are_read_without_their_dataset() {
+        let page: ChangesPage =
+            serde_json::from_str(r#"{"changes":[{"id":"c1","data":[{"big":"x"}],"n":98765432109876543210}]}"#).unwrap();
+        assert_eq!(page.changes[0].0.get(), r#"{"id":"c1","n":98765432109876543210}"#, "data gone, digits kept");
     }
 
     #[test]

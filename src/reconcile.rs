@@ -173,11 +173,13 @@ impl<'a> Reconciler<'a> {
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), Error> {
         let mut skip = 0u64;
+        let mut pages = Pages::default();
         loop {
             let page = self.api.changes(from, to, skip).await?;
             let count = page.changes.len();
+            pages.next(page.changes.iter().map(|change| change.0.get()))?;
             let mut listed = Vec::with_capacity(count);
-            for raw in &page.changes {
+            for raw in page.changes.iter().map(|change| &change.0) {
                 match serde_json::from_str::<ChangeIds>(raw.get()) {
                     Ok(ids) => listed.push((ids, raw)),
                     Err(e) => {
@@ -185,8 +187,11 @@ impl<'a> Reconciler<'a> {
                     }
                 }
             }
-            let keys: Vec<Key> =
-                listed.iter().map(|(ids, _)| (keys::workflow_pk(&ids.workflow_id), keys::change_sk(&ids.id))).collect();
+            // Keys as the receiver makes them: of the ids trimmed.
+            let keys: Vec<Key> = listed
+                .iter()
+                .map(|(ids, _)| (keys::workflow_pk(ids.workflow_id.trim()), keys::change_sk(ids.id.trim())))
+                .collect();
             let existing = self.store.existing(&keys).await?;
             for ((ids, raw), key) in listed.into_iter().zip(&keys) {
                 report.changes_seen += 1;
@@ -209,7 +214,7 @@ impl<'a> Reconciler<'a> {
                 .pagination
                 .as_ref()
                 .and_then(|p| Some(p.page? >= p.total_pages?))
-                .unwrap_or(count < crate::kadoa_api::PAGE_SIZE as usize);
+                .unwrap_or(count < crate::kadoa_api::CHANGES_PAGE_SIZE as usize);
             if count == 0 || last_page {
                 return Ok(());
             }
@@ -270,9 +275,11 @@ impl<'a> Reconciler<'a> {
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), Error> {
         let mut offset = 0u64;
+        let mut pages = Pages::default();
         loop {
             let page = self.api.deliveries(from, to, offset).await?;
             let count = page.events.len();
+            pages.next(page.events.iter().map(|logged| logged.payload.get()))?;
             // Data changes are reconciled from the change list, by id.
             let bodies: Vec<String> = page
                 .events
@@ -335,6 +342,42 @@ impl<'a> Reconciler<'a> {
     async fn apply(&self, body: &str) -> Result<Outcome, Error> {
         let delivery = Delivery::parse(body.as_bytes(), None)?;
         self.receiver.apply(&delivery, Timestamp::now(), Arrival::Reconcile).await
+    }
+}
+
+/// Guards a paginated read: more than [`MAX_PAGES`](crate::kadoa_api::MAX_PAGES) pages,
+/// or a page that repeats the one before it (a cursor that does not move), end it with an
+/// error instead of at the function's timeout.
+#[derive(Default)]
+struct Pages {
+    read: u64,
+    last: Option<String>,
+}
+
+impl Pages {
+    fn next<'p>(&mut self, items: impl Iterator<Item = &'p str>) -> Result<(), Error> {
+        self.read += 1;
+        if self.read > crate::kadoa_api::MAX_PAGES {
+            return Err(Error::unavailable(
+                "Kadoa API",
+                format!(
+                    "more than {} pages: a narrower window, or pagination that does not end",
+                    crate::kadoa_api::MAX_PAGES
+                ),
+            ));
+        }
+        let mut hasher = crate::digest::ShortHasher::new();
+        let mut empty = true;
+        for item in items {
+            hasher.update(item.as_bytes());
+            empty = false;
+        }
+        let signature = hasher.finish();
+        if !empty && self.last.as_ref() == Some(&signature) {
+            return Err(Error::unavailable("Kadoa API", "the same page twice: its pagination does not move"));
+        }
+        self.last = Some(signature);
+        Ok(())
     }
 }
 

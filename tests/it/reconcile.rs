@@ -273,3 +273,54 @@ async fn an_event_the_receiver_refuses_is_skipped_and_does_not_hold_the_watermar
     assert_eq!(report.events_replayed, 1);
     assert_eq!(harness.store.watermark().await.unwrap(), Some(now));
 }
+
+#[tokio::test]
+async fn pagination_that_does_not_move_ends_the_run_with_an_error() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    for i in 0..15 {
+        fake.put_change(change(&format!("c-{i}"), 1, "2025-01-15T10:00:00Z"));
+    }
+    fake.add_delivery(failure("2025-01-15T10:30:00Z"));
+    fake.break_pagination();
+    let report = reconcile(&harness, &fake).await;
+    assert!(!report.is_clean());
+    let failures = report.failures.join("\n");
+    assert!(failures.contains("change list: Kadoa API: the same page twice"), "{failures}");
+    assert!(failures.contains("delivery log: Kadoa API: the same page twice"), "{failures}");
+    assert!(fake.requests().len() <= 6, "two pages of each list, then it stops: {:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn the_api_key_never_follows_a_redirect_to_another_origin() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let elsewhere = FakeKadoa::start("another-key").await;
+    fake.redirect_to(&elsewhere.url);
+    let report = reconcile(&harness, &fake).await;
+    assert!(elsewhere.requests().is_empty(), "nothing went to the other origin: {:?}", elsewhere.requests());
+    assert!(report.failures.join("\n").contains("to another origin: not followed"), "{report}");
+    assert!(!report.is_clean());
+}
+
+#[tokio::test]
+async fn ids_with_spaces_are_stored_once_and_a_second_run_writes_nothing() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let mut spaced = change(" c-spaced ", 2, "2025-01-15T10:00:00Z");
+    spaced["workflowId"] = json!(" wf_123 ");
+    fake.put_change(spaced);
+    let report = reconcile(&harness, &fake).await;
+    assert_eq!(report.stored_now, 1, "{report}");
+    harness.sent.take();
+    let report = reconcile(&harness, &fake).await;
+    assert_eq!((report.stored_now, report.already_stored), (0, 1), "{report}");
+    let writes: Vec<String> = harness
+        .sent
+        .take()
+        .into_iter()
+        .map(|(operation, _)| operation)
+        .filter(|operation| !["BatchGetItem", "Query", "GetItem"].contains(&operation.as_str()))
+        .collect();
+    assert!(writes.is_empty(), "a second run writes nothing: {writes:?}");
+}

@@ -18,6 +18,10 @@ struct State {
     deliveries: Vec<Value>,
     failures: VecDeque<(u16, Option<u64>)>,
     requests: Vec<String>,
+    /// Every page is the first, and more always follow.
+    broken_pagination: bool,
+    /// Every request is redirected here.
+    redirect_to: Option<String>,
 }
 
 pub struct FakeKadoa {
@@ -58,6 +62,16 @@ impl FakeKadoa {
         self.state.lock().unwrap().failures.push_back((status, retry_after));
     }
 
+    /// From now on every list answers its first page and says more follow.
+    pub fn break_pagination(&self) {
+        self.state.lock().unwrap().broken_pagination = true;
+    }
+
+    /// From now on every request is answered with a redirect to `url` (same path).
+    pub fn redirect_to(&self, url: &str) {
+        self.state.lock().unwrap().redirect_to = Some(url.to_owned());
+    }
+
     /// Paths asked for, with their query as sent, in order.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
@@ -76,6 +90,10 @@ impl Respond for Api {
             None => path.clone(),
         });
         let json = |status: u16, body: Value| ResponseTemplate::new(status).set_body_json(body);
+        if let Some(target) = &state.redirect_to {
+            let location = format!("{target}{}", request.url.path());
+            return ResponseTemplate::new(302).insert_header("location", location.as_str());
+        }
         let key = request.headers.get("x-api-key").and_then(|value| value.to_str().ok());
         if key != Some(state.key.as_str()) {
             return json(401, json!({"error": "Unauthorized", "message": "Invalid API key"}));
@@ -99,7 +117,10 @@ impl Respond for Api {
         };
         if path == "/v5/changes" {
             let matching: Vec<&Value> = state.changes.iter().filter(|c| in_window(&c["createdAt"])).collect();
-            let (skip, limit) = (number("skip", 0), number("limit", 20));
+            let (mut skip, limit) = (number("skip", 0), number("limit", 20));
+            if state.broken_pagination {
+                skip = 0;
+            }
             let page: Vec<Value> = matching
                 .iter()
                 .skip(skip)
@@ -114,7 +135,8 @@ impl Respond for Api {
             return json(
                 200,
                 json!({"timestamp": "2025-01-16T00:00:00Z", "changesCount": page.len(), "changes": page,
-                    "pagination": {"totalCount": total, "page": skip / limit + 1, "totalPages": total.div_ceil(limit).max(1), "limit": limit}}),
+                    "pagination": {"totalCount": total, "page": skip / limit + 1,
+                        "totalPages": if state.broken_pagination { 1_000_000 } else { total.div_ceil(limit).max(1) }, "limit": limit}}),
             );
         }
         if let Some(id) = path.strip_prefix("/v5/changes/") {
@@ -126,12 +148,15 @@ impl Respond for Api {
         }
         if path == "/v5/notifications/logs" {
             let matching: Vec<&Value> = state.deliveries.iter().filter(|d| in_window(&d["createdAt"])).collect();
-            let (offset, limit) = (number("offset", 0), number("limit", 50));
+            let (mut offset, limit) = (number("offset", 0), number("limit", 50));
+            if state.broken_pagination {
+                offset = 0;
+            }
             let page: Vec<&Value> = matching.iter().skip(offset).take(limit).copied().collect();
             return json(
                 200,
                 json!({"status": "ok", "message": "", "data": {"events": page,
-                    "pagination": {"total": matching.len(), "limit": limit, "offset": offset, "hasMore": offset + page.len() < matching.len()}}}),
+                    "pagination": {"total": matching.len(), "limit": limit, "offset": offset, "hasMore": state.broken_pagination || offset + page.len() < matching.len()}}}),
             );
         }
         json(404, json!({"error": "Not found"}))
