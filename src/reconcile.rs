@@ -22,6 +22,9 @@ use crate::timestamp::Timestamp;
 
 /// A scheduled run checks again this far before the watermark: events Kadoa logged late.
 pub const OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Tries after which a pending change that cannot be completed raises an alarm (a day of
+/// hourly runs).
+pub const OUTSTANDING_ALARM_TRIES: u32 = 24;
 /// The first scheduled run, with no watermark yet, looks back this far.
 pub const FIRST_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -51,6 +54,9 @@ pub struct Report {
     /// What will never succeed as Kadoa has it (an event the receiver refuses): reported,
     /// and no reason to check the same window again.
     pub skipped: Vec<String>,
+    /// Pending changes that could not be completed now: recorded on their markers, tried
+    /// again by every run, and no reason to hold the watermark.
+    pub outstanding: Vec<String>,
 }
 
 impl Report {
@@ -93,6 +99,10 @@ impl std::fmt::Display for Report {
         write!(f, "\nskipped (refused as Kadoa has them): {}", self.skipped.len())?;
         for skipped in &self.skipped {
             write!(f, "\n  {skipped}")?;
+        }
+        write!(f, "\noutstanding (pending changes tried again next run): {}", self.outstanding.len())?;
+        for outstanding in &self.outstanding {
+            write!(f, "\n  {outstanding}")?;
         }
         Ok(())
     }
@@ -226,7 +236,7 @@ impl<'a> Reconciler<'a> {
             let raw = match self.api.change(&change_id).await {
                 Ok(raw) => raw,
                 Err(error) => {
-                    report.item_failed(&format!("pending change {change_id}"), &error);
+                    self.outstanding(report, &workflow_id, &change_id, &error).await;
                     continue;
                 }
             };
@@ -243,11 +253,38 @@ impl<'a> Reconciler<'a> {
             }
             match self.complete(&workflow_id, &ids, &raw).await {
                 Ok(()) => report.pending_completed += 1,
-                Err(error) => report.item_failed(&format!("completing change {change_id}"), &error),
+                Err(error) => self.outstanding(report, &workflow_id, &change_id, &error).await,
             }
         }
         progress(&format!("pending changes: {} completed", report.pending_completed));
         Ok(())
+    }
+
+    /// A pending change that could not be completed now: recorded on its marker (tries,
+    /// the error) and tried again by every run, without holding the watermark, which
+    /// would widen every later run's window. After [`OUTSTANDING_ALARM_TRIES`] tries it is
+    /// logged as an error, which raises `ReconcileOutstandingAlarm`.
+    async fn outstanding(&self, report: &mut Report, workflow_id: &str, change_id: &str, error: &Error) {
+        if !error.is_transient() {
+            report.item_failed(&format!("pending change {change_id}"), error);
+            return;
+        }
+        match self.store.note_pending_failure(workflow_id, change_id, error.detail()).await {
+            Ok(tries) => {
+                if tries >= OUTSTANDING_ALARM_TRIES {
+                    tracing::error!(
+                        change_id,
+                        workflow_id,
+                        tries,
+                        error = error.detail(),
+                        "pending change outstanding"
+                    );
+                }
+                let line = format!("pending change {change_id}, try {tries}: {}", error.detail());
+                report.outstanding.push(crate::error::bounded(line));
+            }
+            Err(noted) => report.item_failed(&format!("pending change {change_id}"), &noted),
+        }
     }
 
     async fn complete(&self, workflow_id: &str, ids: &ChangeIds, raw: &RawValue) -> Result<(), Error> {

@@ -76,7 +76,7 @@ async fn main() -> ExitCode {
     {
         println!("{report}");
     }
-    if report.is_clean() && report.skipped.is_empty() {
+    if report.is_clean() && report.skipped.is_empty() && report.outstanding.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

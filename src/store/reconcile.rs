@@ -122,6 +122,32 @@ impl Store {
         Ok(())
     }
 
+    /// Records on the marker of a pending change that completing it failed with `error`;
+    /// returns how many tries have failed so far. A marker cleared meanwhile stays gone.
+    pub async fn note_pending_failure(&self, workflow_id: &str, change_id: &str, error: &str) -> Result<u32, Error> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::PENDING_PK, &keys::pending_sk(workflow_id, change_id))))
+            .update_expression("ADD tries :one SET lastError = :error, lastTriedAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":error", s(&crate::error::bounded(error.to_owned())))
+            .expression_attribute_values(":now", s(&Timestamp::now().to_key_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match output {
+            Ok(output) => Ok(output
+                .attributes
+                .and_then(|a| a.get("tries").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))
+                .unwrap_or(1)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(0),
+            Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+
     /// How far the last clean reconciliation got.
     pub async fn watermark(&self) -> Result<Option<Timestamp>, Error> {
         let output = self

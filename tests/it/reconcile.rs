@@ -324,3 +324,29 @@ async fn ids_with_spaces_are_stored_once_and_a_second_run_writes_nothing() {
         .collect();
     assert!(writes.is_empty(), "a second run writes nothing: {writes:?}");
 }
+
+#[tokio::test]
+async fn a_pending_change_that_keeps_failing_is_outstanding_and_does_not_hold_the_watermark() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let mut pending = change("c-stuck", 1, "2025-01-15T10:00:00Z");
+    pending["dataPending"] = json!(true);
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z", "data": pending});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    fake.fail_always("/v5/changes/c-stuck");
+
+    let (api, receiver) = (api(&fake, KEY), harness.receiver());
+    let reconciler = Reconciler::new(&api, &receiver, &harness.store, 0);
+    for (run, now) in [(1, "2025-01-16T00:00:00Z"), (2, "2025-01-16T01:00:00Z")] {
+        let report = reconciler.run_scheduled(ts(now), &|_| {}).await.unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(report.outstanding.len(), 1, "{report}");
+        assert!(report.outstanding[0].starts_with(&format!("pending change c-stuck, try {run}: ")), "{report}");
+        assert_eq!(harness.store.watermark().await.unwrap(), Some(ts(now)), "the watermark moves on");
+    }
+    let marker = &harness.items_of("pending").await[0];
+    assert_eq!(n(marker, "tries"), 2);
+    assert!(s(marker, "lastError").contains("Kadoa API"), "{marker:?}");
+    let alarm = &crate::support::template::resource("ReconcileOutstandingMetric")["Properties"];
+    assert_eq!(alarm["FilterPattern"], r#"{ $.message = "pending change outstanding" }"#);
+}

@@ -22,6 +22,8 @@ struct State {
     broken_pagination: bool,
     /// Every request is redirected here.
     redirect_to: Option<String>,
+    /// Requests for these paths are answered 500, always.
+    broken_paths: Vec<String>,
 }
 
 pub struct FakeKadoa {
@@ -62,6 +64,11 @@ impl FakeKadoa {
         self.state.lock().unwrap().failures.push_back((status, retry_after));
     }
 
+    /// From now on every request for `path` is answered 500.
+    pub fn fail_always(&self, path: &str) {
+        self.state.lock().unwrap().broken_paths.push(path.to_owned());
+    }
+
     /// From now on every list answers its first page and says more follow.
     pub fn break_pagination(&self) {
         self.state.lock().unwrap().broken_pagination = true;
@@ -97,6 +104,9 @@ impl Respond for Api {
         let key = request.headers.get("x-api-key").and_then(|value| value.to_str().ok());
         if key != Some(state.key.as_str()) {
             return json(401, json!({"error": "Unauthorized", "message": "Invalid API key"}));
+        }
+        if state.broken_paths.contains(&path) {
+            return json(500, json!({"error": "internal"}));
         }
         if let Some((status, retry_after)) = state.failures.pop_front() {
             let answer = json(status, json!({"error": "try again"}));
