@@ -110,7 +110,10 @@ impl Receiver {
         receipt: Receipt,
     ) -> Result<Outcome, Error> {
         let at = envelope.timestamp;
-        let latest = receipt.received_at.plus_millis(FUTURE_ALLOWANCE.as_millis() as i64);
+        // Against the earlier of the receipt and this process's own clock: a receipt time
+        // from the spool is not trusted to move the bound.
+        let clock = receipt.received_at.min(Timestamp::now());
+        let latest = clock.plus_millis(FUTURE_ALLOWANCE.as_millis() as i64);
         if latest.is_some_and(|latest| at > latest) {
             return Err(Error::invalid(format!(
                 "timestamp {} is more than {} minutes ahead of the receiver's clock",

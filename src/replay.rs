@@ -10,6 +10,10 @@ use crate::receiver::{Delivery, Receiver};
 use crate::spool::{retry_delay, Spool, SpooledDelivery, FIRST_RETRY_DELAY};
 use crate::timestamp::Timestamp;
 
+/// How far a spooled delivery's receipt time may be ahead of the replay's clock (the two
+/// functions' clocks differ a little).
+pub const MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Applies spooled deliveries.
 pub struct Replayer {
     receiver: Receiver,
@@ -66,7 +70,19 @@ impl Replayer {
             serde_json::from_str(body).map_err(|e| Error::invalid(format!("not a spooled delivery: {e}")))?;
         let received_at = Timestamp::parse_rfc3339(&message.received_at)
             .ok_or_else(|| Error::invalid("spooled delivery has no receipt time"))?;
-        let body = self.spool.body(&message).await?;
+        // The spool is written by the webhook alone; a receipt time after this clock (give
+        // or take its skew) did not come from there.
+        if received_at.plus_millis(-(MAX_CLOCK_SKEW.as_millis() as i64)).is_some_and(|t| t > Timestamp::now()) {
+            return Err(Error::invalid(format!(
+                "spooled delivery received at {} is ahead of this clock",
+                received_at.to_key_string()
+            )));
+        }
+        let Some(body) = self.spool.body(&message).await? else {
+            // Its body was deleted after an earlier copy of this message was applied.
+            tracing::info!(object = message.body_object, "spooled body already applied and deleted");
+            return Ok((Outcome::Duplicate, message.header_event.unwrap_or_default()));
+        };
         let delivery = Delivery::parse(body.as_bytes(), message.header_event.as_deref())?;
         let outcome = self.receiver.apply(&delivery, received_at, Arrival::Replay).await?;
         self.spool.forget(&message).await;

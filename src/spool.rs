@@ -95,16 +95,23 @@ impl Spool {
         Ok(())
     }
 
-    /// The body of a spooled delivery (read from S3 when it is there).
-    pub async fn body(&self, message: &SpooledDelivery) -> Result<String, Error> {
+    /// The body of a spooled delivery (read from S3 when it is there), or `None` when its
+    /// S3 object is gone. An object is deleted only after its delivery was applied (and the
+    /// bucket's lifecycle keeps it longer than the queue keeps a message), so a message
+    /// whose object is gone is a second copy of one already applied: an SDK retry of a
+    /// `SendMessage` whose answer was lost, or a batch that came back after a timeout.
+    pub async fn body(&self, message: &SpooledDelivery) -> Result<Option<String>, Error> {
         if let Some(body) = &message.body {
-            return Ok(body.clone());
+            return Ok(Some(body.clone()));
         }
         let key = message.body_object.as_deref().ok_or_else(|| Error::invalid("spool message has no body"))?;
-        let object =
-            self.s3.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| sdk_error("GetObject", e))?;
+        let object = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(sdk_error("GetObject", e)),
+        };
         let bytes = object.body.collect().await.map_err(|e| Error::unavailable("GetObject body", e))?.into_bytes();
-        String::from_utf8(bytes.to_vec()).map_err(|_| Error::invalid("spooled body is not UTF-8"))
+        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| Error::invalid("spooled body is not UTF-8"))
     }
 
     /// Removes what a replayed delivery left in S3 (its queue message is deleted by Lambda).

@@ -106,6 +106,53 @@ async fn a_six_megabyte_delivery_is_spooled_through_s3_and_replayed_intact() {
 }
 
 #[tokio::test]
+async fn two_messages_of_one_s3_body_both_count_as_done() {
+    let harness = Harness::builder().through_proxy().spool().build().await;
+    let differences: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "changed", "fields": [{"key": "text", "value": "x".repeat(100_000 + i)}]}))
+        .collect();
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"id": "c-twice", "workflowId": "wf_123", "differences": differences}})
+    .to_string();
+    harness.proxy.as_ref().unwrap().set_up(false);
+    assert_eq!(harness.deliver(&body).await, queued("workflow_data_change"));
+    // The SDK re-sent a SendMessage whose answer was lost: a second message, one object.
+    let queue_url = &harness.spool.as_ref().unwrap().queue_url;
+    let waiting = harness.sqs.receive_message().queue_url(queue_url).visibility_timeout(0).send().await.unwrap();
+    let copy = waiting.messages.unwrap()[0].body.clone().unwrap();
+    harness.sqs.send_message().queue_url(queue_url).message_body(copy).send().await.unwrap();
+    assert_eq!(harness.spool_depths().await, (2, 0));
+    harness.proxy.as_ref().unwrap().set_up(true);
+
+    assert_eq!(harness.replay_all().await, 2, "the copy whose body is gone counts as done");
+    assert_eq!(harness.spool_depths().await, (0, 0), "nothing left to retry, nothing dead-lettered");
+    assert_eq!(harness.differences().await.len(), 3);
+    assert_eq!(harness.spool_objects().await, 0);
+}
+
+#[tokio::test]
+async fn a_forged_spool_message_cannot_alert_from_the_future_or_mute_a_workflow() {
+    let harness = Harness::builder().spool().build().await;
+    let queue_url = harness.spool.as_ref().unwrap().queue_url.clone();
+    let far = |at: &str| {
+        json!({"eventType": "workflow_failed", "timestamp": at, "data": {"workflowId": "wf_123"}}).to_string()
+    };
+    // Someone able to send to the queue: a receipt in 2999, and a failure dated then.
+    for (received_at, at) in
+        [("2999-01-01T00:00:00.000Z", "2999-01-01T00:00:00Z"), ("2025-01-15T10:30:00.000Z", "2999-01-01T00:00:00Z")]
+    {
+        let forged = json!({"receivedAt": received_at, "body": far(at)});
+        harness.sqs.send_message().queue_url(&queue_url).message_body(forged.to_string()).send().await.unwrap();
+    }
+    let (received, failed) = harness.replay_once(30).await;
+    assert_eq!((received, failed.len()), (2, 2), "both refused, as the webhook would refuse them");
+    assert!(harness.alerts().await.is_empty());
+    assert!(harness.items_of("health").await.is_empty(), "the workflow is not muted");
+    // A real failure still alerts.
+    assert_eq!(harness.deliver(&fixture_body("workflow_failed.json")).await.1["status"], "alerted");
+}
+
+#[tokio::test]
 async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_alone() {
     let harness = Harness::builder().through_proxy().spool().build().await;
     let spool = harness.spool.as_ref().unwrap();
