@@ -1,5 +1,6 @@
 //! The envelope every Kadoa webhook shares: `{"eventType", "timestamp", "data"}`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::value::RawValue;
@@ -109,6 +110,56 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
+/// `body` with every lone UTF-16 surrogate escape (`\ud83d` without its pair, as
+/// JavaScript writes a string cut inside an emoji) replaced by `\ufffd`, U+FFFD REPLACEMENT
+/// CHARACTER: JSON allows such escapes, Rust strings cannot hold them, and DynamoDB and SNS
+/// take UTF-8 only. Borrowed as it is when there is none (nearly always). A backslash is
+/// met only inside JSON strings, so escapes are found without parsing.
+pub fn repair_lone_surrogates(body: &[u8]) -> Cow<'_, [u8]> {
+    fn escape_at(body: &[u8], at: usize) -> Option<u16> {
+        match body.get(at..at + 6) {
+            Some([b'\\', b'u', hex @ ..]) => u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok(),
+            _ => None,
+        }
+    }
+    let mut repaired: Option<Vec<u8>> = None;
+    let (mut at, mut copied) = (0, 0);
+    while let Some(offset) = body.get(at..).and_then(|rest| rest.iter().position(|&b| b == b'\\')) {
+        at += offset;
+        let lone = match escape_at(body, at) {
+            Some(0xD800..=0xDBFF) => match escape_at(body, at + 6) {
+                Some(0xDC00..=0xDFFF) => {
+                    at += 12;
+                    continue;
+                }
+                _ => true,
+            },
+            Some(0xDC00..=0xDFFF) => true,
+            Some(_) => {
+                at += 6;
+                continue;
+            }
+            None => false,
+        };
+        if !lone {
+            at += 2; // any other escape, `\\` included
+            continue;
+        }
+        let out = repaired.get_or_insert_with(|| Vec::with_capacity(body.len()));
+        out.extend_from_slice(body.get(copied..at).unwrap_or_default());
+        out.extend_from_slice(b"\\ufffd");
+        at += 6;
+        copied = at;
+    }
+    match repaired {
+        None => Cow::Borrowed(body),
+        Some(mut out) => {
+            out.extend_from_slice(body.get(copied..).unwrap_or_default());
+            Cow::Owned(out)
+        }
+    }
+}
+
 /// Event types become part of keys and log lines: a short word, nothing else.
 fn check_event_type(event_type: &str) -> Result<String, Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
@@ -125,6 +176,20 @@ pub use crate::digest::short_hash;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lone_surrogates_become_the_replacement_character_and_pairs_stay() {
+        let repaired = |text: &str| String::from_utf8(repair_lone_surrogates(text.as_bytes()).into_owned()).unwrap();
+        assert_eq!(repaired(r#"{"a":"cut \ud83d"}"#), r#"{"a":"cut \ufffd"}"#);
+        assert_eq!(repaired(r#"{"a":"\udc00 low"}"#), r#"{"a":"\ufffd low"}"#);
+        assert_eq!(repaired(r#"{"a":"\ud83d\ud83d\ude80"}"#), r#"{"a":"\ufffd\ud83d\ude80"}"#);
+        // A pair, an escaped backslash before a `u`, and other escapes are left as they are.
+        for kept in [r#"{"a":"\ud83d\ude80"}"#, r#"{"a":"\\ud83d"}"#, r#"{"a":"\n\u00e9\"\\"}"#, "{}", r#""\"#] {
+            assert!(matches!(repair_lone_surrogates(kept.as_bytes()), Cow::Borrowed(_)), "{kept}");
+        }
+        let text: String = serde_json::from_str(&repaired(r#""x\ud83dy""#)).unwrap();
+        assert_eq!(text, "x\u{fffd}y");
+    }
 
     const FAILED: &str =
         r#"{"eventType":"workflow_failed","timestamp":"2025-01-15T10:30:00Z","data":{"workflowId":"wf_123"}}"#;

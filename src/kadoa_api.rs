@@ -221,7 +221,12 @@ impl KadoaApi {
             let sent = self.http.get(&url).query(query).header("x-api-key", &self.api_key).send().await;
             let retry_after = match sent {
                 Ok(answer) if answer.status().is_success() => {
-                    return answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e));
+                    let text = answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e))?;
+                    // As the webhook reads its bodies (see `repair_lone_surrogates`).
+                    return Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
+                        std::borrow::Cow::Borrowed(_) => text,
+                        std::borrow::Cow::Owned(repaired) => String::from_utf8_lossy(&repaired).into_owned(),
+                    });
                 }
                 Ok(answer) if matches!(answer.status().as_u16(), 401 | 403) => {
                     return Err(Error::invalid(format!(

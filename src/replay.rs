@@ -83,7 +83,8 @@ impl Replayer {
             tracing::info!(object = message.body_object, "spooled body already applied and deleted");
             return Ok((Outcome::Duplicate, message.header_event.unwrap_or_default()));
         };
-        let delivery = Delivery::parse(body.as_bytes(), message.header_event.as_deref())?;
+        let body = crate::envelope::repair_lone_surrogates(body.as_bytes());
+        let delivery = Delivery::parse(&body, message.header_event.as_deref())?;
         let outcome = self.receiver.apply(&delivery, received_at, Arrival::Replay).await?;
         self.spool.forget(&message).await;
         Ok((outcome, delivery.envelope.event_type.clone()))

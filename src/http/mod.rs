@@ -14,7 +14,7 @@ use serde_json::json;
 use self::event::{HttpEvent, Unreadable};
 use crate::components::Components;
 use crate::config::Settings;
-use crate::envelope::Envelope;
+use crate::envelope::{repair_lone_surrogates, Envelope};
 use crate::error::Error;
 use crate::events::KadoaEvent;
 use crate::outcome::{Arrival, Outcome};
@@ -203,8 +203,8 @@ impl App {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| Error::invalid("X-Kadoa-Event header is not text"))?),
         };
-        let body = body_bytes(request.body());
-        let envelope = Envelope::parse(body, header_event)?;
+        let body = repair_lone_surrogates(body_bytes(request.body()));
+        let envelope = Envelope::parse(&body, header_event)?;
         summary.event_type = Some(envelope.event_type.clone());
         let event = KadoaEvent::parse(&envelope)?;
         summary.workflow_id = event.workflow_id().map(str::to_owned);
@@ -230,7 +230,7 @@ impl App {
         match (applied, &self.spool) {
             (Err(error), Some(spool)) if error.is_transient() => {
                 // The envelope parsed, so the body is UTF-8.
-                let text = std::str::from_utf8(body).map_err(|_| Error::invalid("body is not UTF-8"))?;
+                let text = std::str::from_utf8(&body).map_err(|_| Error::invalid("body is not UTF-8"))?;
                 if let Err(spool_error) = spool.put(text, header_event, received_at).await {
                     tracing::error!(error = spool_error.detail(), "the spool cannot take the delivery either");
                     return Err(error);

@@ -210,3 +210,35 @@ async fn a_request_aws_refuses_answers_422_without_aws_words() {
     assert_eq!(answer, json!({"error": "AWS refused to store this delivery; retrying will not help"}));
     assert!(!answer.to_string().contains("kadoa-events"), "no table names, keys or limits echoed");
 }
+
+/// `body` with every `CUT` made a lone UTF-16 surrogate escape, as JavaScript writes a
+/// string cut inside an emoji.
+fn cut(body: serde_json::Value) -> String {
+    body.to_string().replace("CUT", r"\ud83d")
+}
+
+#[tokio::test]
+async fn lone_surrogates_are_stored_and_alerted_as_the_replacement_character() {
+    let harness = Harness::new().await;
+    let change = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"id": "cCUT", "workflowId": "wfCUT", "summary": "price upCUT", "metadata": {"workflowName": "ShopCUT"},
+                 "differences": [{"type": "changed", "fields": [{"key": "nameCUT", "value": "Caf\u{e9}CUT", "previousValue": "CUT"}]}]}});
+    let (status, answer) = harness.deliver(&cut(change.clone())).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stored")), "{answer}");
+    let stored = &harness.items_of("change").await[0];
+    assert_eq!((s(stored, "changeId"), s(stored, "workflowId")), ("c\u{fffd}".into(), "wf\u{fffd}".into()));
+    assert_eq!((s(stored, "summary"), s(stored, "workflowName")), ("price up\u{fffd}".into(), "Shop\u{fffd}".into()));
+    assert_eq!(s(stored, "pk"), "WORKFLOW#wf\u{fffd}");
+    let field = harness.differences().await[0]["fields"].as_l().unwrap()[0].as_m().unwrap().clone();
+    assert_eq!(s(&field, "key"), "name\u{fffd}");
+    assert_eq!((s(&field, "value"), s(&field, "previousValue")), ("Caf\u{e9}\u{fffd}".into(), "\u{fffd}".into()));
+    assert_eq!(harness.deliver(&cut(change)).await.1["status"], "duplicate", "a retry finds it");
+
+    let failure = json!({"eventType": "workflow_failed", "timestamp": "2025-01-15T10:30:00Z",
+        "data": {"workflowId": "wf_1", "workflowName": "Product CUT Monitor", "reason": "blocked CUT"}});
+    let (status, answer) = harness.deliver(&cut(failure)).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")), "{answer}");
+    let alert = &harness.alerts().await[0];
+    let text = alert["Message"].as_str().unwrap();
+    assert!(text.contains("Product \u{fffd} Monitor") && text.contains("blocked \u{fffd}"), "{text}");
+}

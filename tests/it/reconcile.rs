@@ -350,3 +350,18 @@ async fn a_pending_change_that_keeps_failing_is_outstanding_and_does_not_hold_th
     let alarm = &crate::support::template::resource("ReconcileOutstandingMetric")["Properties"];
     assert_eq!(alarm["FilterPattern"], r#"{ $.message = "pending change outstanding" }"#);
 }
+
+#[tokio::test]
+async fn a_change_with_a_lone_surrogate_is_stored_once() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let mut cut = change("c-CUT", 1, "2025-01-15T10:00:00Z");
+    cut["differences"][0]["fields"][0]["value"] = json!("caf\u{e9} CUT");
+    fake.put_change(cut);
+    fake.cut_strings();
+    let report = reconcile(&harness, &fake).await;
+    assert_eq!((report.stored_now, report.failures.len(), report.skipped.len()), (1, 0, 0), "{report}");
+    assert_eq!(s(&harness.items_of("change").await[0], "changeId"), "c-\u{fffd}");
+    let report = reconcile(&harness, &fake).await;
+    assert_eq!((report.stored_now, report.already_stored), (0, 1), "{report}");
+}

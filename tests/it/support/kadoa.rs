@@ -24,6 +24,8 @@ struct State {
     redirect_to: Option<String>,
     /// Requests for these paths are answered 500, always.
     broken_paths: Vec<String>,
+    /// Every `CUT` in an answer is sent as a lone UTF-16 surrogate escape (`\ud83d`).
+    cut_strings: bool,
 }
 
 pub struct FakeKadoa {
@@ -64,6 +66,12 @@ impl FakeKadoa {
         self.state.lock().unwrap().failures.push_back((status, retry_after));
     }
 
+    /// From now on every `CUT` in an answer goes out as a lone surrogate escape, as
+    /// JavaScript writes a string cut inside an emoji.
+    pub fn cut_strings(&self) {
+        self.state.lock().unwrap().cut_strings = true;
+    }
+
     /// From now on every request for `path` is answered 500.
     pub fn fail_always(&self, path: &str) {
         self.state.lock().unwrap().broken_paths.push(path.to_owned());
@@ -96,7 +104,12 @@ impl Respond for Api {
             Some(query) => format!("{path}?{query}"),
             None => path.clone(),
         });
-        let json = |status: u16, body: Value| ResponseTemplate::new(status).set_body_json(body);
+        let cut = state.cut_strings;
+        let json = move |status: u16, body: Value| {
+            let text = body.to_string();
+            let text = if cut { text.replace("CUT", r"\ud83d") } else { text };
+            ResponseTemplate::new(status).set_body_raw(text, "application/json")
+        };
         if let Some(target) = &state.redirect_to {
             let location = format!("{target}{}", request.url.path());
             return ResponseTemplate::new(302).insert_header("location", location.as_str());

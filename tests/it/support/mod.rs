@@ -399,7 +399,8 @@ impl Harness {
 
     /// Sends `body` as Kadoa would: POST, JSON, `X-Kadoa-Event`, the bearer secret.
     pub async fn deliver(&self, body: &str) -> (u16, Value) {
-        let event_type = serde_json::from_str::<Value>(body)
+        let readable = kadoa_webhook::envelope::repair_lone_surrogates(body.as_bytes());
+        let event_type = serde_json::from_slice::<Value>(&readable)
             .ok()
             .and_then(|v| v["eventType"].as_str().map(str::to_owned))
             .unwrap_or_default();
