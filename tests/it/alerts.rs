@@ -267,3 +267,40 @@ async fn kadoas_own_examples_in_a_runs_order_alert_the_failure_and_the_recovery(
     let health = harness.items_of("health").await;
     assert_eq!(s(&health[0], "state"), "failing");
 }
+
+#[tokio::test]
+async fn make_samples_tells_the_story_with_its_failures_and_recoveries() {
+    // The events `make samples` sends, in its order and dating (scripts/samples.py --print).
+    let output = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/samples.py"))
+        .arg("--print")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let harness = Harness::new().await;
+    let mut answers = Vec::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let sample: Value = serde_json::from_str(line).unwrap();
+        let (status, answer) = harness.send_event(&sample["event"].to_string()).await;
+        answers.push((sample["file"].as_str().unwrap().to_owned(), status, answer["status"].clone()));
+    }
+    let alerted: Vec<&str> =
+        answers.iter().filter(|(_, _, outcome)| outcome == "alerted").map(|(file, ..)| file.as_str()).collect();
+    assert_eq!(
+        alerted,
+        [
+            "credits_low.json",
+            "workflow_failed.json",
+            "workflow_recovered.json",
+            "workflow_failed.json",
+            "workflow_finished_after_failure.json"
+        ],
+        "{answers:?}"
+    );
+    let subjects: Vec<String> =
+        harness.alerts().await.iter().map(|a| a["Subject"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(subjects.iter().filter(|s| s.contains("workflow failed")).count(), 2, "{subjects:?}");
+    assert_eq!(subjects.iter().filter(|s| s.contains("workflow recovered")).count(), 2, "{subjects:?}");
+    let refused: Vec<u16> = answers.iter().map(|(_, status, _)| *status).filter(|status| *status >= 400).collect();
+    assert_eq!(refused, [401, 401, 400, 400, 405]);
+}
