@@ -110,12 +110,21 @@ impl AwsClients {
         let (secrets, sqs, s3) = (config.clone(), config.clone(), config.clone());
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
+            sns: aws_sdk_sns::Client::from_conf(sns_config(config).build()),
             secrets_manager: lazy(move || aws_sdk_secretsmanager::Client::new(&secrets)),
             sqs: lazy(move || aws_sdk_sqs::Client::new(&sqs)),
             s3: lazy(move || s3_client(&s3)),
         }
     }
+}
+
+/// The SNS client's configuration: the SDK's, but a publish is sent once. SNS does not
+/// de-duplicate a standard topic's messages, so an attempt whose answer was lost may have
+/// told people already; trying again inside the call would tell them again at once. A
+/// failed publish is tried again by the delivery's retry instead (README, Alerts: at
+/// most one extra copy, and only when SNS's answer was lost or later than 3 s).
+pub fn sns_config(config: &SdkConfig) -> aws_sdk_sns::config::Builder {
+    aws_sdk_sns::config::Builder::from(config).retry_config(RetryConfig::standard().with_max_attempts(1))
 }
 
 /// An S3 client; against a local emulator (`AWS_ENDPOINT_URL`), with path-style addresses.

@@ -202,7 +202,7 @@ impl Receiver {
                     workflow_id = event.workflow_id,
                     "alert sent but its commit failed"
                 );
-                if let Err(error) = self.store.put_if_absent(item).await {
+                if let Err(error) = self.store.record_alert(item).await {
                     tracing::error!(error = error.detail(), "alert sent but its record failed");
                 }
                 Ok(Outcome::Alerted)

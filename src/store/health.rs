@@ -17,22 +17,31 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
-use super::{key_of, new_claim_id, to_attribute_value, to_dynamodb, Store};
+use super::{key_of, new_claim_id, to_attribute_value, to_dynamodb, Store, WriteOutcome};
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
 use crate::table::{keys, Attr, Item, ENTITY_HEALTH};
 use crate::timestamp::Timestamp;
 
-/// How long one claim, publish or commit call may take: the lease is built from these.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one table call of an alert may take (claim, commit, record, release): the
+/// alert's whole path is built from these.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a commit after a publish is tried: people were told, so the health must
 /// follow.
 pub const COMMIT_TRIES: u32 = 2;
-/// How long a delivery may hold a workflow's claim: longer than the claim, the publish
-/// and every commit try together, so a slow delivery never loses its claim to another
-/// that would alert again.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(3 + 3 + 3 * 2 + 1);
+/// The longest an alert can take, every call at its cap: the claim, the publish, every
+/// commit try, and the event-log record written on its own after the commits failed.
+/// 2 + 3 + 2 × 2 + 2 = 11 s, inside the webhook's 15 s timeout (the template test checks).
+pub const ALERT_PATH: Duration = Duration::from_secs(
+    CALL_TIMEOUT.as_secs()
+        + crate::alerts::sns::PUBLISH_TIMEOUT.as_secs()
+        + CALL_TIMEOUT.as_secs() * COMMIT_TRIES as u64
+        + CALL_TIMEOUT.as_secs(),
+);
+/// How long a delivery may hold a workflow's claim: longer than its whole alert path, so a
+/// slow delivery never loses its claim to another that would alert again.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(ALERT_PATH.as_secs() + 1);
 
 /// One delivery's hold on a workflow's `HEALTH` item.
 #[derive(Debug)]
@@ -90,6 +99,12 @@ fn read_record(item: Option<HashMap<String, AttributeValue>>) -> HealthRecord {
 }
 
 impl Store {
+    /// Puts the event-log record of an alert whose commit failed, within the claim's call
+    /// timeout (only if absent: a retry may have written it).
+    pub async fn record_alert(&self, item: Item) -> Result<WriteOutcome, Error> {
+        self.on_claim("PutItem", self.put_if_absent(item)).await?
+    }
+
     /// Runs one claim, commit or release call within its timeout.
     pub(super) fn on_claim<F: Future>(
         &self,
@@ -298,7 +313,8 @@ mod tests {
 
     #[test]
     fn the_lease_outlasts_every_call_it_protects() {
-        let protected = CALL_TIMEOUT + crate::alerts::sns::PUBLISH_TIMEOUT + CALL_TIMEOUT * COMMIT_TRIES;
+        let protected = CALL_TIMEOUT + crate::alerts::sns::PUBLISH_TIMEOUT + CALL_TIMEOUT * COMMIT_TRIES + CALL_TIMEOUT;
+        assert_eq!(ALERT_PATH, protected);
         assert!(CLAIM_LEASE > protected, "{CLAIM_LEASE:?} <= {protected:?}");
     }
 

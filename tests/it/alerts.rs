@@ -304,3 +304,55 @@ async fn make_samples_tells_the_story_with_its_failures_and_recoveries() {
     let refused: Vec<u16> = answers.iter().map(|(_, status, _)| *status).filter(|status| *status >= 400).collect();
     assert_eq!(refused, [401, 401, 400, 400, 405]);
 }
+
+#[tokio::test]
+async fn an_alert_whose_writes_hang_ends_inside_the_functions_timeout() {
+    use kadoa_webhook::store::health::{ALERT_PATH, CLAIM_LEASE};
+    use std::time::{Duration, Instant};
+    let harness = Harness::builder().deployed_timeouts().build().await;
+    // A slow claim and publish, then a commit that hangs (twice) and a record write that
+    // hangs: each is cut at its cap.
+    harness.stalls.hold("UpdateItem", Duration::from_millis(1500));
+    harness.stalls.hold("Publish", Duration::from_millis(2500));
+    harness.stalls.hold("TransactWriteItems", Duration::from_secs(600));
+    harness.stalls.hold("PutItem", Duration::from_secs(600));
+    let started = Instant::now();
+    let (status, answer) = harness.deliver(&fixture_body("workflow_failed.json")).await;
+    let took = started.elapsed();
+    assert_eq!((status, answer["status"].as_str()), (200, Some("alerted")), "people were told: {answer}");
+    let timeout = crate::support::template::resource("WebhookFunction")["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(took < ALERT_PATH + Duration::from_secs(1), "{took:?}: longer than the alert path's caps");
+    assert!(
+        took < Duration::from_secs(timeout) && took < CLAIM_LEASE,
+        "{took:?}: the function or the lease ends first"
+    );
+    assert!(took > Duration::from_secs(9), "{took:?}: the hangs were real (1.5 + 2.5 + 2 + 2 + 2 s)");
+    assert_eq!(harness.alerts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_publish_whose_answer_was_lost_tells_people_at_most_twice() {
+    // SNS acted on the publish; its answer was lost. It is not tried again inside the call
+    // (that would tell people again at once): the claim is released, and Kadoa's retry
+    // publishes the one extra copy the README allows. Nothing after that.
+    let harness = Harness::builder().lost_answers("Publish", 1).build().await;
+    let body = fixture_body("workflow_failed.json");
+    assert_eq!(harness.deliver(&body).await.0, 503);
+    assert_eq!(harness.calls.count("Publish"), 1, "one attempt: no retry inside the call");
+    assert_eq!(harness.deliver(&body).await.1["status"], "alerted");
+    assert_eq!(harness.deliver(&body).await.1["status"], "duplicate");
+    assert_eq!(harness.alerts().await.len(), 2, "the lost answer's copy and the retry's");
+}
+
+#[tokio::test]
+async fn a_publish_whose_answer_came_late_tells_people_at_most_twice() {
+    use std::time::Duration;
+    let harness = Harness::builder().deployed_timeouts().build().await;
+    harness.stalls.hold_answer("Publish", Duration::from_millis(3500));
+    let body = fixture_body("workflow_failed.json");
+    assert_eq!(harness.deliver(&body).await.0, 503, "given up after 3 s: counted as not sent");
+    harness.stalls.hold_answer("Publish", Duration::ZERO);
+    assert_eq!(harness.deliver(&body).await.1["status"], "alerted");
+    assert_eq!(harness.deliver(&body).await.1["status"], "duplicate");
+    assert_eq!(harness.alerts().await.len(), 2, "the late answer's copy and the retry's");
+}

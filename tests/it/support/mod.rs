@@ -8,6 +8,7 @@ pub mod moto;
 pub mod proxy;
 pub mod resources;
 pub mod sent;
+pub mod stall;
 pub mod template;
 
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ pub struct HarnessBuilder {
     lost_answers: Option<(&'static str, usize)>,
     refused_by_aws: &'static str,
     secret_policy: Option<SecretPolicy>,
+    deployed_timeouts: bool,
 }
 
 impl HarnessBuilder {
@@ -102,6 +104,10 @@ impl HarnessBuilder {
     pub fn refused_by_aws(self, operation: &'static str) -> Self {
         Self { refused_by_aws: operation, ..self }
     }
+    /// The alert path's call timeouts as deployed, instead of patient ones.
+    pub fn deployed_timeouts(self) -> Self {
+        Self { deployed_timeouts: true, ..self }
+    }
     /// How the remote secret is refreshed (default: as deployed).
     pub fn secret_policy(self, policy: SecretPolicy) -> Self {
         Self { secret_policy: Some(policy), ..self }
@@ -140,11 +146,15 @@ impl HarnessBuilder {
             true => Some(FaultProxy::start(moto.port).await),
             false => None,
         };
-        let proxied = sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone())).await;
+        // The app's requests go through a client that can hold an operation's requests.
         let direct = sdk_config(&moto.endpoint).await;
-        let app_config = if self.through_proxy { &proxied } else { &direct };
+        let stalls = stall::Stalls::new(aws_smithy_http_client::Builder::new().build_http());
+        let held = |config: SdkConfig| config.to_builder().http_client(stalls.clone()).build();
+        let proxied = held(sdk_config(&proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint.clone())).await);
+        let unproxied = held(direct.clone());
+        let app_config = if self.through_proxy { &proxied } else { &unproxied };
         let sns_config = if self.sns_through_proxy { &proxied } else { app_config };
-        let spool_config = if self.spool_through_proxy { &proxied } else { &direct };
+        let spool_config = if self.spool_through_proxy { &proxied } else { &unproxied };
         let calls = CallCounter::default();
         let mut faults = faults::Faults::new(self.unprocessed_responses, self.lost_answers);
         faults.refused_operation = self.refused_by_aws;
@@ -159,7 +169,10 @@ impl HarnessBuilder {
                     .build(),
             ),
             sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sns_config).interceptor(calls.clone()).build(),
+                kadoa_webhook::aws::sns_config(sns_config)
+                    .interceptor(calls.clone())
+                    .interceptor(faults.clone())
+                    .build(),
             ),
             secrets_manager: ready(aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(app_config).interceptor(calls.clone()).build(),
@@ -176,11 +189,17 @@ impl HarnessBuilder {
         };
         // The app's own composition root, paced for tests that are not about time.
         let mut components = Components::new(settings, clients);
-        let pacing =
-            Pacing { unprocessed_backoff: Duration::from_millis(1), claim_call_timeout: PATIENT, ..Pacing::default() };
+        let call_timeout = if self.deployed_timeouts { Pacing::default().claim_call_timeout } else { PATIENT };
+        let pacing = Pacing {
+            unprocessed_backoff: Duration::from_millis(1),
+            claim_call_timeout: call_timeout,
+            ..Pacing::default()
+        };
         components.store = components.store.clone().with_pacing(pacing);
-        let sns = components.clients.sns.clone();
-        components.publisher = Arc::new(SnsPublisher::new(sns, created.topic_arn.clone()).with_timeout(PATIENT));
+        if !self.deployed_timeouts {
+            let sns = components.clients.sns.clone();
+            components.publisher = Arc::new(SnsPublisher::new(sns, created.topic_arn.clone()).with_timeout(PATIENT));
+        }
         let spool = components.spool().map(|spool| TestSpool {
             queue_url: created.spool_url.clone().unwrap(),
             dead_letter_url: created.dead_letter_url.clone().unwrap(),
@@ -201,6 +220,7 @@ impl HarnessBuilder {
             calls,
             faults,
             sent,
+            stalls,
             proxy,
             spool,
             store,
@@ -237,6 +257,8 @@ pub struct Harness {
     pub calls: CallCounter,
     /// Every DynamoDB request the app sent, as sent.
     pub sent: sent::SentRequests,
+    /// Holds the app's requests of the operations a test names.
+    pub stalls: stall::Stalls,
     /// The faults injected into DynamoDB's answers (and the attempts of the operation
     /// whose answers `HarnessBuilder::lost_answers` loses).
     pub faults: faults::Faults,
