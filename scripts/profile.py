@@ -52,16 +52,32 @@ def url_event(body, event_type):
     }
 
 
-def change(run, n, differences, value_bytes=0):
+def change_body(run, n, differences, value_bytes=0, id_bytes=0):
+    """A data change's body; with `id_bytes`, its workflow and change ids that long."""
+    pad = lambda text: text + "x" * max(0, id_bytes - len(text))
     diffs = [{"type": "changed", "fields": [
         {"key": "price", "value": 10.5 + i, "previousValue": 9.5 + i},
         {"key": "name", "value": f"Product {i}" + "x" * value_bytes, "previousValue": f"Produkt {i}"}]}
         for i in range(differences)]
-    body = {"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
-            "data": {"id": f"{run}-change-{n}", "workflowId": "wf_profile", "differences": diffs,
+    return {"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:30:00Z",
+            "data": {"id": pad(f"{run}-change-{n}"), "workflowId": pad("wf_profile"), "differences": diffs,
                      "url": "https://monitored-page.com", "createdAt": "2025-01-15T10:30:00Z",
                      "metadata": {"workflowName": "Product Monitor", "tags": ["pricing"]}}}
-    return url_event(body, "workflow_data_change")
+
+
+def change(run, n, differences, value_bytes=0, id_bytes=0):
+    return url_event(change_body(run, n, differences, value_bytes, id_bytes), "workflow_data_change")
+
+
+def spooled(run, n, differences, id_bytes=0):
+    """An SQS event of the spool with one message whose body (a data change) is in S3, as
+    the webhook spools a large delivery."""
+    body = json.dumps(change_body(run, n, differences, 0, id_bytes))
+    key = f"spool/profile-{run}-{n}.json"
+    local_aws.clients()["s3"].put_object(Bucket=os.environ["SPOOL_BUCKET"], Key=key, Body=body.encode())
+    message = {"receivedAt": "2025-01-15T10:30:01.000Z", "headerEvent": "workflow_data_change", "bodyObject": key}
+    return {"Records": [{"messageId": f"m-{run}-{n}", "receiptHandle": "r", "body": json.dumps(message),
+                         "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"}]}
 
 
 def failure(run):
@@ -82,7 +98,7 @@ def fresh_table():
 
 
 def environment(port):
-    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH"))}
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "SPOOL_"))}
     env.update({
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
         "AWS_LAMBDA_FUNCTION_NAME": "kadoa-webhook", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
@@ -117,8 +133,10 @@ print(peak, usage.ru_utime + usage.ru_stime)
 """
 
 
-def run(events, callgrind_out=None, callgrind_options=()):
-    """Runs the function over `events`; returns (instructions or None, peak RSS KiB, answers)."""
+def run(events, callgrind_out=None, callgrind_options=(), binary=None):
+    """Runs the function (the webhook, or `binary`) over `events`; returns (instructions or
+    None, peak RSS KiB, answers, CPU seconds)."""
+    binary = binary or BINARY
     with tempfile.TemporaryDirectory() as tmp:
         events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
         events_file.write_text(json.dumps(events))
@@ -133,7 +151,7 @@ def run(events, callgrind_out=None, callgrind_options=()):
                 except OSError:
                     import time
                     time.sleep(0.05)
-            command = [str(BINARY)]
+            command = [str(binary)]
             if callgrind_out:
                 command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet",
                            *callgrind_options] + command
@@ -149,7 +167,12 @@ def run(events, callgrind_out=None, callgrind_options=()):
         finally:
             api.terminate()
             api.wait()
-    statuses = [json.loads(json.loads(a["body"])["body"]).get("status") if a else None for a in answers]
+    def status(answer):
+        body = json.loads(answer["body"])
+        if "batchItemFailures" in body:  # the replay's answer
+            return None if body["batchItemFailures"] else "applied"
+        return json.loads(body["body"]).get("status")
+    statuses = [status(a) if a else None for a in answers]
     if len(statuses) != len(events) or None in statuses:
         sys.exit(f"profile: the function did not answer every event: {statuses} {str(answers)[:600]}\n"
                  f"its log ends:\n{function_log}")
@@ -271,8 +294,13 @@ def main():
             print("  " + row)
     rss, cpu = {}, {}
     for name, events in {"10 differences": [first("e")], "3000 differences": [first("f"), change("f", 1, 3000)],
-                         "6 MB change": [first("g"), change("g", 1, 37000)]}.items():
+                         "6 MB change": [first("g"), change("g", 1, 37000)],
+                         "6 MB change, 256-byte ids": [first("h"), change("h", 1, 37000, id_bytes=256)]}.items():
         _, rss[name], _, cpu[name] = run(events)
+    replay = BINARY.parent / "kadoa-replay"
+    for name, events in {"replay of a 6 MB change (S3)": [spooled("i", 1, 37000)],
+                         "replay of a 6 MB change, 256-byte ids": [spooled("j", 1, 37000, id_bytes=256)]}.items():
+        _, rss[name], _, cpu[name] = run(events, binary=replay)
     print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in rss.items()))
     print("CPU time of the whole process, start-up included (one core of this machine): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
