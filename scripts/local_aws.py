@@ -4,8 +4,8 @@
          local and deployed resources cannot differ), plus a queue subscribed to the topic
          that catches every alert; writes the function's environment to .local/dev.env.
          Also the spool: a queue, its dead-letter queue and a bucket, as the stack has them.
-  create the same with other names, for the integration tests (a JSON spec on standard
-         input, what it created as JSON on standard output).
+  create the same with other names, for the integration tests (a JSON spec a line on
+         standard input, what it created as a JSON line on standard output).
   replay polls the spool and hands what it holds to the replay function that `make dev`
          runs (what Lambda's SQS trigger does when deployed), every 5 seconds.
   show   prints what is stored (changes with their differences, the event log, workflow
@@ -41,15 +41,24 @@ def template_resources():
     return template.load()["Resources"]
 
 
+class Clients(dict):
+    """boto3 clients against AWS_ENDPOINT_URL, each made when first asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.session = boto3.session.Session(
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        )
+
+    def __missing__(self, name):
+        client = self[name] = self.session.client(name, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+        return client
+
+
 def clients():
-    session = boto3.session.Session(
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-    )
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
-    names = ("dynamodb", "sns", "sqs", "secretsmanager", "s3")
-    return {name: session.client(name, endpoint_url=endpoint) for name in names}
+    return Clients()
 
 
 def create_table(aws, name):
@@ -261,10 +270,14 @@ def replay(port):
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "create":
-        # The tests' way in: a JSON spec on standard input, the names as JSON on standard output.
-        spec = json.load(sys.stdin)
-        json.dump(create(clients(), spec["suffix"], spec.get("spool", False), spec.get("secret"),
-                         spec.get("max_receives")), sys.stdout)
+        # The tests' way in: a JSON spec a line on standard input, what was created as a
+        # JSON line on standard output, until standard input ends (one process serves a
+        # whole test run).
+        aws = clients()
+        for line in sys.stdin:
+            spec = json.loads(line)
+            created = create(aws, spec["suffix"], spec.get("spool", False), spec.get("secret"), spec.get("max_receives"))
+            print(json.dumps(created), flush=True)
     elif command == "replay":
         replay(sys.argv[2] if len(sys.argv) > 2 else "9000")
     else:

@@ -1,11 +1,13 @@
 //! A test's AWS resources on moto, created by scripts/local_aws.py as `make dev` creates
 //! its own: one place that reads template.yaml for the table, topic, spool and secret.
+//! One Python process serves the whole test run (a JSON spec a line in, a line out).
 
-use std::process::Stdio;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::moto::{moto, python};
 
@@ -22,26 +24,46 @@ pub struct Resources {
     pub secret_arn: Option<String>,
 }
 
+struct Creator {
+    _process: Child,
+    specs: ChildStdin,
+    created: BufReader<ChildStdout>,
+}
+
+static CREATOR: OnceLock<Mutex<Creator>> = OnceLock::new();
+
+fn creator() -> &'static Mutex<Creator> {
+    CREATOR.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/local_aws.py");
+        let mut process = Command::new(python())
+            .args([script, "create"])
+            .env("AWS_ENDPOINT_URL", &moto().endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}; run `make test`, which installs its tools"));
+        let specs = process.stdin.take().unwrap();
+        let created = BufReader::new(process.stdout.take().unwrap());
+        Mutex::new(Creator { _process: process, specs, created })
+    })
+}
+
 /// Creates the resources named with `suffix`: with `spool`, the spool (its queue redriving
 /// after `max_receives` receives); with `secret`, a Secrets Manager secret holding it.
 pub async fn create(suffix: &str, spool: bool, max_receives: usize, secret: Option<&str>) -> Resources {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/local_aws.py");
-    let mut child = tokio::process::Command::new(python())
-        .args([script, "create"])
-        .env("AWS_ENDPOINT_URL", &moto().endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}; run `make test`, which installs its tools"));
     let spec = json!({"suffix": suffix, "spool": spool, "max_receives": max_receives, "secret": secret});
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(spec.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().await.unwrap();
-    assert!(output.status.success(), "local_aws.py create failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    tokio::task::spawn_blocking(move || {
+        // A test that panicked while holding the lock left the process as it was.
+        let mut creator = creator().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        writeln!(creator.specs, "{spec}").unwrap();
+        let mut line = String::new();
+        creator.created.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "local_aws.py create stopped (see its error above)");
+        serde_json::from_str(&line).unwrap()
+    })
+    .await
+    .unwrap()
 }
