@@ -87,6 +87,10 @@ fn change_with(change_id: &str, differences: usize) -> String {
     let differences: Vec<Value> = (0..differences)
         .map(|i| json!({"type": "changed", "fields": [{"key": "price", "value": i, "previousValue": i + 1}]}))
         .collect();
+    change_of(change_id, differences)
+}
+
+fn change_of(change_id: &str, differences: Vec<Value>) -> String {
     json!({
         "eventType": "workflow_data_change",
         "timestamp": "2025-01-15T10:30:00Z",
@@ -110,12 +114,7 @@ fn change_with_text(change_id: &str, count: usize, bytes: usize, text: char) -> 
     let differences: Vec<Value> = (0..count)
         .map(|i| json!({"type": "added", "fields": [{"key": "i", "value": i}, {"key": "t", "value": value}]}))
         .collect();
-    json!({
-        "eventType": "workflow_data_change",
-        "timestamp": "2025-01-15T10:30:00Z",
-        "data": {"id": change_id, "workflowId": "wf_big", "differences": differences}
-    })
-    .to_string()
+    change_of(change_id, differences)
 }
 
 #[tokio::test]
