@@ -31,10 +31,11 @@ use crate::timestamp::Timestamp;
 const IF_ABSENT: &str = "attribute_not_exists(pk)";
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
-/// BatchWriteItem takes 16 MB per request, and DynamoDB's JSON of an item can be a few
-/// times its size: a batch of large items (a large change's parts) is cut at this many
-/// bytes of items.
-pub const BATCH_ITEM_BYTES: usize = 4 * 1024 * 1024;
+/// A batch of large items (a large change's parts) is cut at this many bytes of items:
+/// BatchWriteItem takes 16 MB per request, DynamoDB's JSON of an item can be a few times
+/// its size, and smaller batches in flight together finish sooner than one large one
+/// (each call also has to fit the SDK's 3 s per attempt).
+pub const BATCH_ITEM_BYTES: usize = 1024 * 1024;
 /// Batches in flight at once: fast for many items, gentle on capacity.
 pub const BATCHES_IN_FLIGHT: usize = 8;
 
