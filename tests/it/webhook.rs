@@ -158,10 +158,11 @@ async fn a_change_over_400_kb_goes_into_parts_and_commits_last() {
     let body = change_with_text("c-large", 3000, 300, 'a');
     let (status, answer) = harness.deliver(&body).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")), "{answer}");
-    // One read (is it a retry?), one batch of parts, one conditional put of the change item.
+    // One read (is it a retry?), the parts in batches of up to 1 MB (two parts, then one),
+    // one conditional put of the change item.
     assert_eq!(
         harness.calls.snapshot(),
-        [("GetItem".to_owned(), 1), ("BatchWriteItem".to_owned(), 1), ("PutItem".to_owned(), 1)].into()
+        [("GetItem".to_owned(), 1), ("BatchWriteItem".to_owned(), 2), ("PutItem".to_owned(), 1)].into()
     );
     assert_eq!(harness.items_of("changePart").await.len(), 3);
     let indexes: Vec<i64> = harness.differences().await.iter().map(|d| n(d, "index")).collect();
