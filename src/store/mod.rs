@@ -36,8 +36,9 @@ pub const BATCH_SIZE: usize = 25;
 /// its size, and smaller batches in flight together finish sooner than one large one
 /// (each call also has to fit the SDK's 3 s per attempt).
 pub const BATCH_ITEM_BYTES: usize = 1024 * 1024;
-/// Batches in flight at once: fast for many items, gentle on capacity.
-pub const BATCHES_IN_FLIGHT: usize = 8;
+/// Batches in flight at once. The parts of one change share a partition, which takes
+/// 1,000 write units a second: more calls at once would only be throttled.
+pub const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Whether a conditional write found its item already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
