@@ -133,9 +133,11 @@ print(peak, usage.ru_utime + usage.ru_stime)
 """
 
 
-def run(events, callgrind_out=None, callgrind_options=(), binary=None):
+def run(events, callgrind_out=None, callgrind_options=(), binary=None, strict=True):
     """Runs the function (the webhook, or `binary`) over `events`; returns (instructions or
-    None, peak RSS KiB, answers, CPU seconds)."""
+    None, peak RSS KiB, answers, CPU seconds). Unless `strict`, a delivery that was not
+    applied (moto too slow for the SDK's timeouts on a busy machine) is reported, and its
+    figures kept: its memory peaked before its writes."""
     binary = binary or BINARY
     with tempfile.TemporaryDirectory() as tmp:
         events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
@@ -173,7 +175,9 @@ def run(events, callgrind_out=None, callgrind_options=(), binary=None):
             return None if body["batchItemFailures"] else "applied"
         return json.loads(body["body"]).get("status")
     statuses = [status(a) if a else None for a in answers]
-    if len(statuses) != len(events) or None in statuses:
+    if (len(statuses) != len(events) or None in statuses) and not strict:
+        print(f"profile: not every event was applied ({statuses}); the figures are of the attempt", file=sys.stderr)
+    elif len(statuses) != len(events) or None in statuses:
         sys.exit(f"profile: the function did not answer every event: {statuses} {str(answers)[:600]}\n"
                  f"its log ends:\n{function_log}")
     instructions = None
@@ -242,6 +246,13 @@ def pure_paths(out):
 
 def main():
     out = Path(tempfile.mkdtemp(prefix="kadoa-profile-"))
+    if "--memory-only" not in sys.argv:
+        instructions(out)
+    memory()
+    print(f"(callgrind files in {out})")
+
+
+def instructions(out):
     pure = {}
     if "PROFILE_BINARY" not in os.environ:
         pure = pure_paths(out)
@@ -252,7 +263,6 @@ def main():
         print(f"  format a failure alert           {pure['format_alert'] / 1e3:8.1f} k")
         print(f"  SHA-256 per 64-byte block: sha2 (SigV4) {pure['sha256_64k'] / 1024:5.0f}, "
               f"AWS-LC (body hashes) {pure['sha256_64k_awslc'] / 1024:5.0f}   (valgrind hides the CPU's SHA instructions)")
-    first = lambda run_name: change(run_name, 0, 10)
     runs = {
         "A": [first("a")],
         "B": [first("b")] + [change("b", n, 10) for n in range(1, 11)],
@@ -292,15 +302,22 @@ def main():
             print("  " + row)
         for row in top(out / f"callgrind.{later}", out / "callgrind.A", per, True, 6):
             print("  " + row)
+
+
+def first(run_name):
+    return change(run_name, 0, 10)
+
+
+def memory():
     rss, cpu = {}, {}
     for name, events in {"10 differences": [first("e")], "3000 differences": [first("f"), change("f", 1, 3000)],
                          "6 MB change": [first("g"), change("g", 1, 37000)],
                          "6 MB change, 256-byte ids": [first("h"), change("h", 1, 37000, id_bytes=256)]}.items():
-        _, rss[name], _, cpu[name] = run(events)
+        _, rss[name], _, cpu[name] = run(events, strict=False)
     replay = BINARY.parent / "kadoa-replay"
     for name, events in {"replay of a 6 MB change (S3)": [spooled("i", 1, 37000)],
                          "replay of a 6 MB change, 256-byte ids": [spooled("j", 1, 37000, id_bytes=256)]}.items():
-        _, rss[name], _, cpu[name] = run(events, binary=replay)
+        _, rss[name], _, cpu[name] = run(events, binary=replay, strict=False)
     # The function's own time per warm delivery: its CPU time (a single thread; the waits for
     # moto are not counted), 51 deliveries less 1, against a plain Python receiver's.
     _, _, _, one = run([first("k")])
@@ -313,7 +330,6 @@ def main():
     print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in rss.items()))
     print("CPU time of the whole process, start-up included (one core of this machine): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items()))
-    print(f"(callgrind files in {out})")
 
 
 if __name__ == "__main__":
