@@ -324,7 +324,7 @@ def memory():
     _, _, _, many = run([first("l")] + [change("l", n, 10) for n in range(1, 51)])
     own = (many - one) / 50
     import python_receiver
-    python = python_receiver.own_time([change("m", n, 10) for n in range(55)], fresh_table())
+    python = python_receiver.own_time([change("m", n, 10) for n in range(55)], fresh_table(), local_aws.clients()["dynamodb"])
     print(f"own time of a warm 10-difference delivery (CPU, no AWS waits): {own * 1e3:.2f} ms; "
           f"a plain Python receiver (boto3 BatchWriteItem): {python * 1e3:.2f} ms")
     print("peak RSS (no valgrind): " + ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in rss.items()))

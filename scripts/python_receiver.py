@@ -3,13 +3,11 @@ what a team would write without this project — check the bearer secret, parse 
 and store one item per difference plus one per change with boto3's BatchWriteItem. No
 spool, no alerts, no limits checks: the floor of a Python receiver's own work.
 
-`own_time(events, table)` applies the events in this process and returns the CPU seconds
+`own_time(events, table, client)` applies the events in this process and returns the CPU seconds
 spent per event, after five warm-up events (as a warm Lambda instance would be)."""
 
 import json
 import time
-
-import boto3
 
 SECRET = "profile-secret"
 
@@ -52,8 +50,7 @@ def to_attribute(value):
     return {"S": str(value)}
 
 
-def own_time(events, table):
-    client = boto3.client("dynamodb")
+def own_time(events, table, client):
     for event in events[:5]:
         handler(event, table, client)
     started = time.process_time()
