@@ -91,8 +91,11 @@ def main():
             print(json.dumps({"file": name, "event": event}))
             continue
         request = urllib.request.Request(URL, data=json.dumps(event).encode(), method="POST")
+        if number == 1:
+            print("(the first answer waits for `make dev`'s build of the function: a few minutes the first time)")
         try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
+            # The first request starts cargo-lambda's build of the function.
+            with urllib.request.urlopen(request, timeout=900 if number == 1 else 60) as answer:
                 result = what_it_did(json.load(answer), event)
         except (urllib.error.URLError, OSError) as error:
             sys.exit(f"samples: the function is not answering at {URL} ({error}); start it with `make dev`")
