@@ -121,10 +121,7 @@ impl Store {
         match result {
             Ok(_) => Ok(WriteOutcome::Written),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                let stored = match e.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(failed) => failed.item,
-                    _ => None,
-                };
+                let stored = item_found(e.into_service_error());
                 let written_by_us = ours.0.is_some() && stored.is_some_and(|stored| stamp(&stored) == ours);
                 Ok(if written_by_us { WriteOutcome::Written } else { WriteOutcome::AlreadyThere })
             }
@@ -254,6 +251,15 @@ impl Store {
             batch.len(),
             self.pacing.unprocessed_rounds
         )))
+    }
+}
+
+/// The item a conditional `PutItem` found in its way (asked for with
+/// `ReturnValuesOnConditionCheckFailure::AllOld`).
+pub(crate) fn item_found(error: PutItemError) -> Option<HashMap<String, AttributeValue>> {
+    match error {
+        PutItemError::ConditionalCheckFailedException(failed) => failed.item,
+        _ => None,
     }
 }
 

@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::health::CLAIM_LEASE;
-use super::{key_of, new_claim_id, s, to_dynamodb, Store};
+use super::{item_found, key_of, new_claim_id, s, to_dynamodb, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::table::Item;
@@ -55,10 +54,7 @@ impl Store {
         match self.on_claim("PutItem", claim.send()).await? {
             Ok(_) => Ok(EventClaim::Granted(id)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                let existing = match e.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(failed) => failed.item,
-                    _ => None,
-                };
+                let existing = item_found(e.into_service_error());
                 let claimed = existing.is_some_and(|item| item.contains_key("claimId"));
                 Ok(if claimed { EventClaim::Busy } else { EventClaim::Recorded })
             }

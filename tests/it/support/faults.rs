@@ -59,7 +59,8 @@ impl Storable for RequestItems {
     type Storer = StoreReplace<Self>;
 }
 
-fn operation(cfg: &ConfigBag) -> &str {
+/// The name of the operation an interceptor hook runs for.
+pub fn operation(cfg: &ConfigBag) -> &str {
     cfg.load::<Metadata>().map_or("", |m| m.name())
 }
 

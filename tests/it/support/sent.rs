@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
@@ -32,7 +31,7 @@ impl Intercept for SentRequests {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg.load::<Metadata>().map_or("", |m| m.name()).to_owned();
+        let operation = super::faults::operation(cfg).to_owned();
         let body = serde_json::from_slice(context.request().body().bytes().unwrap_or(b"{}"))?;
         self.0.lock().unwrap().push((operation, body));
         Ok(())
