@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::alerts::{Publisher, SnsPublisher};
 use crate::aws::{self, AwsClients};
 use crate::config::Settings;
+use crate::metrics::MetricsSink;
 use crate::receiver::Receiver;
 use crate::spool::Spool;
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct Components {
     pub store: Store,
     /// Where alerts go.
     pub publisher: Arc<dyn Publisher>,
+    /// Where each invocation's metrics line goes.
+    pub metrics: MetricsSink,
 }
 
 impl Components {
@@ -36,7 +39,8 @@ impl Components {
     pub fn new(settings: Settings, clients: AwsClients) -> Self {
         let store = Store::new(clients.dynamodb.clone(), settings.table_name.clone());
         let publisher = Arc::new(SnsPublisher::new(clients.sns.clone(), settings.alert_topic_arn.clone()));
-        Self { settings, clients, store, publisher }
+        let metrics = MetricsSink::stdout(settings.metrics_namespace.clone());
+        Self { settings, clients, store, publisher, metrics }
     }
 
     /// A receiver: the one place an event is applied.

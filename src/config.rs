@@ -30,6 +30,7 @@ pub const VARIABLES: &[&str] = &[
     "KADOA_API_KEY",
     "KADOA_API_KEY_ARN",
     "KADOA_API_URL",
+    "METRICS_NAMESPACE",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
     // Read by the allocator (mimalloc), set by the template.
@@ -54,7 +55,13 @@ pub struct Settings {
     /// Where deliveries wait when they cannot be applied now (`SPOOL_QUEUE_URL` and
     /// `SPOOL_BUCKET`); without it such a delivery is answered 503.
     pub spool: Option<SpoolSettings>,
+    /// `METRICS_NAMESPACE`: where the metrics go (`KadoaWebhook` by default; the template
+    /// gives each stack its own).
+    pub metrics_namespace: String,
 }
+
+/// The metrics' namespace when `METRICS_NAMESPACE` is not set.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "KadoaWebhook";
 
 /// The spool's queue and bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +176,19 @@ impl Settings {
             Some(list) => list.split([',', ' ', '\n']).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
         };
 
+        let metrics_namespace = non_empty("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
+        // CloudWatch's rule: 1-255 of these characters, and not AWS's own prefix.
+        let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+        if metrics_namespace.len() > 255
+            || !metrics_namespace.chars().all(allowed)
+            || metrics_namespace.starts_with("AWS/")
+        {
+            return Err(ConfigError(format!(
+                "METRICS_NAMESPACE {:?} is not a CloudWatch namespace",
+                crate::error::bounded(metrics_namespace)
+            )));
+        }
+
         Ok(Self {
             table_name,
             alert_topic_arn,
@@ -181,6 +201,7 @@ impl Settings {
                 alert_types,
             },
             spool,
+            metrics_namespace,
         })
     }
 }

@@ -13,7 +13,7 @@
 //!   [`kadoa_api`] (Kadoa's REST API),
 //!   [`secrets`] (Secrets Manager), [`aws`] (SDK configuration);
 //! - shared vocabulary: [`outcome`], [`error`], [`timestamp`], [`secret`]; set up once: [`config`],
-//!   [`logging`].
+//!   [`logging`]; each invocation's [`metrics`] line.
 
 pub mod alerts;
 pub mod aws;
@@ -26,6 +26,7 @@ pub mod events;
 pub mod http;
 pub mod kadoa_api;
 pub mod logging;
+pub mod metrics;
 pub mod outcome;
 pub mod receiver;
 pub mod reconcile;

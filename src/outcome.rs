@@ -1,6 +1,8 @@
 //! The vocabulary every entry point shares: what an applied event answers
-//! ([`Outcome`]), what the event log records ([`EventStatus`]), and how the event
-//! arrived ([`Arrival`]).
+//! ([`Outcome`]) and did ([`Applied`]), what the event log records ([`EventStatus`]), and
+//! how the event arrived ([`Arrival`]).
+
+use crate::timestamp::Timestamp;
 
 /// The `status` of an accepted delivery's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,40 @@ impl Outcome {
             Self::Suppressed => "suppressed",
             Self::Accepted => "accepted",
             Self::Queued => "queued",
+        }
+    }
+}
+
+/// What applying one event did: its answer, and what the metrics count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The answer.
+    pub outcome: Outcome,
+    /// Older than the newest event of its workflow: answered `suppressed`, counted `stale`.
+    pub stale: bool,
+    /// Differences stored by this call (a duplicate stores none).
+    pub differences: usize,
+    /// When this call handed an alert to SNS.
+    pub alerted_at: Option<Timestamp>,
+}
+
+impl Applied {
+    /// Applied with `outcome`, nothing stored, nobody told.
+    pub fn answered(outcome: Outcome) -> Self {
+        Self { outcome, stale: false, differences: 0, alerted_at: None }
+    }
+
+    /// What an event recorded with `status` did.
+    pub fn recorded(status: EventStatus) -> Self {
+        Self { stale: status == EventStatus::Stale, ..Self::answered(status.outcome()) }
+    }
+
+    /// The metrics' `Outcome`: the answer, with `stale` told apart from `suppressed`.
+    pub fn metric_outcome(&self) -> &'static str {
+        if self.stale {
+            "stale"
+        } else {
+            self.outcome.as_str()
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::alerts::{decide, AlertMessage, Decision, Publisher};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::events::{HealthEvent, KadoaEvent, Notice};
-use crate::outcome::{Arrival, EventStatus, Outcome};
+use crate::outcome::{Applied, Arrival, EventStatus, Outcome};
 use crate::store::health::{Claim, HealthUpdate, COMMIT_TRIES};
 use crate::store::notices::EventClaim;
 use crate::store::{Store, WriteOutcome};
@@ -85,15 +85,16 @@ impl Receiver {
         delivery: &Delivery<'_>,
         received_at: Timestamp,
         arrival: Arrival,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Applied, Error> {
         let envelope = &delivery.envelope;
         let receipt = Receipt::new(received_at, self.rules.retention_days, arrival);
         match &delivery.event {
             KadoaEvent::DataChange(change) => {
                 let plan = ChangePlan::new(change, envelope, receipt)?;
+                let differences = change.differences.len();
                 Ok(match self.store.write_change(plan).await? {
-                    WriteOutcome::Written => Outcome::Stored,
-                    WriteOutcome::AlreadyThere => Outcome::Duplicate,
+                    WriteOutcome::Written => Applied { differences, ..Applied::answered(Outcome::Stored) },
+                    WriteOutcome::AlreadyThere => Applied::answered(Outcome::Duplicate),
                 })
             }
             KadoaEvent::Health(event) => self.apply_health(envelope, event, receipt).await,
@@ -108,7 +109,7 @@ impl Receiver {
         envelope: &Envelope<'_>,
         event: &HealthEvent,
         receipt: Receipt,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Applied, Error> {
         let at = envelope.timestamp;
         // Against the earlier of the receipt and this process's own clock: a receipt time
         // from the spool is not trusted to move the bound.
@@ -140,7 +141,7 @@ impl Receiver {
                 let status = decision.status(event.kind);
                 // A retry of a decided event finds its own record there and leaves it be.
                 self.store.put_if_absent(record(status).to_item()?).await?;
-                return Ok(status.outcome());
+                return Ok(Applied::recorded(status));
             }
         };
 
@@ -168,11 +169,13 @@ impl Receiver {
                 return Err(error);
             }
         };
+        let mut alerted_at = None;
         if let Some(message) = &message {
             if let Err(error) = self.publisher.publish(message).await {
                 self.store.release_health(&claim).await;
                 return Err(error);
             }
+            alerted_at = Some(Timestamp::now());
         }
 
         let update = HealthUpdate {
@@ -193,7 +196,7 @@ impl Receiver {
             }
         }
         match (committed, message) {
-            (Ok(()), _) => Ok(status.outcome()),
+            (Ok(()), _) => Ok(Applied { alerted_at, ..Applied::recorded(status) }),
             // People were told; a 503 now would tell them twice on the retry. The event-log
             // record is still worth a try on its own: reconciliation and replays look for it.
             (Err(error), Some(_)) => {
@@ -205,7 +208,7 @@ impl Receiver {
                 if let Err(error) = self.store.record_alert(item).await {
                     tracing::error!(error = error.detail(), "alert sent but its record failed");
                 }
-                Ok(Outcome::Alerted)
+                Ok(Applied { alerted_at, ..Applied::answered(Outcome::Alerted) })
             }
             (Err(error), None) => {
                 self.store.release_health(&claim).await;
@@ -216,17 +219,17 @@ impl Receiver {
 
     /// Logs an account, service or other workflow event; alerts it once when its type is
     /// configured to alert.
-    async fn apply_notice(&self, envelope: &Envelope<'_>, notice: &Notice, receipt: Receipt) -> Result<Outcome, Error> {
+    async fn apply_notice(&self, envelope: &Envelope<'_>, notice: &Notice, receipt: Receipt) -> Result<Applied, Error> {
         let workflow_id = notice.workflow_id.as_deref();
         if !self.rules.alerts(&envelope.event_type) {
             let status = if notice.known { EventStatus::Stored } else { EventStatus::Accepted };
             let written =
                 self.store.put_if_absent(EventRecord::with_payload(envelope, workflow_id, receipt, status).to_item()?);
-            return Ok(match (written.await?, notice.known) {
+            return Ok(Applied::answered(match (written.await?, notice.known) {
                 (_, false) => Outcome::Accepted,
                 (WriteOutcome::Written, true) => Outcome::Stored,
                 (WriteOutcome::AlreadyThere, true) => Outcome::Duplicate,
-            });
+            }));
         }
 
         let late = receipt.arrival.is_late();
@@ -236,7 +239,7 @@ impl Receiver {
         let item = record.to_item()?;
         let (pk, sk) = record.key();
         match self.store.claim_event(&pk, &sk, &envelope.event_type).await? {
-            EventClaim::Recorded => Ok(Outcome::Duplicate),
+            EventClaim::Recorded => Ok(Applied::answered(Outcome::Duplicate)),
             EventClaim::Busy => {
                 Err(Error::Unavailable(format!("{} is being alerted by another delivery", envelope.event_type)))
             }
@@ -245,6 +248,7 @@ impl Receiver {
                     self.store.release_event(&pk, &sk, &claim_id).await;
                     return Err(error);
                 }
+                let alerted_at = Some(Timestamp::now());
                 if let Err(error) = self.store.commit_event(&claim_id, item).await {
                     tracing::error!(
                         error = error.detail(),
@@ -252,7 +256,7 @@ impl Receiver {
                         "alert sent but its record failed"
                     );
                 }
-                Ok(Outcome::Alerted)
+                Ok(Applied { alerted_at, ..Applied::answered(Outcome::Alerted) })
             }
         }
     }

@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use crate::error::Error;
 use crate::events::DATA_CHANGE;
 use crate::kadoa_api::KadoaApi;
-use crate::outcome::{Arrival, Outcome};
+use crate::metrics::{self, Document, Function};
+use crate::outcome::{Applied, Arrival, Outcome};
 use crate::receiver::{Delivery, Receiver};
 use crate::store::reconcile::Key;
 use crate::store::Store;
@@ -48,6 +49,8 @@ pub struct Report {
     pub events_logged: usize,
     /// Of those, applied by this run (alerted, if they alert).
     pub events_replayed: usize,
+    /// Alerts this run handed to SNS.
+    pub alerts_sent: usize,
     /// What could not be done now but may succeed on the next run (Kadoa or AWS
     /// unavailable, a wrong API key); the run is clean only without any.
     pub failures: Vec<String>,
@@ -63,6 +66,22 @@ impl Report {
     /// Whether everything was checked and nothing failed that a later run could do.
     pub fn is_clean(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// The run's metrics line: missing found, applied, skipped, failures, alerts.
+    pub fn metrics(&self, duration: std::time::Duration) -> Document {
+        let missing = (self.changes_seen - self.already_stored.min(self.changes_seen))
+            + (self.events_seen - self.events_logged.min(self.events_seen));
+        let applied = self.stored_now + self.events_replayed + self.pending_completed;
+        let mut document = Document::new(Function::Reconcile);
+        document
+            .record(metrics::RECONCILE_MISSING, missing as f64)
+            .record(metrics::RECONCILE_APPLIED, applied as f64)
+            .record(metrics::RECONCILE_SKIPPED, self.skipped.len() as f64)
+            .record(metrics::RECONCILE_FAILURES, self.failures.len() as f64)
+            .record(metrics::ALERTS_PUBLISHED, self.alerts_sent as f64)
+            .record(metrics::DURATION, duration.as_secs_f64() * 1000.0);
+        document
     }
 
     /// Files a failure of one item: transient ones fail the run, others are skipped.
@@ -212,7 +231,7 @@ impl<'a> Reconciler<'a> {
                 let timestamp = ids.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
                 let body = envelope_body(DATA_CHANGE, &timestamp, raw);
                 match self.apply(&body).await {
-                    Ok(Outcome::Stored) => report.stored_now += 1,
+                    Ok(Applied { outcome: Outcome::Stored, .. }) => report.stored_now += 1,
                     Ok(_) => report.already_stored += 1,
                     Err(error) => report.item_failed(&format!("change {}", ids.id), &error),
                 }
@@ -357,7 +376,10 @@ impl<'a> Reconciler<'a> {
                     continue;
                 }
                 match self.receiver.apply(delivery, Timestamp::now(), Arrival::Reconcile).await {
-                    Ok(_) => report.events_replayed += 1,
+                    Ok(applied) => {
+                        report.events_replayed += 1;
+                        report.alerts_sent += usize::from(applied.alerted_at.is_some());
+                    }
                     Err(error) => {
                         let what = format!(
                             "{} at {}",
@@ -376,7 +398,7 @@ impl<'a> Reconciler<'a> {
         }
     }
 
-    async fn apply(&self, body: &str) -> Result<Outcome, Error> {
+    async fn apply(&self, body: &str) -> Result<Applied, Error> {
         let delivery = Delivery::parse(body.as_bytes(), None)?;
         self.receiver.apply(&delivery, Timestamp::now(), Arrival::Reconcile).await
     }

@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let Some(spool) = components.spool() else {
         return Err("SPOOL_QUEUE_URL and SPOOL_BUCKET are required".into());
     };
-    let replayer = Replayer::new(components.receiver(), spool);
+    let replayer = Replayer::new(components.receiver(), spool, components.metrics.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let replayer = &replayer;
         async move { Ok::<_, Error>(replayer.handle(event.payload).await) }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use kadoa_webhook::config::KadoaApiSettings;
 use kadoa_webhook::error::Error;
 use kadoa_webhook::kadoa_api::{ApiRetry, KadoaApi};
+use kadoa_webhook::metrics::MetricsSink;
 use kadoa_webhook::receiver::Receiver;
 use kadoa_webhook::reconcile::{Reconciler, Report};
 use kadoa_webhook::store::Store;
@@ -28,6 +29,7 @@ const USAGE: &str = "usage: kadoa reconcile --from <RFC 3339> [--to <RFC 3339>]"
 /// What a run needs, built once.
 struct Context {
     api: KadoaApi,
+    metrics: MetricsSink,
     receiver: Receiver,
     store: Store,
     retention_days: u32,
@@ -102,6 +104,7 @@ async fn build() -> Result<Context, String> {
     let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default()).map_err(|e| e.detail().to_owned())?;
     Ok(Context {
         api,
+        metrics: components.metrics.clone(),
         receiver: components.receiver(),
         store: components.store.clone(),
         retention_days: components.settings.rules.retention_days,
@@ -146,7 +149,14 @@ fn window(args: &[String]) -> Result<(Timestamp, Timestamp), String> {
 /// so the function's error alarm sees it.
 async fn scheduled_run(context: &Context) -> Result<Report, lambda_runtime::Error> {
     let progress = |line: &str| tracing::info!(progress = line, "reconcile");
-    let report = reconciler(context).run_scheduled(Timestamp::now(), &progress).await?;
+    let started = std::time::Instant::now();
+    // A run that could not start (the watermark unreadable) is a failed run too: one
+    // metrics line either way.
+    let report = match reconciler(context).run_scheduled(Timestamp::now(), &progress).await {
+        Ok(report) => report,
+        Err(error) => Report { failures: vec![error.detail().to_owned()], ..Report::default() },
+    };
+    context.metrics.emit(&report.metrics(started.elapsed()));
     tracing::info!(
         stored = report.stored_now,
         completed = report.pending_completed,

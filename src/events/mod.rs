@@ -47,6 +47,23 @@ pub const NOTICES: &[(&str, WorkflowRule)] = &[
     ("system_maintenance", WorkflowRule::Optional),
 ];
 
+/// Every event type this version knows, by name (the metrics' `EventType` values).
+pub const KNOWN_TYPES: &[&str] = &[
+    DATA_CHANGE,
+    FINISHED,
+    FAILED,
+    RECOVERED,
+    "workflow_validation_anomaly_change",
+    "workflow_health_degraded",
+    "workflow_started",
+    "workflow_sample_finished",
+    "workflow_export_completed",
+    "credits_low",
+    "free_trial_ending",
+    "service_degradation",
+    "system_maintenance",
+];
+
 /// A delivery, understood.
 #[derive(Debug)]
 pub enum KadoaEvent<'a> {
@@ -170,6 +187,12 @@ pub fn deserialize_at<'de, T: Deserialize<'de>>(raw: &'de RawValue, at: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_types_are_the_notices_and_the_workflow_events() {
+        let notices: Vec<&str> = NOTICES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(KNOWN_TYPES[4..], notices[..]);
+    }
     use serde_json::{json, Value};
 
     fn parse(event_type: &str, data: Value) -> Result<Option<String>, String> {

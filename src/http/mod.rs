@@ -17,10 +17,12 @@ use crate::config::Settings;
 use crate::envelope::{repair_lone_surrogates, Envelope};
 use crate::error::Error;
 use crate::events::KadoaEvent;
-use crate::outcome::{Arrival, Outcome};
+use crate::metrics::{self, Document, Function, MetricsSink};
+use crate::outcome::{Applied, Arrival, Outcome};
 use crate::receiver::{Delivery, Receiver};
 use crate::secrets::{SecretPolicy, SecretStore};
 use crate::spool::Spool;
+use crate::store::Store;
 use crate::timestamp::Timestamp;
 
 /// What the function answers, in the shape API Gateway (REST and HTTP APIs) and function
@@ -72,6 +74,8 @@ pub struct App {
     secrets: SecretStore,
     receiver: Receiver,
     spool: Option<Spool>,
+    store: Store,
+    metrics: MetricsSink,
 }
 
 /// Time kept back from the function's deadline to spool a delivery that is still being
@@ -85,7 +89,59 @@ struct RequestSummary {
     workflow_id: Option<String>,
     /// Why a delivery was spooled.
     spooled_because: Option<String>,
+    /// Whether the request carried a valid secret.
+    authenticated: bool,
+    /// The event's `timestamp`, and when it was received: the delivery's delay.
+    sent_at: Option<Timestamp>,
+    received_at: Option<Timestamp>,
 }
+
+impl RequestSummary {
+    /// The request's metrics line.
+    fn metrics(&self, result: &Result<Applied, Error>, duration: Duration) -> Document {
+        let mut document = Document::new(Function::Webhook);
+        let outcome = match result {
+            Ok(applied) => applied.metric_outcome(),
+            Err(error) => metrics::refusal_outcome(error.status()),
+        };
+        document
+            .dimension("Outcome", outcome)
+            .dimension("EventType", metrics::event_type_dimension(self.event_type.as_deref()))
+            .record(metrics::DELIVERIES, 1.0)
+            .record(metrics::AUTHENTICATED_DELIVERIES, if self.authenticated { 1.0 } else { 0.0 })
+            .record(metrics::DURATION, duration.as_secs_f64() * 1000.0);
+        if let (Some(sent_at), Some(received_at)) = (self.sent_at, self.received_at) {
+            document.record(metrics::DELIVERY_DELAY, metrics::millis_between(sent_at, received_at));
+        }
+        if let Ok(applied) = result {
+            if applied.differences > 0 {
+                document.record(metrics::DIFFERENCES_STORED, applied.differences as f64);
+            }
+            if let Some(alerted_at) = applied.alerted_at {
+                document.record(metrics::ALERTS_PUBLISHED, 1.0);
+                if let Some(sent_at) = self.sent_at {
+                    document.record(metrics::ALERT_DELAY, metrics::millis_between(sent_at, alerted_at));
+                }
+            }
+            if applied.outcome == Outcome::Queued {
+                document.record(metrics::SPOOLED, 1.0);
+            }
+        }
+        if let Some(workflow_id) = &self.workflow_id {
+            document.property("workflowId", workflow_id.as_str());
+        }
+        let status = match result {
+            Ok(applied) => applied.outcome.status(),
+            Err(error) => error.status(),
+        };
+        document.property("status", status);
+        document
+    }
+}
+
+/// The payload the template's hourly schedule invokes the webhook function with: not a
+/// request, a check that the stack is connected (see [`App::watch`]).
+pub const WATCH_EVENT: &str = r#"{"kadoaWebhook":"watch"}"#;
 
 impl App {
     /// The app of `components`, with the secret refreshed as `secret_policy` says (tests
@@ -97,6 +153,8 @@ impl App {
             secrets: SecretStore::new(settings.inline_secrets.clone(), remote_secret, secret_policy),
             receiver: components.receiver(),
             spool: components.spool(),
+            store: components.store.clone(),
+            metrics: components.metrics.clone(),
             settings: components.settings,
         }
     }
@@ -116,11 +174,17 @@ impl App {
     /// value with control characters, say) gets a 400 from here rather than failing the
     /// invocation.
     pub async fn handle_event(&self, event: &str, deadline: Option<Instant>) -> Answer {
+        // Every HTTP event is far longer than the schedule's payload: one comparison.
+        if event.len() < 64
+            && serde_json::from_str::<serde_json::Value>(event).ok() == serde_json::from_str(WATCH_EVENT).ok()
+        {
+            return self.watch().await;
+        }
         let request =
             serde_json::from_str::<HttpEvent>(event).map_err(|_| Unreadable).and_then(HttpEvent::into_request);
         match request {
             Ok(request) => self.handle(request, deadline).await,
-            Err(Unreadable) => unreadable(),
+            Err(Unreadable) => self.unreadable(),
         }
     }
 
@@ -130,11 +194,13 @@ impl App {
         let started = Instant::now();
         let mut summary = RequestSummary::default();
         let result = self.process(&request, deadline, &mut summary).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let duration = started.elapsed();
+        let duration_ms = duration.as_millis() as u64;
+        self.metrics.emit(&summary.metrics(&result, duration));
         let event_type = summary.event_type.as_deref().unwrap_or("-");
         let workflow_id = summary.workflow_id.as_deref().unwrap_or("-");
         match result {
-            Ok(outcome) => {
+            Ok(Applied { outcome, .. }) => {
                 let (status, outcome_name) = (outcome.status(), outcome.as_str());
                 match &summary.spooled_because {
                     // Spooled: why, so the log says what failed.
@@ -186,7 +252,7 @@ impl App {
         request: &Request,
         deadline: Option<Instant>,
         summary: &mut RequestSummary,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Applied, Error> {
         let method = request.method();
         if ![Method::POST, Method::PUT, Method::PATCH].contains(method) {
             return Err(Error::MethodNotAllowed(crate::error::bounded(format!(
@@ -198,6 +264,7 @@ impl App {
         if !auth::is_authorized(request.headers(), &self.settings.auth_header, &secrets) {
             return Err(Error::Unauthorized);
         }
+        summary.authenticated = true;
 
         let header_event = match request.headers().get("x-kadoa-event") {
             None => None,
@@ -206,10 +273,12 @@ impl App {
         let body = repair_lone_surrogates(body_bytes(request.body()));
         let envelope = Envelope::parse(&body, header_event)?;
         summary.event_type = Some(envelope.event_type.clone());
+        summary.sent_at = Some(envelope.timestamp);
         let event = KadoaEvent::parse(&envelope)?;
         summary.workflow_id = event.workflow_id().map(str::to_owned);
 
         let received_at = Timestamp::now();
+        summary.received_at = Some(received_at);
         let delivery = Delivery { envelope, event };
         // Boxed: the future is large (every AWS call it may make), and is moved from here on.
         let applying = Box::pin(self.receiver.apply(&delivery, received_at, Arrival::Webhook));
@@ -236,19 +305,45 @@ impl App {
                     return Err(error);
                 }
                 summary.spooled_because = Some(error.detail().to_owned());
-                Ok(Outcome::Queued)
+                Ok(Applied::answered(Outcome::Queued))
             }
             (applied, _) => applied,
         }
     }
 }
 
-/// The answer to an event that is not a readable request. What made it unreadable may
-/// quote a header (the credential, even): not logged.
-fn unreadable() -> Answer {
-    let error = Error::invalid("the request could not be read (malformed headers or body)");
-    tracing::warn!(outcome = "rejected", status = 400, error = error.detail(), "delivery");
-    Answer::refused(&error)
+impl App {
+    /// The answer to an event that is not a readable request. What made it unreadable may
+    /// quote a header (the credential, even): not logged.
+    fn unreadable(&self) -> Answer {
+        let error = Error::invalid("the request could not be read (malformed headers or body)");
+        tracing::warn!(outcome = "rejected", status = 400, error = error.detail(), "delivery");
+        let answer = Answer::refused(&error);
+        self.metrics.emit(&RequestSummary::default().metrics(&Err(error), Duration::ZERO));
+        answer
+    }
+
+    /// The hourly watch: whether the table holds anything yet, as the `Connected` metric.
+    /// The silence alarm counts an hour without authenticated deliveries only on a stack
+    /// that has been connected, so a stack that never was cannot raise it.
+    pub async fn watch(&self) -> Answer {
+        let started = Instant::now();
+        let mut document = Document::new(Function::Watch);
+        let connected = self.store.holds_anything().await;
+        match &connected {
+            Ok(connected) => {
+                document.record(metrics::CONNECTED, if *connected { 1.0 } else { 0.0 });
+            }
+            // No value: the alarm treats the missing hour as breaching.
+            Err(error) => tracing::error!(error = error.detail(), "watch: the table could not be read"),
+        }
+        document.record(metrics::DURATION, started.elapsed().as_secs_f64() * 1000.0);
+        self.metrics.emit(&document);
+        match connected {
+            Ok(connected) => Answer::json(200, json!({"status": "watched", "connected": connected})),
+            Err(error) => Answer::refused(&error),
+        }
+    }
 }
 
 fn body_bytes(body: &Body) -> &[u8] {

@@ -99,6 +99,20 @@ impl Store {
         Self { pacing, ..self }
     }
 
+    /// Whether the table holds any item: one item read (`Scan`, `Limit` 1, the key only).
+    pub async fn holds_anything(&self) -> Result<bool, Error> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(1)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| sdk_error("Scan", e))?;
+        Ok(!output.items().is_empty() || output.last_evaluated_key().is_some())
+    }
+
     /// Puts `item` only if no item has its key yet.
     ///
     /// When the SDK retried the put after an answer that was lost, the retry finds the

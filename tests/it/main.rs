@@ -8,6 +8,7 @@ mod alerts;
 mod cost;
 mod hostile;
 mod kadoa_events;
+mod metrics;
 mod queries;
 mod reconcile;
 mod spool;

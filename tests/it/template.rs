@@ -213,6 +213,7 @@ fn actions_called(harness: &Harness) -> BTreeSet<String> {
             "DeleteObject" => &["s3:DeleteObject"],
             "BatchGetItem" => &["dynamodb:BatchGetItem"],
             "Query" => &["dynamodb:Query"],
+            "Scan" => &["dynamodb:Scan"],
             other => panic!("the code calls {other}; map it to its IAM action here and in template.yaml"),
         };
         called.extend(actions.iter().map(|a| a.to_string()));
@@ -260,6 +261,8 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     ] {
         assert_eq!(harness.deliver(&body).await.0, 200, "{body}");
     }
+    // The hourly watch: is the table still empty?
+    assert_eq!(harness.send_event(kadoa_webhook::http::WATCH_EVENT).await.0, 200);
     let (granted, resources) = policy("WebhookFunction");
     assert_eq!(granted, actions_called(&harness), "WebhookFunction's policy vs. what the webhook called");
 

@@ -11,6 +11,7 @@ pub mod sent;
 pub mod stall;
 pub mod template;
 
+use kadoa_webhook::metrics::MetricsSink;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -196,6 +197,9 @@ impl HarnessBuilder {
             ..Pacing::default()
         };
         components.store = components.store.clone().with_pacing(pacing);
+        // Each harness's metric lines, kept apart from the others' in this process.
+        components.metrics = MetricsSink::captured(components.settings.metrics_namespace.clone());
+        let metrics = components.metrics.clone();
         if !self.deployed_timeouts {
             let sns = components.clients.sns.clone();
             components.publisher = Arc::new(SnsPublisher::new(sns, created.topic_arn.clone()).with_timeout(PATIENT));
@@ -204,7 +208,8 @@ impl HarnessBuilder {
             queue_url: created.spool_url.clone().unwrap(),
             dead_letter_url: created.dead_letter_url.clone().unwrap(),
             bucket: created.bucket.clone().unwrap(),
-            replayer: Replayer::new(components.receiver(), spool).with_first_retry_delay(Duration::ZERO),
+            replayer: Replayer::new(components.receiver(), spool, components.metrics.clone())
+                .with_first_retry_delay(Duration::ZERO),
         });
         let (store, publisher, rules) =
             (components.store.clone(), components.publisher.clone(), components.settings.rules.clone());
@@ -226,6 +231,7 @@ impl HarnessBuilder {
             store,
             publisher,
             rules,
+            metrics,
             topic_arn: created.topic_arn,
         }
     }
@@ -269,6 +275,8 @@ pub struct Harness {
     pub store: Store,
     pub publisher: Arc<dyn Publisher>,
     pub rules: Rules,
+    /// The metric lines the entry points wrote.
+    pub metrics: MetricsSink,
     /// The topic, for a command run in another process.
     pub topic_arn: String,
 }

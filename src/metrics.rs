@@ -1,0 +1,349 @@
+//! CloudWatch metrics in the embedded metric format (EMF): one JSON log line per
+//! invocation, which CloudWatch Logs turns into metrics. No API call, no added latency.
+//!
+//! Written here rather than through the `metrics` facade and `metrics_cloudwatch_embedded`:
+//! the facade keeps one global recorder per process and flushes it from a Lambda layer,
+//! while each of our entry points already knows where its invocation ends and what it
+//! did. A document is a struct, serialised once: about a hundred lines, and tests capture
+//! the lines of one harness without a process-wide recorder (see the README, Watching it).
+//!
+//! Dimensions stay few and bounded: the function, an outcome from a fixed set, and an
+//! event type from the known list (anything else is `other`). A workflow id is a property
+//! of the line, searchable in Logs Insights, never a dimension.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Map, Value};
+
+use crate::timestamp::Timestamp;
+
+/// Which function an invocation belongs to: the `Function` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The webhook, one line per request.
+    Webhook,
+    /// The spool's replay, one line per batch.
+    Replay,
+    /// Scheduled reconciliation, one line per run.
+    Reconcile,
+    /// The hourly silence watch (the webhook function, invoked by its schedule).
+    Watch,
+}
+
+impl Function {
+    /// The dimension's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Replay => "replay",
+            Self::Reconcile => "reconcile",
+            Self::Watch => "watch",
+        }
+    }
+
+    /// Every value, for the tests that check the dashboard.
+    pub const ALL: [Function; 4] = [Self::Webhook, Self::Replay, Self::Reconcile, Self::Watch];
+}
+
+/// A CloudWatch unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// `Count`
+    Count,
+    /// `Milliseconds`
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// One metric: its name, unit and the dimension sets it is published under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// The metric's name.
+    pub name: &'static str,
+    /// Its unit.
+    pub unit: Unit,
+    /// Each set is one CloudWatch metric; every set names the function.
+    pub dimensions: &'static [&'static [&'static str]],
+}
+
+const BY_FUNCTION: &[&[&str]] = &[&["Function"]];
+
+const fn metric(name: &'static str, unit: Unit) -> Metric {
+    Metric { name, unit, dimensions: BY_FUNCTION }
+}
+
+/// Webhook requests, by outcome, and by event type and outcome.
+pub const DELIVERIES: Metric = Metric {
+    name: "Deliveries",
+    unit: Unit::Count,
+    dimensions: &[&["Function", "Outcome"], &["Function", "EventType", "Outcome"]],
+};
+/// Requests that passed authentication: what the silence alarm watches.
+pub const AUTHENTICATED_DELIVERIES: Metric = metric("AuthenticatedDeliveries", Unit::Count);
+/// Differences in the changes stored (a duplicate stores none).
+pub const DIFFERENCES_STORED: Metric = metric("DifferencesStored", Unit::Count);
+/// Alerts handed to SNS.
+pub const ALERTS_PUBLISHED: Metric = metric("AlertsPublished", Unit::Count);
+/// From the event's timestamp to the alert's publish, per alert.
+pub const ALERT_DELAY: Metric = metric("AlertDelay", Unit::Milliseconds);
+/// From the event's timestamp to its receipt by the webhook.
+pub const DELIVERY_DELAY: Metric = metric("DeliveryDelay", Unit::Milliseconds);
+/// Deliveries put in the spool (answered 202).
+pub const SPOOLED: Metric = metric("Spooled", Unit::Count);
+/// Spooled deliveries applied by the replay.
+pub const REPLAY_APPLIED: Metric = metric("ReplayApplied", Unit::Count);
+/// Spooled deliveries the replay failed (tried again, or dead-lettered).
+pub const REPLAY_FAILED: Metric = metric("ReplayFailed", Unit::Count);
+/// Changes and events reconciliation found missing from the table.
+pub const RECONCILE_MISSING: Metric = metric("ReconcileMissing", Unit::Count);
+/// Of those (and pending changes completed), applied by the run.
+pub const RECONCILE_APPLIED: Metric = metric("ReconcileApplied", Unit::Count);
+/// Events reconciliation skipped (the receiver refuses them as Kadoa has them).
+pub const RECONCILE_SKIPPED: Metric = metric("ReconcileSkipped", Unit::Count);
+/// Items a reconciliation run could not do now (retried by the next run).
+pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count);
+/// 1 once the table holds anything (the stack was connected), 0 before: the silence
+/// alarm stays quiet on a stack that never received a delivery.
+pub const CONNECTED: Metric = metric("Connected", Unit::Count);
+/// The invocation's own duration.
+pub const DURATION: Metric = metric("Duration", Unit::Milliseconds);
+
+/// Every metric the functions emit.
+pub const CATALOGUE: &[Metric] = &[
+    DELIVERIES,
+    AUTHENTICATED_DELIVERIES,
+    DIFFERENCES_STORED,
+    ALERTS_PUBLISHED,
+    ALERT_DELAY,
+    DELIVERY_DELAY,
+    SPOOLED,
+    REPLAY_APPLIED,
+    REPLAY_FAILED,
+    RECONCILE_MISSING,
+    RECONCILE_APPLIED,
+    RECONCILE_SKIPPED,
+    RECONCILE_FAILURES,
+    CONNECTED,
+    DURATION,
+];
+
+/// The values of the `Outcome` dimension: a webhook request's outcome, `stale` apart from
+/// `suppressed`, refusals by class.
+pub const OUTCOMES: &[&str] = &[
+    "stored",
+    "duplicate",
+    "alerted",
+    "suppressed",
+    "stale",
+    "accepted",
+    "queued",
+    "unauthorized",
+    "rejected",
+    "failed",
+];
+
+/// The `Outcome` of a refused request: 401, the other 4xx, 5xx.
+pub fn refusal_outcome(status: u16) -> &'static str {
+    match status {
+        401 => "unauthorized",
+        400..=499 => "rejected",
+        _ => "failed",
+    }
+}
+
+/// The `EventType` dimension of an event type: known types as they are, anything else
+/// `other` (an authenticated sender could otherwise mint metrics), `none` when the
+/// request never got that far.
+pub fn event_type_dimension(event_type: Option<&str>) -> &'static str {
+    let Some(event_type) = event_type else { return "none" };
+    crate::events::KNOWN_TYPES.iter().find(|known| **known == event_type).copied().unwrap_or("other")
+}
+
+/// Where metric lines go: standard output in Lambda, a list in the tests.
+#[derive(Clone)]
+pub struct MetricsSink {
+    namespace: String,
+    lines: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+impl MetricsSink {
+    /// Lines to standard output, under `namespace`.
+    pub fn stdout(namespace: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), lines: None }
+    }
+
+    /// Lines kept in memory (tests read them with [`MetricsSink::lines`]).
+    pub fn captured(namespace: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), lines: Some(Arc::default()) }
+    }
+
+    /// The lines written so far (empty for standard output).
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.as_ref().map(|lines| lines.lock().map(|l| l.clone()).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Writes one invocation's document.
+    pub fn emit(&self, document: &Document) {
+        let line = document.to_line(&self.namespace, Timestamp::now());
+        match &self.lines {
+            Some(lines) => {
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line);
+                }
+            }
+            // Lambda collects standard output; this line is the metrics' only channel.
+            #[allow(clippy::print_stdout)]
+            None => println!("{line}"),
+        }
+    }
+}
+
+/// What one invocation measured, written as one EMF line at its end.
+#[derive(Debug, Clone)]
+pub struct Document {
+    function: Function,
+    values: BTreeMap<&'static str, (Metric, Vec<f64>)>,
+    dimensions: BTreeMap<&'static str, String>,
+    properties: Map<String, Value>,
+}
+
+impl Document {
+    /// An empty document of `function`'s invocation.
+    pub fn new(function: Function) -> Self {
+        Self { function, values: BTreeMap::new(), dimensions: BTreeMap::new(), properties: Map::new() }
+    }
+
+    /// Records `value` of `metric` (several values of one metric are one list, as EMF
+    /// allows: alert delays of a batch, say).
+    pub fn record(&mut self, metric: Metric, value: f64) -> &mut Self {
+        self.values.entry(metric.name).or_insert_with(|| (metric, Vec::new())).1.push(value);
+        self
+    }
+
+    /// Sets a dimension's value (`Outcome`, `EventType`).
+    pub fn dimension(&mut self, name: &'static str, value: &str) -> &mut Self {
+        self.dimensions.insert(name, value.to_owned());
+        self
+    }
+
+    /// Adds a property: on the line for Logs Insights, not a dimension.
+    pub fn property(&mut self, name: &str, value: impl Into<Value>) -> &mut Self {
+        self.properties.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// The EMF line: the metrics, grouped by dimension sets, then their values,
+    /// dimensions and properties at the top level.
+    pub fn to_line(&self, namespace: &str, at: Timestamp) -> String {
+        let mut directives: Vec<(&[&[&str]], Vec<Value>)> = Vec::new();
+        let mut root = self.properties.clone();
+        for (metric, values) in self.values.values() {
+            // A metric whose dimensions this line lacks is left out, not half-published.
+            if !metric
+                .dimensions
+                .iter()
+                .flat_map(|set| set.iter())
+                .all(|d| *d == "Function" || self.dimensions.contains_key(d))
+            {
+                continue;
+            }
+            let definition = json!({"Name": metric.name, "Unit": metric.unit.as_str()});
+            match directives.iter_mut().find(|(sets, _)| *sets == metric.dimensions) {
+                Some((_, metrics)) => metrics.push(definition),
+                None => directives.push((metric.dimensions, vec![definition])),
+            }
+            let value = match values.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            root.insert(metric.name.to_owned(), value);
+        }
+        root.insert("Function".into(), self.function.as_str().into());
+        for (name, value) in &self.dimensions {
+            root.insert((*name).to_owned(), value.clone().into());
+        }
+        let directives: Vec<Value> = directives
+            .into_iter()
+            .map(|(sets, metrics)| json!({"Namespace": namespace, "Dimensions": sets, "Metrics": metrics}))
+            .collect();
+        root.insert("message".into(), "metrics".into());
+        root.insert("_aws".into(), json!({"Timestamp": at.unix_millis(), "CloudWatchMetrics": directives}));
+        Value::Object(root).to_string()
+    }
+}
+
+/// Milliseconds from `from` to `to`, never negative (a clock ahead of ours is no delay).
+pub fn millis_between(from: Timestamp, to: Timestamp) -> f64 {
+    (to.unix_millis() - from.unix_millis()).max(0) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(document: &Document) -> Value {
+        let at = Timestamp::parse_rfc3339("2026-12-03T10:00:00Z").unwrap();
+        serde_json::from_str(&document.to_line("stack/KadoaWebhook", at)).unwrap()
+    }
+
+    #[test]
+    fn a_line_is_emf_with_its_metrics_grouped_by_dimension_sets() {
+        let mut document = Document::new(Function::Webhook);
+        document
+            .record(DELIVERIES, 1.0)
+            .record(DIFFERENCES_STORED, 10.0)
+            .record(DURATION, 12.5)
+            .dimension("Outcome", "stored")
+            .dimension("EventType", "workflow_data_change")
+            .property("workflowId", "wf-1");
+        let line = parsed(&document);
+        assert_eq!(line["_aws"]["Timestamp"], 1_796_292_000_000i64);
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2);
+        assert_eq!(directives[0]["Namespace"], "stack/KadoaWebhook");
+        assert_eq!(directives[0]["Dimensions"], json!([["Function", "Outcome"], ["Function", "EventType", "Outcome"]]));
+        assert_eq!(directives[0]["Metrics"], json!([{"Name": "Deliveries", "Unit": "Count"}]));
+        assert_eq!(directives[1]["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            directives[1]["Metrics"],
+            json!([{"Name": "DifferencesStored", "Unit": "Count"}, {"Name": "Duration", "Unit": "Milliseconds"}])
+        );
+        assert_eq!((line["Deliveries"].clone(), line["Duration"].clone()), (json!(1.0), json!(12.5)));
+        assert_eq!((line["Function"].as_str(), line["Outcome"].as_str()), (Some("webhook"), Some("stored")));
+        assert_eq!(line["workflowId"], "wf-1");
+    }
+
+    #[test]
+    fn several_values_are_a_list_and_a_metric_without_its_dimensions_is_left_out() {
+        let mut document = Document::new(Function::Replay);
+        document.record(ALERT_DELAY, 5.0).record(ALERT_DELAY, 7.0).record(DELIVERIES, 1.0);
+        let line = parsed(&document);
+        assert_eq!(line["AlertDelay"], json!([5.0, 7.0]));
+        assert!(line.get("Deliveries").is_none(), "no Outcome dimension: {line}");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dimensions_stay_bounded() {
+        assert_eq!(event_type_dimension(Some("workflow_failed")), "workflow_failed");
+        assert_eq!(event_type_dimension(Some("made_up_by_a_sender_12345")), "other");
+        assert_eq!(event_type_dimension(None), "none");
+        assert_eq!(
+            (refusal_outcome(401), refusal_outcome(413), refusal_outcome(503)),
+            ("unauthorized", "rejected", "failed")
+        );
+        for metric in CATALOGUE {
+            assert!(metric.dimensions.iter().all(|set| set.first() == Some(&"Function")), "{}", metric.name);
+            assert!(!metric.dimensions.iter().flat_map(|s| s.iter()).any(|d| d.contains("orkflow")));
+        }
+    }
+}
