@@ -14,6 +14,7 @@
 Talks to AWS_ENDPOINT_URL (moto) only.
 """
 
+import base64
 import json
 import os
 import sys
@@ -61,20 +62,84 @@ def clients():
     return Clients()
 
 
-def create_table(aws, name):
-    """The events table as template.yaml defines it, named `name`."""
+def create_table(aws, name, stream=False):
+    """The events table as template.yaml defines it, named `name`; with `stream`, with the
+    stream the stack gives it when it has an event bus."""
     table = template_resources()["EventsTable"]["Properties"]
+    extra = {}
+    if stream:
+        # `!If [HasEventBus, {StreamViewType: …}, !Ref AWS::NoValue]`: the bus's branch.
+        view = table["StreamSpecification"]["Fn::If"][1]["StreamViewType"]
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     aws["dynamodb"].create_table(
         TableName=name,
         KeySchema=table["KeySchema"],
         AttributeDefinitions=table["AttributeDefinitions"],
         GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
         BillingMode=table["BillingMode"],
+        **extra,
     )
     aws["dynamodb"].update_time_to_live(TableName=name, TimeToLiveSpecification=table["TimeToLiveSpecification"])
 
 
-def create(aws, suffix, spool=True, secret=None, max_receives=None):
+# The rules the README offers (and template.yaml has commented out), with a queue each.
+BUS_RULES = {
+    "all": {"source": ["kadoa.webhook"]},
+    "price": {"source": ["kadoa.webhook"], "detail-type": ["Kadoa Data Change"], "detail": {"fieldKeys": ["price"]}},
+    "failures": {"source": ["kadoa.webhook"], "detail-type": ["Kadoa Workflow Failed"]},
+}
+
+
+def create_bus(aws, suffix, created):
+    """An event bus, and for each rule of BUS_RULES a queue it targets."""
+    events = aws["events"]
+    name = f"kadoa-bus-{suffix}"
+    created["bus_arn"] = events.create_event_bus(Name=name)["EventBusArn"]
+    created["bus_queues"] = {}
+    for rule, pattern in BUS_RULES.items():
+        url = aws["sqs"].create_queue(QueueName=f"kadoa-bus-{suffix}-{rule}")["QueueUrl"]
+        events.put_rule(Name=f"{name}-{rule}", EventBusName=name, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=f"{name}-{rule}", EventBusName=name, Targets=[{"Id": rule, "Arn": queue_arn(aws, url)}])
+        created["bus_queues"][rule] = url
+    created["stream_arn"] = aws["dynamodb"].describe_table(TableName=created["table"])["Table"]["LatestStreamArn"]
+
+
+def jsonable(value):
+    """boto3's answer as JSON: binary as base64, times as epoch seconds."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return value
+
+
+STREAM_ITERATORS = {}
+
+
+def stream_event(aws, stream_arn):
+    """The stream records written since the last call, as the Lambda event the outbox
+    function would get for them (its FilterCriteria left to the function's own check)."""
+    streams = aws["dynamodbstreams"]
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        key = (stream_arn, shard["ShardId"])
+        if key not in STREAM_ITERATORS:
+            STREAM_ITERATORS[key] = streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        answer = streams.get_records(ShardIterator=STREAM_ITERATORS[key])
+        STREAM_ITERATORS[key] = answer.get("NextShardIterator") or STREAM_ITERATORS[key]
+        for record in answer["Records"]:
+            record = jsonable(record)
+            record["eventSourceARN"] = stream_arn
+            records.append(record)
+    return {"Records": records}
+
+
+def create(aws, suffix, spool=True, secret=None, max_receives=None, bus=False):
     """Every resource the stack has, named with `suffix`, from template.yaml's own
     definitions: the table (keys, indexes, TTL), the alert topic and a queue subscribed to
     it that catches every alert, and with `spool` the spool queue (with the stack's receive
@@ -83,7 +148,9 @@ def create(aws, suffix, spool=True, secret=None, max_receives=None):
     their resources here. Returns their names, URLs and ARNs."""
     resources = template_resources()
     created = {"table": f"kadoa-events-{suffix}"}
-    create_table(aws, created["table"])
+    create_table(aws, created["table"], stream=bus)
+    if bus:
+        create_bus(aws, suffix, created)
 
     topic = resources["AlertTopic"]["Properties"]
     created["topic_arn"] = aws["sns"].create_topic(
@@ -276,7 +343,11 @@ if __name__ == "__main__":
         aws = clients()
         for line in sys.stdin:
             spec = json.loads(line)
-            created = create(aws, spec["suffix"], spec.get("spool", False), spec.get("secret"), spec.get("max_receives"))
+            if spec.get("op") == "stream":
+                print(json.dumps(stream_event(aws, spec["stream_arn"])), flush=True)
+                continue
+            created = create(aws, spec["suffix"], spec.get("spool", False), spec.get("secret"), spec.get("max_receives"),
+                             spec.get("bus", False))
             print(json.dumps(created), flush=True)
     elif command == "replay":
         replay(sys.argv[2] if len(sys.argv) > 2 else "9000")

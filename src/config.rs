@@ -31,6 +31,7 @@ pub const VARIABLES: &[&str] = &[
     "KADOA_API_KEY_ARN",
     "KADOA_API_URL",
     "METRICS_NAMESPACE",
+    "EVENT_BUS",
     "AWS_LAMBDA_LOG_LEVEL",
     "RUST_LOG",
     // Read by the allocator (mimalloc), set by the template.
@@ -176,18 +177,7 @@ impl Settings {
             Some(list) => list.split([',', ' ', '\n']).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
         };
 
-        let metrics_namespace = non_empty("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
-        // CloudWatch's rule: 1-255 of these characters, and not AWS's own prefix.
-        let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
-        if metrics_namespace.len() > 255
-            || !metrics_namespace.chars().all(allowed)
-            || metrics_namespace.starts_with("AWS/")
-        {
-            return Err(ConfigError(format!(
-                "METRICS_NAMESPACE {:?} is not a CloudWatch namespace",
-                crate::error::bounded(metrics_namespace)
-            )));
-        }
+        let metrics_namespace = metrics_namespace(lookup)?;
 
         Ok(Self {
             table_name,
@@ -219,6 +209,43 @@ fn parse_number(
             "{name} must be a whole number from 0 to {max}, got {:?}",
             crate::error::bounded(text)
         ))),
+    }
+}
+
+/// `METRICS_NAMESPACE`, checked against CloudWatch's rule: 1-255 of these characters, and
+/// not AWS's own prefix.
+pub fn metrics_namespace(lookup: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let namespace = lookup("METRICS_NAMESPACE")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if namespace.len() > 255 || !namespace.chars().all(allowed) || namespace.starts_with("AWS/") {
+        return Err(ConfigError(format!(
+            "METRICS_NAMESPACE {:?} is not a CloudWatch namespace",
+            crate::error::bounded(namespace)
+        )));
+    }
+    Ok(namespace)
+}
+
+/// The outbox drain's settings: the bus, and where its metrics go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// `EVENT_BUS`: the bus's name or ARN.
+    pub bus: String,
+    /// `METRICS_NAMESPACE`
+    pub metrics_namespace: String,
+}
+
+impl OutboxSettings {
+    /// Reads them through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bus = lookup("EVENT_BUS")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError("EVENT_BUS is required".into()))?;
+        Ok(Self { bus, metrics_namespace: metrics_namespace(&lookup)? })
     }
 }
 

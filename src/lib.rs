@@ -5,7 +5,7 @@
 //!
 //! - entry points: [`http`] (the webhook: method, authentication, answer, log line) and
 //!   [`replay`] (the spool's SQS consumer), [`reconcile`] (Kadoa's API, by hand or on a
-//!   schedule);
+//!   schedule), [`outbox`] (the table's stream → EventBridge);
 //! - the dispatch: [`receiver`], the one place an event is applied;
 //! - the pure core: [`envelope`] and [`events`] (parse), [`table`] (keys, items and
 //!   DynamoDB's rules), [`alerts::health`] and [`alerts::message`] (decide, write);
@@ -27,6 +27,7 @@ pub mod http;
 pub mod kadoa_api;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod outcome;
 pub mod receiver;
 pub mod reconcile;

@@ -29,6 +29,8 @@ pub enum Function {
     Reconcile,
     /// The hourly silence watch (the webhook function, invoked by its schedule).
     Watch,
+    /// The outbox drain (the table's stream → EventBridge), one line per batch.
+    Outbox,
 }
 
 impl Function {
@@ -39,11 +41,12 @@ impl Function {
             Self::Replay => "replay",
             Self::Reconcile => "reconcile",
             Self::Watch => "watch",
+            Self::Outbox => "outbox",
         }
     }
 
     /// Every value, for the tests that check the dashboard.
-    pub const ALL: [Function; 4] = [Self::Webhook, Self::Replay, Self::Reconcile, Self::Watch];
+    pub const ALL: [Function; 5] = [Self::Webhook, Self::Replay, Self::Reconcile, Self::Watch, Self::Outbox];
 }
 
 /// A CloudWatch unit.
@@ -114,6 +117,10 @@ pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count);
 /// 1 once the table holds anything (the stack was connected), 0 before: the silence
 /// alarm stays quiet on a stack that never received a delivery.
 pub const CONNECTED: Metric = metric("Connected", Unit::Count);
+/// Events the outbox drain put on the bus.
+pub const EVENTS_PUBLISHED: Metric = metric("EventsPublished", Unit::Count);
+/// Events of a batch not published (sent again by Lambda).
+pub const EVENTS_FAILED: Metric = metric("EventsFailed", Unit::Count);
 /// The invocation's own duration.
 pub const DURATION: Metric = metric("Duration", Unit::Milliseconds);
 
@@ -133,6 +140,8 @@ pub const CATALOGUE: &[Metric] = &[
     RECONCILE_SKIPPED,
     RECONCILE_FAILURES,
     CONNECTED,
+    EVENTS_PUBLISHED,
+    EVENTS_FAILED,
     DURATION,
 ];
 

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod cost;
+mod events;
 mod hostile;
 mod kadoa_events;
 mod metrics;

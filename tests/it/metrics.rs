@@ -85,7 +85,7 @@ fn number(line: &Value, name: &str) -> f64 {
 /// Every webhook outcome, a replay, the watch, and a reconciliation run, with the
 /// lines each wrote (by outcome for the webhook's).
 async fn every_line() -> (BTreeMap<String, Value>, Vec<Value>) {
-    let harness = Harness::builder().through_proxy().spool().build().await;
+    let harness = Harness::builder().through_proxy().spool().event_bus().build().await;
     let mut by_outcome = BTreeMap::new();
     let deliver = |body: String, outcome: &'static str| {
         let harness = &harness;
@@ -155,6 +155,9 @@ async fn every_line() -> (BTreeMap<String, Value>, Vec<Value>) {
     assert!(report.is_clean(), "{report}");
     harness.metrics.emit(&report.metrics(std::time::Duration::from_millis(1500)));
     others.push(emf(harness.metrics.lines().last().unwrap()));
+    // The outbox announces what was stored and alerted.
+    assert_eq!(harness.drain_outbox().await.failures, []);
+    others.push(emf(harness.metrics.lines().last().unwrap()));
     (by_outcome, others)
 }
 
@@ -202,7 +205,7 @@ async fn each_invocation_writes_one_emf_line_with_its_outcome_and_measures() {
     assert!(number(alerted, "DeliveryDelay") > 365.0 * 86_400_000.0);
     assert_eq!(by_outcome["failed"]["status"], 503);
 
-    let [replay, watch_connected, watch_empty, reconcile] = others.as_slice() else { panic!("{others:?}") };
+    let [replay, watch_connected, watch_empty, reconcile, outbox] = others.as_slice() else { panic!("{others:?}") };
     assert_eq!(replay["Function"], "replay");
     assert_eq!((number(replay, "ReplayApplied"), number(replay, "ReplayFailed")), (1.0, 0.0));
     assert_eq!(number(replay, "AlertsPublished"), 1.0, "the recovery alerted on replay");
@@ -212,6 +215,10 @@ async fn each_invocation_writes_one_emf_line_with_its_outcome_and_measures() {
     assert_eq!((number(reconcile, "ReconcileMissing"), number(reconcile, "ReconcileApplied")), (1.0, 1.0));
     assert_eq!((number(reconcile, "ReconcileSkipped"), number(reconcile, "ReconcileFailures")), (0.0, 0.0));
     assert_eq!(number(reconcile, "Duration"), 1500.0);
+    // Two changes stored (c1, and reconciliation's), three alerts (failure, recovery; the
+    // second failure was suppressed).
+    assert_eq!(outbox["Function"], "outbox");
+    assert_eq!((number(outbox, "EventsPublished"), number(outbox, "EventsFailed")), (4.0, 0.0), "{outbox}");
 }
 
 /// The dashboard's body with CloudFormation's substitutions made.
@@ -354,7 +361,7 @@ fn every_alarm_reads_well_as_an_email_subject_and_an_sms() {
         assert!(readable.starts_with("Kadoa ") && readable.len() <= 70, "{id}: {readable}");
         named += 1;
     }
-    assert_eq!(named, 9);
+    assert_eq!(named, 10);
 }
 
 #[test]

@@ -159,9 +159,14 @@ fn the_table_matches_the_items_the_code_writes() {
 /// it makes, or the inline policies of the function's own `Role`. A function with an SQS
 /// trigger must have a role of its own (SAM would attach AWSLambdaSQSQueueExecutionRole,
 /// which reaches every queue in the account), and no role here has a managed policy.
-fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
+pub fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
     let properties = &resource(function)["Properties"];
-    let has_sqs_trigger = properties["Events"].as_object().into_iter().flatten().any(|(_, e)| e["Type"] == "SQS");
+    // A queue or stream trigger: SAM would attach a managed policy for it.
+    let has_sqs_trigger = properties["Events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(_, e)| e["Type"] == "SQS" || e["Type"] == "DynamoDB");
     let documents: Vec<&Value> = match properties["Role"]["Fn::GetAtt"][0].as_str() {
         Some(role) => {
             let role = &resource(role)["Properties"];
@@ -193,7 +198,7 @@ fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
 }
 
 /// The IAM actions of the AWS operations counted since the last reset.
-fn actions_called(harness: &Harness) -> BTreeSet<String> {
+pub fn actions_called(harness: &Harness) -> BTreeSet<String> {
     let mut called = BTreeSet::new();
     for operation in harness.calls.snapshot().keys() {
         let actions: &[&str] = match operation.as_str() {
@@ -214,6 +219,7 @@ fn actions_called(harness: &Harness) -> BTreeSet<String> {
             "BatchGetItem" => &["dynamodb:BatchGetItem"],
             "Query" => &["dynamodb:Query"],
             "Scan" => &["dynamodb:Scan"],
+            "PutEvents" => &["events:PutEvents"],
             other => panic!("the code calls {other}; map it to its IAM action here and in template.yaml"),
         };
         called.extend(actions.iter().map(|a| a.to_string()));

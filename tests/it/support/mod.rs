@@ -12,6 +12,7 @@ pub mod stall;
 pub mod template;
 
 use kadoa_webhook::metrics::MetricsSink;
+use kadoa_webhook::outbox::{BatchAnswer, Drain};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct HarnessBuilder {
     sns_through_proxy: bool,
     spool: bool,
     spool_through_proxy: bool,
+    event_bus: bool,
+    events_through_proxy: bool,
     retention_days: u32,
     auth_header: Option<&'static str>,
     alert_repeat_minutes: Option<u32>,
@@ -79,6 +82,14 @@ impl HarnessBuilder {
     /// The spool's calls go through the proxy too.
     pub fn spool_through_proxy(self) -> Self {
         Self { spool_through_proxy: true, ..self }
+    }
+    /// A table with its stream, an event bus with a queue per rule, and the outbox drain.
+    pub fn event_bus(self) -> Self {
+        Self { event_bus: true, ..self }
+    }
+    /// The drain's EventBridge calls through the fault proxy.
+    pub fn events_through_proxy(self) -> Self {
+        Self { event_bus: true, events_through_proxy: true, ..self }
     }
     pub fn retention_days(self, days: u32) -> Self {
         Self { retention_days: days, ..self }
@@ -139,14 +150,18 @@ impl HarnessBuilder {
     pub async fn build(self) -> Harness {
         let moto = moto::moto();
         let id = format!("{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::SeqCst));
-        let created = resources::create(&id, self.spool, TEST_MAX_RECEIVES, self.secrets_manager.as_deref()).await;
+        let created =
+            resources::create(&id, self.spool, TEST_MAX_RECEIVES, self.secrets_manager.as_deref(), self.event_bus)
+                .await;
         let env = self.environment(&created);
         let settings = Settings::from_lookup(|name| env.get(name).cloned()).unwrap();
 
-        let proxy = match self.through_proxy || self.sns_through_proxy || self.spool_through_proxy {
-            true => Some(FaultProxy::start(moto.port).await),
-            false => None,
-        };
+        let proxy =
+            match self.through_proxy || self.sns_through_proxy || self.spool_through_proxy || self.events_through_proxy
+            {
+                true => Some(FaultProxy::start(moto.port).await),
+                false => None,
+            };
         // The app's requests go through a client that can hold an operation's requests.
         let direct = sdk_config(&moto.endpoint).await;
         let stalls = stall::Stalls::new(aws_smithy_http_client::Builder::new().build_http());
@@ -211,6 +226,17 @@ impl HarnessBuilder {
             replayer: Replayer::new(components.receiver(), spool, components.metrics.clone())
                 .with_first_retry_delay(Duration::ZERO),
         });
+        let outbox = created.bus_arn.clone().map(|bus| {
+            let config = if self.events_through_proxy { &proxied } else { &unproxied };
+            let client = aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(config).interceptor(calls.clone()).build(),
+            );
+            TestOutbox {
+                drain: Drain::new(client, bus, components.metrics.clone()),
+                stream_arn: created.stream_arn.clone().unwrap(),
+                queues: created.bus_queues.clone().unwrap(),
+            }
+        });
         let (store, publisher, rules) =
             (components.store.clone(), components.publisher.clone(), components.settings.rules.clone());
         let app = App::new(components, self.secret_policy.unwrap_or_default());
@@ -232,9 +258,18 @@ impl HarnessBuilder {
             publisher,
             rules,
             metrics,
+            outbox,
             topic_arn: created.topic_arn,
         }
     }
+}
+
+/// A test's event bus: the outbox drain publishing to it, the table's stream, and a queue
+/// per rule (`all`, `price`, `failures`).
+pub struct TestOutbox {
+    pub drain: Drain,
+    pub stream_arn: String,
+    pub queues: std::collections::BTreeMap<String, String>,
 }
 
 /// The spool queue's receive limit in the tests (the stack's is 20).
@@ -277,6 +312,8 @@ pub struct Harness {
     pub rules: Rules,
     /// The metric lines the entry points wrote.
     pub metrics: MetricsSink,
+    /// With `HarnessBuilder::event_bus`: the outbox drain and the bus's rule queues.
+    pub outbox: Option<TestOutbox>,
     /// The topic, for a command run in another process.
     pub topic_arn: String,
 }
@@ -419,6 +456,43 @@ impl Harness {
             }
         };
         (depth(&spool.queue_url).await, depth(&spool.dead_letter_url).await)
+    }
+
+    /// Runs the outbox drain over what the table's stream holds since the last drain.
+    pub async fn drain_outbox(&self) -> BatchAnswer {
+        let outbox = self.outbox.as_ref().expect("built with .event_bus()");
+        let event = resources::stream_event(&outbox.stream_arn).await;
+        self.drain_records(event).await
+    }
+
+    /// Runs the outbox drain over `event` (a stream trigger's event, as JSON).
+    pub async fn drain_records(&self, event: Value) -> BatchAnswer {
+        let outbox = self.outbox.as_ref().expect("built with .event_bus()");
+        outbox.drain.handle(serde_json::from_value(event).unwrap()).await
+    }
+
+    /// The bus events the rule `rule` (`all`, `price`, `failures`) delivered so far, each
+    /// received once (and deleted).
+    pub async fn bus_events(&self, rule: &str) -> Vec<Value> {
+        let url = &self.outbox.as_ref().expect("built with .event_bus()").queues[rule];
+        let mut events = Vec::new();
+        loop {
+            let output = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let messages = output.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return events;
+            }
+            for message in messages {
+                events.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(message.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
     }
 
     /// Objects left in the spool's bucket.

@@ -22,6 +22,11 @@ pub struct Resources {
     pub dead_letter_url: Option<String>,
     pub bucket: Option<String>,
     pub secret_arn: Option<String>,
+    /// With a bus: the bus, the table's stream, and a queue per rule of local_aws.py's
+    /// BUS_RULES (`all`, `price`, `failures`).
+    pub bus_arn: Option<String>,
+    pub stream_arn: Option<String>,
+    pub bus_queues: Option<std::collections::BTreeMap<String, String>>,
 }
 
 struct Creator {
@@ -53,8 +58,18 @@ fn creator() -> &'static Mutex<Creator> {
 
 /// Creates the resources named with `suffix`: with `spool`, the spool (its queue redriving
 /// after `max_receives` receives); with `secret`, a Secrets Manager secret holding it.
-pub async fn create(suffix: &str, spool: bool, max_receives: usize, secret: Option<&str>) -> Resources {
-    let spec = json!({"suffix": suffix, "spool": spool, "max_receives": max_receives, "secret": secret});
+pub async fn create(suffix: &str, spool: bool, max_receives: usize, secret: Option<&str>, bus: bool) -> Resources {
+    let spec = json!({"suffix": suffix, "spool": spool, "max_receives": max_receives, "secret": secret, "bus": bus});
+    serde_json::from_value(ask(spec).await).unwrap()
+}
+
+/// The records written to `stream_arn` since the last call, as the Lambda event of a
+/// DynamoDB stream trigger.
+pub async fn stream_event(stream_arn: &str) -> serde_json::Value {
+    ask(json!({"op": "stream", "stream_arn": stream_arn})).await
+}
+
+async fn ask(spec: serde_json::Value) -> serde_json::Value {
     tokio::task::spawn_blocking(move || {
         // A test that panicked while holding the lock left the process as it was.
         let mut creator = creator().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
