@@ -33,6 +33,7 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_NAMESPACE",
     "EVENT_BUS",
     "AWS_LAMBDA_LOG_LEVEL",
+    "LOG_LEVEL",
     "RUST_LOG",
     // Read by the allocator (mimalloc), set by the template.
     "MIMALLOC_ARENA_EAGER_COMMIT",

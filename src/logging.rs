@@ -1,5 +1,7 @@
 //! Structured JSON logs, one object per line, as CloudWatch and Lambda's JSON log format
-//! expect. Our own level comes from `AWS_LAMBDA_LOG_LEVEL` (the template's `LogLevel`),
+//! expect. Our own level comes from `LOG_LEVEL` (the template's `LogLevel`; Lambda itself is
+//! told to pass every line, since it would drop the metrics line, which has no level, above
+//! INFO), else `AWS_LAMBDA_LOG_LEVEL`,
 //! or from `RUST_LOG` directives; `info` by default. Whatever is chosen, the crates that
 //! would log raw requests at debug or trace level (the Lambda runtime logs whole events,
 //! credential included; the SDK logs signed requests) stay at `info` or quieter.
@@ -40,7 +42,7 @@ pub fn init_on_stderr() {
 }
 
 fn install(on_stderr: bool) {
-    let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let lambda_level = std::env::var("LOG_LEVEL").or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL")).ok();
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::try_new(directives(lambda_level.as_deref(), rust_log.as_deref()))
         .unwrap_or_else(|_| EnvFilter::new(directives(None, None)));

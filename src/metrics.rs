@@ -114,8 +114,8 @@ pub const RECONCILE_APPLIED: Metric = metric("ReconcileApplied", Unit::Count);
 pub const RECONCILE_SKIPPED: Metric = metric("ReconcileSkipped", Unit::Count);
 /// Items a reconciliation run could not do now (retried by the next run).
 pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count);
-/// 1 once the table holds anything (the stack was connected), 0 before: the silence
-/// alarm stays quiet on a stack that never received a delivery.
+/// 1 once Kadoa delivered to the stack (a change or event that arrived by the webhook),
+/// 0 before: the silence alarm stays quiet on a stack that never received a delivery.
 pub const CONNECTED: Metric = metric("Connected", Unit::Count);
 /// Events the outbox drain put on the bus.
 pub const EVENTS_PUBLISHED: Metric = metric("EventsPublished", Unit::Count);
@@ -209,9 +209,12 @@ impl MetricsSink {
                     lines.push(line);
                 }
             }
-            // Lambda collects standard output; this line is the metrics' only channel.
-            #[allow(clippy::print_stdout)]
-            None => println!("{line}"),
+            // Lambda collects standard output; a write that fails loses the line, never
+            // the invocation.
+            None => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
         }
     }
 }

@@ -323,13 +323,13 @@ impl App {
         answer
     }
 
-    /// The hourly watch: whether the table holds anything yet, as the `Connected` metric.
+    /// The hourly watch: whether Kadoa ever delivered to this stack, as the `Connected` metric.
     /// The silence alarm counts an hour without authenticated deliveries only on a stack
     /// that has been connected, so a stack that never was cannot raise it.
     pub async fn watch(&self) -> Answer {
         let started = Instant::now();
         let mut document = Document::new(Function::Watch);
-        let connected = self.store.holds_anything().await;
+        let connected = self.store.ever_delivered().await;
         match &connected {
             Ok(connected) => {
                 document.record(metrics::CONNECTED, if *connected { 1.0 } else { 0.0 });

@@ -131,7 +131,10 @@ fn change_entry(image: &Map<String, Value>) -> BusEntry {
     if fits(&without) {
         return without;
     }
-    detail.insert("fieldKeys".into(), json!([]));
+    // Still too large (tags near 400 KB, say): only the identity, the counts and the key.
+    for optional in ["fieldKeys", "tags", "url", "workflowName"] {
+        detail.remove(optional);
+    }
     entry(&detail)
 }
 
@@ -164,6 +167,11 @@ fn incident_entry(image: &Map<String, Value>) -> BusEntry {
         }
         detail.insert("dataOmitted".into(), json!(true));
     }
+    let entry = BusEntry { detail_type, detail: Value::Object(detail.clone()).to_string(), time: time.clone() };
+    if fits(&entry) {
+        return entry;
+    }
+    detail.remove("alert");
     BusEntry { detail_type, detail: Value::Object(detail).to_string(), time }
 }
 

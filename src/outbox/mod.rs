@@ -4,22 +4,20 @@
 //! them into bus events ([`entry::entry_of`]). Nothing on the webhook's path waits for
 //! EventBridge, and the table is the only record of what was announced.
 //!
-//! Failures: a batch is sent in order; the first entry EventBridge refuses (or a call that
-//! fails) is reported by its record's sequence number (`ReportBatchItemFailures`), so
-//! Lambda sends that record and the ones after it again, and none before it.
+//! Failures: a batch is sent in order, one entry a call; the first entry EventBridge
+//! refuses (or a call that fails) is reported by its record's sequence number
+//! (`ReportBatchItemFailures`), so Lambda sends that record and the ones after it again,
+//! and none before it.
 
 pub mod entry;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 
-use self::entry::{entry_of, entry_size, BusEntry, StreamRecord, MAX_ENTRY_BYTES, SOURCE};
+use self::entry::{entry_of, BusEntry, StreamRecord, SOURCE};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::metrics::{self, Document, Function, MetricsSink};
-
-/// PutEvents takes at most 10 entries, 256 KB in all.
-const ENTRIES_PER_CALL: usize = 10;
 
 /// A batch of stream records, as Lambda hands it over.
 #[derive(Debug, Default, Deserialize)]
@@ -68,19 +66,16 @@ impl Drain {
             .collect();
         let mut published = 0usize;
         let mut answer = BatchAnswer::default();
-        for chunk in chunks(&pending) {
-            match self.put(chunk).await {
-                Ok(sent) if sent == chunk.len() => published += sent,
-                Ok(sent) => {
-                    published += sent;
-                    let first_failed = chunk.get(sent).map(|(sequence, _)| sequence.clone()).unwrap_or_default();
-                    answer.failures.push(ItemFailure { item_identifier: first_failed });
-                    break;
-                }
+        // One entry a call, in stream order: EventBridge accepts or refuses the entries of
+        // a call each on its own, so a refused entry in a call of several could be followed
+        // by accepted ones that Lambda's resend would publish again. (PutEvents is billed
+        // per entry, not per call.)
+        for (sequence, entry) in &pending {
+            match self.put(entry).await {
+                Ok(()) => published += 1,
                 Err(error) => {
-                    tracing::warn!(error = error.detail(), "events not published; Lambda sends them again");
-                    let first = chunk.first().map(|(sequence, _)| sequence.clone()).unwrap_or_default();
-                    answer.failures.push(ItemFailure { item_identifier: first });
+                    tracing::warn!(error = error.detail(), "event not published; Lambda sends it again");
+                    answer.failures.push(ItemFailure { item_identifier: sequence.clone() });
                     break;
                 }
             }
@@ -101,70 +96,27 @@ impl Drain {
         answer
     }
 
-    /// Sends `chunk`; how many entries from its start were accepted before the first one
-    /// refused.
-    async fn put(&self, chunk: &[(String, BusEntry)]) -> Result<usize, Error> {
-        let entries: Vec<PutEventsRequestEntry> = chunk
-            .iter()
-            .map(|(_, entry)| {
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&self.bus)
-                    .source(SOURCE)
-                    .detail_type(entry.detail_type)
-                    .detail(&entry.detail)
-                    .set_time(entry.time.as_deref().and_then(|t| {
-                        aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime).ok()
-                    }))
-                    .build()
-            })
-            .collect();
-        let output =
-            self.client.put_events().set_entries(Some(entries)).send().await.map_err(|e| sdk_error("PutEvents", e))?;
-        let results = output.entries();
-        let accepted = results.iter().take_while(|result| result.error_code().is_none()).count();
-        if let Some(refused) = results.get(accepted) {
-            tracing::warn!(
-                code = refused.error_code().unwrap_or_default(),
-                message = refused.error_message().unwrap_or_default(),
-                "EventBridge refused an event"
-            );
+    /// Sends one entry.
+    async fn put(&self, entry: &BusEntry) -> Result<(), Error> {
+        let time = entry
+            .time
+            .as_deref()
+            .and_then(|t| aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime).ok());
+        let request = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(entry.detail_type)
+            .detail(&entry.detail)
+            .set_time(time)
+            .build();
+        let output = self.client.put_events().entries(request).send().await.map_err(|e| sdk_error("PutEvents", e))?;
+        match output.entries().first() {
+            Some(result) if result.error_code().is_none() => Ok(()),
+            refused => Err(Error::Unavailable(crate::error::bounded(format!(
+                "EventBridge refused the event: {} {}",
+                refused.and_then(|r| r.error_code()).unwrap_or("(no answer)"),
+                refused.and_then(|r| r.error_message()).unwrap_or_default()
+            )))),
         }
-        Ok(accepted.min(chunk.len()))
-    }
-}
-
-/// `pending` in calls of at most 10 entries and 256 KB.
-fn chunks(pending: &[(String, BusEntry)]) -> Vec<&[(String, BusEntry)]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (_, entry)) in pending.iter().enumerate() {
-        let size = entry_size(entry);
-        if i > start && (i - start == ENTRIES_PER_CALL || bytes + size > MAX_ENTRY_BYTES) {
-            chunks.extend(pending.get(start..i));
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < pending.len() {
-        chunks.extend(pending.get(start..));
-    }
-    chunks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(bytes: usize) -> (String, BusEntry) {
-        ("1".into(), BusEntry { detail_type: entry::DATA_CHANGE, detail: "x".repeat(bytes), time: None })
-    }
-
-    #[test]
-    fn calls_hold_at_most_ten_entries_and_256_kb() {
-        let small: Vec<_> = (0..23).map(|_| entry(100)).collect();
-        assert_eq!(chunks(&small).iter().map(|c| c.len()).collect::<Vec<_>>(), [10, 10, 3]);
-        let large: Vec<_> = (0..3).map(|_| entry(150 * 1024)).collect();
-        assert_eq!(chunks(&large).iter().map(|c| c.len()).collect::<Vec<_>>(), [1, 1, 1]);
-        assert!(chunks(&[]).is_empty());
     }
 }

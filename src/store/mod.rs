@@ -99,18 +99,37 @@ impl Store {
         Self { pacing, ..self }
     }
 
-    /// Whether the table holds any item: one item read (`Scan`, `Limit` 1, the key only).
-    pub async fn holds_anything(&self) -> Result<bool, Error> {
-        let output = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .limit(1)
-            .projection_expression("pk")
-            .send()
-            .await
-            .map_err(|e| sdk_error("Scan", e))?;
-        Ok(!output.items().is_empty() || output.last_evaluated_key().is_some())
+    /// Whether Kadoa ever delivered to this table: a change or event item that arrived by
+    /// the webhook (or its replay), not one reconciliation or a test wrote. Reads a page of
+    /// keys at a time and stops at the first such item: one page on a table in use.
+    pub async fn ever_delivered(&self) -> Result<bool, Error> {
+        const PAGES: usize = 10;
+        let mut start = None;
+        for _ in 0..PAGES {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .limit(100)
+                .projection_expression("pk")
+                .filter_expression("#arrival IN (:webhook, :replay)")
+                .expression_attribute_names("#arrival", "arrival")
+                .expression_attribute_values(":webhook", s(crate::outcome::Arrival::Webhook.as_str()))
+                .expression_attribute_values(":replay", s(crate::outcome::Arrival::Replay.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Scan", e))?;
+            if !output.items().is_empty() {
+                return Ok(true);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(false),
+            }
+        }
+        // Ten pages of nothing Kadoa delivered (a large reconciled backfill): not yet.
+        Ok(false)
     }
 
     /// Puts `item` only if no item has its key yet.

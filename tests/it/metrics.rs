@@ -321,7 +321,8 @@ fn the_silence_alarm_fires_only_on_a_connected_stack_gone_quiet() {
         (connected["ComparisonOperator"].as_str(), connected["Threshold"].as_u64()),
         (Some("GreaterThanOrEqualToThreshold"), Some(1))
     );
-    assert_eq!(connected["TreatMissingData"], "breaching", "a watch that stops cannot hide a silence");
+    // A new stack: no data, no ALARM; once connected, a watch that stops keeps it in ALARM.
+    assert_eq!(connected["TreatMissingData"], "missing", "a watch that stops cannot hide a silence");
     assert!(connected.get("AlarmActions").is_none());
 
     let silence = &resource("SilenceAlarm");
