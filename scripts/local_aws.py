@@ -195,114 +195,13 @@ def setup():
         "RETENTION_DAYS": os.environ.get("RETENTION_DAYS", "0"),
         "SPOOL_QUEUE_URL": created["spool_url"],
         "SPOOL_BUCKET": created["bucket"],
+        # For the kadoa command (it reads this file next to `make dev`).
+        "SPOOL_DEAD_LETTER_QUEUE_URL": created["dead_letter_url"],
+        "WEBHOOK_URL": f"http://127.0.0.1:{os.environ.get('FUNCTION_PORT', '9000')}/lambda-url/kadoa-webhook/",
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
     }
     (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
     print(f"created table {TABLE} and topic {TOPIC} (alerts are caught by queue {INBOX})")
-
-
-def plain(value):
-    """A DynamoDB attribute value as plain JSON."""
-    kind, inner = next(iter(value.items()))
-    if kind == "N":
-        return float(inner) if any(c in inner for c in ".eE") else int(inner)
-    if kind == "M":
-        return {k: plain(v) for k, v in inner.items()}
-    if kind == "L":
-        return [plain(v) for v in inner]
-    if kind == "NULL":
-        return None
-    return inner
-
-
-def describe_field(field):
-    def text(value):
-        return json.dumps(value, ensure_ascii=False)
-
-    if "value" in field and "previousValue" in field:
-        return f"{field['key']}: {text(field['previousValue'])} -> {text(field['value'])}"
-    if "previousValue" in field:
-        return f"{field['key']}: was {text(field['previousValue'])}"
-    return f"{field['key']}: {text(field.get('value'))}"
-
-
-def differences_of(change, items):
-    """A change's differences: in its item, or in the parts of the version it names."""
-    if "partVersion" not in change:
-        return change.get("differences", [])
-    prefix = f"{change['sk']}PART#{change['partVersion']}#"
-    parts = [i for i in items if i["pk"] == change["pk"] and i["sk"].startswith(prefix)]
-    return [d for part in parts for d in part.get("differences", [])]
-
-
-def show():
-    aws = clients()
-    items = []
-    for page in aws["dynamodb"].get_paginator("scan").paginate(TableName=TABLE):
-        items.extend({k: plain(v) for k, v in item.items()} for item in page["Items"])
-    items.sort(key=lambda i: (i["pk"], i["sk"]))
-
-    print(f"== {len(items)} items in {TABLE}")
-    for item in items:
-        entity = item.get("entity")
-        if entity == "change":
-            count = item["differenceCount"]
-            print(
-                f"\n{item['pk']}  change {item['changeId']} at {item['createdAt']}: "
-                f"{count} difference{'' if count == 1 else 's'} (+{item['addedCount']} ~{item['changedCount']} -{item['removedCount']})"
-                + (f"  [{item['workflowName']}]" if item.get("workflowName") else "")
-                + (f"  in {item['partCount']} parts" if "partVersion" in item else "")
-            )
-            for difference in differences_of(item, items):
-                fields = ", ".join(describe_field(f) for f in difference.get("fields", []))
-                print(f"    #{difference['index']:<4} {difference['type']:<8} {fields}")
-        elif entity == "event":
-            # A claim (an alert being sent) has no status yet.
-            status = item.get("status", "being alerted")
-            print(f"{item['pk']}  event {item.get('timestamp', item['sk'])} {item['eventType']}: {status} ({item.get('arrival', '-')})")
-        elif entity == "health":
-            print(f"{item['pk']}  health: {json.dumps({k: v for k, v in item.items() if k not in ('pk', 'sk', 'entity')})}")
-
-    queue_url = aws["sqs"].get_queue_url(QueueName=INBOX)["QueueUrl"]
-    alerts = []
-    while True:
-        batch = aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not batch:
-            break
-        alerts.extend(json.loads(m["Body"]) for m in batch)
-        aws["sqs"].delete_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-    print(f"\n== {len(alerts)} alerts reached the topic since the last look (as an email subscriber gets them)")
-    for alert in alerts:
-        attributes = {k: v["Value"] for k, v in alert.get("MessageAttributes", {}).items()}
-        print(f"\nSubject: {alert.get('Subject')}    (attributes: {attributes})\n\n{alert['Message']}")
-    sent = [item for item in items if item.get("entity") == "event" and item.get("alert")]
-    print(f"\n== SMS texts of all {len(sent)} alerts sent (from the event log)")
-    for item in sent:
-        print(f"{item['timestamp']}  ({len(item['alert']['sms'])} chars)  {item['alert']['sms']}")
-    show_spool(aws)
-
-
-def spooled(aws, name):
-    """The messages waiting in queue `name`, without taking them."""
-    url = aws["sqs"].get_queue_url(QueueName=name)["QueueUrl"]
-    batch = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-    for message in batch:
-        try:
-            delivery = json.loads(message["Body"])
-            body = json.loads(delivery["body"]) if "body" in delivery else {"eventType": f"(body in S3: {delivery.get('bodyObject')})"}
-            yield f"received {delivery.get('receivedAt')}  {body.get('eventType')} {body.get('timestamp', '')}"
-        except (ValueError, KeyError, TypeError):
-            yield f"not a spooled delivery: {message['Body'][:80]}"
-
-
-def show_spool(aws):
-    for name, what in ((SPOOL, "waiting in the spool"), (DEAD_LETTERS, "in the dead-letter queue")):
-        lines = list(spooled(aws, name))
-        print(f"\n== {len(lines)} deliveries {what} (up to 10 shown)")
-        for line in lines:
-            print(line)
 
 
 def replay(port):
@@ -352,4 +251,4 @@ if __name__ == "__main__":
     elif command == "replay":
         replay(sys.argv[2] if len(sys.argv) > 2 else "9000")
     else:
-        {"setup": setup, "show": show}[command]()
+        {"setup": setup}[command]()

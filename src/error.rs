@@ -28,6 +28,13 @@ pub enum Error {
     Internal(String),
 }
 
+/// A failed write to the terminal or a file (the `kadoa` command's output).
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::internal("output", error)
+    }
+}
+
 impl Error {
     /// A 400 naming the problem; text taken from the request is bounded.
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -1,5 +1,6 @@
-//! The Kadoa REST API adapter (the parts reconciliation reads): the change list, one
-//! change, and the notification delivery log. Kadoa answering 429 or 5xx is retried with
+//! The Kadoa REST API adapter: what reconciliation reads (the change list, one change, the
+//! notification delivery log) and what `kadoa connect` writes (webhook channels, their
+//! subscriptions, the test notification). Kadoa answering 429 or 5xx is retried with
 //! backoff, honouring `Retry-After`; the API key is sent, never logged.
 
 use std::time::Duration;
@@ -214,11 +215,71 @@ impl KadoaApi {
         Ok(LogsPage { events: answer.data.events, has_more })
     }
 
+    /// Every notification channel of the workspace.
+    pub async fn channels(&self) -> Result<Vec<serde_json::Value>, Error> {
+        let text = self.get("/v5/notifications/channels", &[]).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's channel list is not as documented: {e}")))?;
+        // `{"data": {"channels": [...]}}`, `{"data": [...]}` or `[...]`.
+        let list = [answer.pointer("/data/channels"), answer.get("data"), answer.get("channels"), Some(&answer)]
+            .into_iter()
+            .find_map(|v| v.and_then(serde_json::Value::as_array).cloned())
+            .unwrap_or_default();
+        Ok(list)
+    }
+
+    /// Creates a channel; its id.
+    pub async fn create_channel(&self, channel: &serde_json::Value) -> Result<String, Error> {
+        let text = self.send(reqwest::Method::POST, "/v5/notifications/channels", channel).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let id = [answer.pointer("/data/channel/id"), answer.pointer("/data/id"), answer.get("id")]
+            .into_iter()
+            .find_map(|id| id.and_then(serde_json::Value::as_str).map(str::to_owned));
+        id.ok_or_else(|| Error::invalid("Kadoa created the channel but named no id"))
+    }
+
+    /// Replaces channel `id`'s settings.
+    pub async fn update_channel(&self, id: &str, channel: &serde_json::Value) -> Result<(), Error> {
+        let path = format!("/v5/notifications/channels/{}", urlencode(id));
+        self.send(reqwest::Method::PUT, &path, channel).await.map(|_| ())
+    }
+
+    /// Subscribes channels to an event type, workspace-wide.
+    pub async fn subscribe(&self, setting: &serde_json::Value) -> Result<(), Error> {
+        self.send(reqwest::Method::POST, "/v5/notifications/settings", setting).await.map(|_| ())
+    }
+
+    /// Asks Kadoa to send a test notification of `event_type` through the channels.
+    pub async fn test_notification(&self, event_type: &str) -> Result<serde_json::Value, Error> {
+        let body = serde_json::json!({"eventType": event_type});
+        let text = self.send(reqwest::Method::POST, "/v5/notifications/test", &body).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(answer.get("data").cloned().unwrap_or(answer))
+    }
+
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<String, Error> {
+        self.request(reqwest::Method::GET, path, query, None).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &serde_json::Value) -> Result<String, Error> {
+        self.request(method, path, &[], Some(body)).await
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, Error> {
         let url = format!("{}{path}", self.base_url);
         let mut wait = self.retry.first_wait;
         for attempt in 1..=self.retry.tries {
-            let sent = self.http.get(&url).query(query).header("x-api-key", &self.api_key).send().await;
+            let mut request = self.http.request(method.clone(), &url).query(query).header("x-api-key", &self.api_key);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request.send().await;
             let retry_after = match sent {
                 Ok(answer) if answer.status().is_success() => {
                     let text = answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e))?;

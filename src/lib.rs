@@ -3,7 +3,7 @@
 //!
 //! The layout is the architecture; dependencies point inward, towards the pure core:
 //!
-//! - entry points: [`http`] (the webhook: method, authentication, answer, log line) and
+//! - entry points: [`cli`] (the `kadoa` command), [`http`] (the webhook: method, authentication, answer, log line) and
 //!   [`replay`] (the spool's SQS consumer), [`reconcile`] (Kadoa's API, by hand or on a
 //!   schedule), [`outbox`] (the table's stream → EventBridge);
 //! - the dispatch: [`receiver`], the one place an event is applied;
@@ -17,6 +17,7 @@
 
 pub mod alerts;
 pub mod aws;
+pub mod cli;
 pub mod components;
 pub mod config;
 pub mod digest;

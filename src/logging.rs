@@ -33,31 +33,41 @@ pub fn directives(lambda_level: Option<&str>, rust_log: Option<&str>) -> String 
 /// Installs the JSON subscriber for the process, writing to standard output (where
 /// Lambda collects it).
 pub fn init() {
-    install(false);
-}
-
-/// The same, writing to standard error: for a command whose standard output is its answer.
-pub fn init_on_stderr() {
-    install(true);
-}
-
-fn install(on_stderr: bool) {
     let lambda_level = std::env::var("LOG_LEVEL").or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL")).ok();
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::try_new(directives(lambda_level.as_deref(), rust_log.as_deref()))
         .unwrap_or_else(|_| EnvFilter::new(directives(None, None)));
-    let builder = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_target(false);
-    match on_stderr {
-        true => builder.with_writer(std::io::stderr).init(),
-        false => builder.init(),
-    }
+        .with_target(false)
+        .init();
+}
+
+/// For the `kadoa` command: to standard error, and silent unless asked (`-v` info, `-vv`
+/// debug), with the same caps on other crates.
+pub fn init_for_command(verbosity: u8) {
+    let ours = match verbosity {
+        0 => "off",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = match verbosity {
+        0 => EnvFilter::new("off"),
+        _ => EnvFilter::try_new(format!("warn,kadoa_webhook={ours},{CAPS}")).unwrap_or_else(|_| EnvFilter::new("off")),
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[cfg(test)]

@@ -213,25 +213,19 @@ pub fn plain(typed: &Value) -> Value {
     let Some((kind, value)) = typed.as_object().and_then(|o| o.iter().next()) else { return Value::Null };
     match (kind.as_str(), value) {
         ("S" | "B", text) => text.clone(),
-        ("N", Value::String(text)) => exact_number(text),
+        ("N", Value::String(text)) => crate::table::attr::json_number(text),
         ("BOOL", flag) => flag.clone(),
         ("NULL", _) => Value::Null,
         ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
         ("M", Value::Object(fields)) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
         ("SS" | "BS", list) => list.clone(),
         ("NS", Value::Array(items)) => {
-            Value::Array(items.iter().map(|n| n.as_str().map_or(Value::Null, exact_number)).collect())
+            Value::Array(items.iter().map(|n| n.as_str().map_or(Value::Null, crate::table::attr::json_number)).collect())
         }
         _ => Value::Null,
     }
 }
 
-fn exact_number(text: &str) -> Value {
-    match serde_json::from_str::<serde_json::Number>(text) {
-        Ok(number) if number.to_string() == text => Value::Number(number),
-        _ => Value::String(text.to_owned()),
-    }
-}
 
 #[cfg(test)]
 mod tests {

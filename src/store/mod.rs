@@ -4,6 +4,7 @@
 //! conversion). A failure after the SDK's own retries becomes [`Error::Unavailable`];
 //! every write is safe to repeat.
 
+pub mod browse;
 pub mod health;
 pub mod notices;
 pub mod reconcile;

@@ -164,6 +164,15 @@ pub fn fits_dynamodb_number(number: &str) -> bool {
     significant <= MAX_NUMBER_DIGITS && (-130..=125).contains(&leading_power) && last_power >= -130
 }
 
+/// A number DynamoDB stored (its exact text) as JSON: a JSON number when that writes back
+/// the same text, else the text itself (too many digits for a double, or `1.50`).
+pub fn json_number(text: &str) -> serde_json::Value {
+    match serde_json::from_str::<serde_json::Number>(text) {
+        Ok(number) if number.to_string() == text => serde_json::Value::Number(number),
+        _ => serde_json::Value::String(text.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

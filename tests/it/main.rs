@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod alerts;
+mod cli;
 mod cost;
 mod events;
 mod hostile;

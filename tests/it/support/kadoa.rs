@@ -1,7 +1,7 @@
 //! A local fake of Kadoa's REST API on wiremock, following its documented shapes: the
 //! change list (skip/limit pagination), one change, the delivery log (offset/limit,
-//! `hasMore`), the `x-api-key` check, and failures a test scripts (500, 429 with
-//! `Retry-After`).
+//! `hasMore`), webhook channels, notification settings and the test notification, the
+//! `x-api-key` check, and failures a test scripts (500, 429 with `Retry-After`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,12 @@ struct State {
     broken_paths: Vec<String>,
     /// Every `CUT` in an answer is sent as a lone UTF-16 surrogate escape (`\ud83d`).
     cut_strings: bool,
+    /// Notification channels, as created or updated.
+    channels: Vec<Value>,
+    /// Notification settings, as posted.
+    settings: Vec<Value>,
+    /// Test notifications asked for.
+    tests: usize,
 }
 
 pub struct FakeKadoa {
@@ -85,6 +91,26 @@ impl FakeKadoa {
     /// From now on every request is answered with a redirect to `url` (same path).
     pub fn redirect_to(&self, url: &str) {
         self.state.lock().unwrap().redirect_to = Some(url.to_owned());
+    }
+
+    /// The channels Kadoa holds.
+    pub fn channels(&self) -> Vec<Value> {
+        self.state.lock().unwrap().channels.clone()
+    }
+
+    /// A channel Kadoa already holds.
+    pub fn add_channel(&self, channel: Value) {
+        self.state.lock().unwrap().channels.push(channel);
+    }
+
+    /// The notification settings posted.
+    pub fn settings(&self) -> Vec<Value> {
+        self.state.lock().unwrap().settings.clone()
+    }
+
+    /// How many test notifications were asked for.
+    pub fn tests(&self) -> usize {
+        self.state.lock().unwrap().tests
     }
 
     /// Paths asked for, with their query as sent, in order.
@@ -168,6 +194,40 @@ impl Respond for Api {
                 Some(change) => json(200, change.clone()),
                 None => json(404, json!({"error": "Not found"})),
             };
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let method = request.method.as_str();
+        if path == "/v5/notifications/channels" && method == "GET" {
+            return json(200, json!({"data": {"channels": state.channels}}));
+        }
+        if path == "/v5/notifications/channels" && method == "POST" {
+            let id = format!("ch_{}", state.channels.len() + 1);
+            let mut channel = body.clone();
+            channel["id"] = json!(id);
+            state.channels.push(channel.clone());
+            return json(201, json!({"data": {"channel": channel}}));
+        }
+        if let (Some(id), "PUT") = (path.strip_prefix("/v5/notifications/channels/"), method) {
+            let id = percent_decoded(id);
+            return match state.channels.iter_mut().find(|c| c["id"] == id.as_str()) {
+                Some(channel) => {
+                    *channel = body.clone();
+                    channel["id"] = json!(id);
+                    json(200, json!({"data": {"channel": channel}}))
+                }
+                None => json(404, json!({"error": "Not found"})),
+            };
+        }
+        if path == "/v5/notifications/settings" && method == "POST" {
+            state.settings.push(body);
+            return json(201, json!({"data": {}}));
+        }
+        if path == "/v5/notifications/test" && method == "POST" {
+            state.tests += 1;
+            return json(
+                200,
+                json!({"data": {"eventId": format!("evt_test_{}", state.tests), "eventType": body["eventType"], "workflowId": "wf_test"}}),
+            );
         }
         if path == "/v5/notifications/logs" {
             let matching: Vec<&Value> = state.deliveries.iter().filter(|d| in_window(&d["createdAt"])).collect();

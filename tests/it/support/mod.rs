@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod faults;
+pub mod http_server;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
@@ -239,7 +240,7 @@ impl HarnessBuilder {
         });
         let (store, publisher, rules) =
             (components.store.clone(), components.publisher.clone(), components.settings.rules.clone());
-        let app = App::new(components, self.secret_policy.unwrap_or_default());
+        let app = Arc::new(App::new(components, self.secret_policy.unwrap_or_default()));
         app.warm_up().await;
         Harness {
             app,
@@ -259,6 +260,7 @@ impl HarnessBuilder {
             rules,
             metrics,
             outbox,
+            secret_arn: created.secret_arn,
             topic_arn: created.topic_arn,
         }
     }
@@ -288,7 +290,7 @@ pub struct TestSpool {
 pub const PATIENT: Duration = Duration::from_secs(60);
 
 pub struct Harness {
-    pub app: App,
+    pub app: Arc<App>,
     pub table: String,
     pub queue_url: String,
     /// Clients straight to moto, for setting up and reading back.
@@ -314,6 +316,8 @@ pub struct Harness {
     pub metrics: MetricsSink,
     /// With `HarnessBuilder::event_bus`: the outbox drain and the bus's rule queues.
     pub outbox: Option<TestOutbox>,
+    /// The webhook secret, with `HarnessBuilder::secrets_manager`.
+    pub secret_arn: Option<String>,
     /// The topic, for a command run in another process.
     pub topic_arn: String,
 }

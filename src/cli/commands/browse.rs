@@ -1,0 +1,263 @@
+//! `kadoa changes list|show`, `kadoa export`, `kadoa events`: reading the table back.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{key_time, println_out, Context};
+use crate::cli::render::{self, Format, Listing};
+use crate::cli::{EventsArgs, ShowArgs, WindowArgs};
+use crate::error::Error;
+use crate::store::browse::{Row, Window};
+use crate::store::Store;
+
+/// How often `events --follow` looks for new events.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+
+fn window(args: &WindowArgs) -> Result<Window, Error> {
+    Ok(Window {
+        workflow: args.workflow.clone(),
+        since: args.since.as_deref().map(key_time).transpose()?,
+        until: args.until.as_deref().map(key_time).transpose()?,
+    })
+}
+
+/// Every change in `window`, page by page, to `each`.
+async fn each_change(
+    store: &Store,
+    window: &Window,
+    mut each: impl FnMut(Row) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut start = None;
+    loop {
+        let page = store.changes_page(window, start, None).await?;
+        for row in page.rows {
+            each(row)?;
+        }
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+fn counts(row: &Row) -> String {
+    let n = |name: &str| row.get(name).and_then(Value::as_u64).unwrap_or_default();
+    format!("{} (+{} ~{} -{})", n("differenceCount"), n("addedCount"), n("changedCount"), n("removedCount"))
+}
+
+/// `kadoa changes list`
+pub async fn list_changes(context: &Context, args: &WindowArgs) -> Result<bool, Error> {
+    let store = context.store()?;
+    let mut rows = Vec::new();
+    each_change(&store, &window(args)?, |mut row| {
+        if context.format.is_none() {
+            row.insert("differences".into(), json!(counts(&row)));
+        } else {
+            row.remove("differences");
+        }
+        rows.push(row);
+        Ok(())
+    })
+    .await?;
+    // A scan comes in table order: newest first, as one workflow's query does.
+    rows.sort_by_key(|row| std::cmp::Reverse(render::cell(row.get("createdAt"))));
+    let listing = Listing {
+        columns: vec![
+            ("created", "createdAt"),
+            ("workflow", "workflowId"),
+            ("change", "changeId"),
+            ("differences", if context.format.is_none() { "differences" } else { "differenceCount" }),
+            ("arrival", "arrival"),
+            ("url", "url"),
+        ],
+        rows,
+    };
+    render::print(&listing, context.format, None)?;
+    Ok(true)
+}
+
+/// `kadoa changes show`
+pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Error> {
+    let store = context.store()?;
+    let Some(change) = store.change_with_differences(&args.id, args.workflow.as_deref()).await? else {
+        return Err(Error::invalid(format!("no change {:?} is stored", crate::error::bounded(args.id.clone()))));
+    };
+    match context.format {
+        Some(Format::Json) => {
+            println_out(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
+        }
+        Some(Format::Jsonl) => println_out(&Value::Object(change).to_string())?,
+        Some(Format::Csv) => write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true)?,
+        None => {
+            let field = |name: &str| render::cell(change.get(name));
+            println_out(&format!("{} {}", render::paint("change", 1), field("changeId")))?;
+            println_out(&format!("  workflow:    {} {}", field("workflowId"), field("workflowName")))?;
+            println_out(&format!(
+                "  created:     {} (received {} by {})",
+                field("createdAt"),
+                field("receivedAt"),
+                field("arrival")
+            ))?;
+            println_out(&format!("  url:         {}", field("url")))?;
+            println_out(&format!("  differences: {}", counts(&change)))?;
+            println_out(&render::differences(&change))?;
+        }
+    }
+    Ok(true)
+}
+
+/// The CSV of `changes`: one row per difference field.
+fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], header: bool) -> Result<(), Error> {
+    const HEADER: [&str; 8] = ["workflowId", "changeId", "createdAt", "index", "type", "key", "value", "previousValue"];
+    let text = |value: Option<&Value>| match value {
+        None => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    };
+    if header {
+        writer.write_record(HEADER).map_err(|e| Error::internal("csv", e))?;
+    }
+    for change in changes {
+        for difference in change.get("differences").and_then(Value::as_array).into_iter().flatten() {
+            for field in difference["fields"].as_array().into_iter().flatten() {
+                let record = [
+                    text(change.get("workflowId")),
+                    text(change.get("changeId")),
+                    text(change.get("createdAt")),
+                    text(difference.get("index")),
+                    text(difference.get("type")),
+                    text(field.get("key")),
+                    text(field.get("value")),
+                    text(field.get("previousValue")),
+                ];
+                writer.write_record(record).map_err(|e| Error::internal("csv", e))?;
+            }
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// `kadoa export`: every change of the window with its differences, streamed.
+pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error> {
+    let store = context.store()?;
+    let format = context.format.unwrap_or(Format::Jsonl);
+    if format == Format::Json {
+        return Err(Error::invalid("export writes --output jsonl or csv (a stream, not one document)"));
+    }
+    let bar = render::progress(None, "changes exported");
+    let mut listed = Vec::new();
+    each_change(&store, &window(args)?, |row| {
+        listed.push(row);
+        Ok(())
+    })
+    .await?;
+    bar.set_length(listed.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::default_bar());
+    let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
+    let mut first = true;
+    for row in listed {
+        // An index row or a change in parts: the whole change, with its differences.
+        let change = match row.get("differences") {
+            Some(_) => row,
+            None => {
+                let id = render::cell(row.get("changeId"));
+                let workflow = render::cell(row.get("workflowId"));
+                store.change_with_differences(&id, Some(&workflow)).await?.unwrap_or(row)
+            }
+        };
+        match format {
+            Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first)?,
+            _ => println_out(&Value::Object(change).to_string())?,
+        }
+        first = false;
+        bar.inc(1);
+    }
+    if first && format == Format::Csv {
+        write_rows(&mut writer, &[], true)?;
+    }
+    bar.finish_and_clear();
+    Ok(true)
+}
+
+fn event_listing(rows: Vec<Row>) -> Listing {
+    let rows = rows
+        .into_iter()
+        .map(|mut row| {
+            if let Some(subject) = row.get("alert").and_then(|a| a.get("subject")).cloned() {
+                row.insert("alertSubject".into(), subject);
+            }
+            row
+        })
+        .collect();
+    Listing {
+        columns: vec![
+            ("time", "timestamp"),
+            ("workflow", "workflowId"),
+            ("event", "eventType"),
+            ("status", "status"),
+            ("arrival", "arrival"),
+            ("alert", "alertSubject"),
+        ],
+        rows,
+    }
+}
+
+/// `kadoa events`
+pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error> {
+    let store = context.store()?;
+    let mut window = Window {
+        workflow: args.workflow.clone(),
+        since: args.since.as_deref().map(key_time).transpose()?,
+        until: None,
+    };
+    let mut rows = read_events(&store, &window).await?;
+    rows.sort_by_key(|row| std::cmp::Reverse(render::cell(row.get("timestamp"))));
+    if !args.follow {
+        render::print(&event_listing(rows), context.format, None)?;
+        return Ok(true);
+    }
+    // Oldest first while following, each new event a line as it is stored.
+    rows.reverse();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let format = context.format.unwrap_or(Format::Jsonl);
+    loop {
+        for row in rows {
+            let key = format!("{}|{}", render::cell(row.get("pk")), render::cell(row.get("sk")));
+            if !seen.insert(key) {
+                continue;
+            }
+            if let Some(time) = row.get("timestamp").and_then(Value::as_str) {
+                window.since = Some(time.to_owned());
+            }
+            match (format, context.format) {
+                (_, None) => println_out(&format!(
+                    "{}  {:<28} {:<12} {}  {}",
+                    render::cell(row.get("timestamp")),
+                    render::cell(row.get("eventType")),
+                    render::cell(row.get("status")),
+                    render::cell(row.get("workflowId")),
+                    render::cell(row.get("alert").and_then(|a| a.get("subject")))
+                ))?,
+                _ => println_out(&Value::Object(row).to_string())?,
+            }
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        rows = read_events(&store, &window).await?;
+        rows.sort_by_key(|row| render::cell(row.get("timestamp")));
+    }
+}
+
+async fn read_events(store: &Store, window: &Window) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    let mut start = None;
+    loop {
+        let page = store.events_page(window, false, start, None).await?;
+        rows.extend(page.rows.into_iter().filter(|r| r.get("entity").and_then(Value::as_str) != Some("change")));
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}

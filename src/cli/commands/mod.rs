@@ -1,0 +1,188 @@
+//! Each command, given the stack it operates ([`Context`]).
+
+mod browse;
+mod connect;
+mod dlq;
+mod secret;
+mod status;
+
+use aws_config::SdkConfig;
+use serde_json::{json, Value};
+
+use super::render::{self, Format};
+use super::target::{self, StackChoice, Target};
+use super::{ChangesCommand, Cli, Command, DlqCommand, ReconcileArgs, SecretCommand};
+use crate::error::Error;
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// What every command works with.
+pub struct Context {
+    /// The stack's resources.
+    pub target: Target,
+    /// `--output`
+    pub format: Option<Format>,
+    /// The SDK configuration (the caller's credentials, or the local endpoint).
+    pub config: SdkConfig,
+}
+
+impl Context {
+    /// The table.
+    pub fn store(&self) -> Result<Store, Error> {
+        Ok(Store::new(aws_sdk_dynamodb::Client::new(&self.config), self.target.table()?.to_owned()))
+    }
+
+    /// An SQS client.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// A Secrets Manager client.
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+
+    /// The webhook secret's lines (the newest last).
+    pub async fn secret_lines(&self) -> Result<Vec<String>, Error> {
+        let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
+        let output = self
+            .secrets()
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
+        let lines: Vec<String> = output
+            .secret_string()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if lines.is_empty() {
+            return Err(Error::invalid("the webhook secret is empty"));
+        }
+        Ok(lines)
+    }
+}
+
+/// Runs `cli`'s command: `Ok(true)` all well, `Ok(false)` something needs attention.
+pub async fn run(cli: Cli) -> Result<bool, Error> {
+    let choice = target::choose(cli.stack.as_deref());
+    let config = crate::aws::load_sdk_config().await;
+    let target = match choice {
+        StackChoice::Named(stack) | StackChoice::Configured(stack) => {
+            let outputs = target::stack_outputs(&aws_sdk_cloudformation::Client::new(&config), &stack).await?;
+            target::resolve(format!("stack {stack}"), &outputs)
+        }
+        StackChoice::Local => target::resolve(format!("the local stack ({})", target::LOCAL_ENV), &Default::default()),
+        StackChoice::None => target::resolve("the environment".to_owned(), &Default::default()),
+    };
+    let context = Context { target, format: cli.output, config };
+    match cli.command {
+        Command::Status => status::run(&context).await,
+        Command::Changes(ChangesCommand::List(window)) => browse::list_changes(&context, &window).await,
+        Command::Changes(ChangesCommand::Show(show)) => browse::show_change(&context, &show).await,
+        Command::Export(export) => browse::export(&context, &export.window).await,
+        Command::Events(events) => browse::events(&context, &events).await,
+        Command::Connect(connect) => connect::connect(&context, &connect).await,
+        Command::Test => connect::test(&context).await,
+        Command::Secret(SecretCommand::Rotate(rotate)) => secret::rotate(&context, &rotate).await,
+        Command::Dlq(DlqCommand::List) => dlq::list(&context).await,
+        Command::Dlq(DlqCommand::Redrive(redrive)) => dlq::redrive(&context, &redrive).await,
+        Command::Reconcile(reconcile) => reconcile_window(&context, &reconcile).await,
+    }
+}
+
+/// A time as the table keys it: RFC 3339, or a date (midnight UTC).
+pub fn key_time(text: &str) -> Result<String, Error> {
+    let text = text.trim();
+    let parsed = Timestamp::parse_rfc3339(text).or_else(|| Timestamp::parse_rfc3339(&format!("{text}T00:00:00Z")));
+    parsed.map(Timestamp::to_key_string).ok_or_else(|| {
+        Error::invalid(format!("{:?} is not an RFC 3339 time or a date", crate::error::bounded(text.into())))
+    })
+}
+
+async fn reconcile_window(context: &Context, args: &ReconcileArgs) -> Result<bool, Error> {
+    use crate::config::KadoaApiSettings;
+    use crate::kadoa_api::{ApiRetry, KadoaApi};
+    let from = Timestamp::parse_rfc3339(&args.from)
+        .ok_or_else(|| Error::invalid(format!("--from {:?} is not an RFC 3339 time", args.from)))?;
+    let to = match &args.to {
+        Some(to) => Timestamp::parse_rfc3339(to)
+            .ok_or_else(|| Error::invalid(format!("--to {to:?} is not an RFC 3339 time")))?,
+        None => Timestamp::now(),
+    };
+    if to <= from {
+        return Err(Error::invalid("--to must be after --from"));
+    }
+    let lookup = |name: &str| std::env::var(name).ok();
+    let settings = crate::Settings::for_reconcile(|name| match name {
+        "TABLE_NAME" => context.target.table.clone(),
+        "ALERT_TOPIC_ARN" => context.target.topic_arn.clone().or_else(|| lookup(name)),
+        other => lookup(other),
+    })
+    .map_err(|e| Error::invalid(e.to_string()))?;
+    let api_settings = KadoaApiSettings::from_lookup(lookup).map_err(|e| Error::invalid(e.to_string()))?;
+    let components = crate::Components::new(settings, crate::AwsClients::from_config(&context.config));
+    let key = match (&api_settings.key, &api_settings.key_arn) {
+        (Some(key), _) => key.clone(),
+        (None, Some(arn)) => read_key(&context.secrets(), arn).await?,
+        (None, None) => return Err(Error::invalid("KADOA_API_KEY or KADOA_API_KEY_ARN is required")),
+    };
+    let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default())?;
+    let receiver = components.receiver();
+    let retention = components.settings.rules.retention_days;
+    let reconciler = crate::reconcile::Reconciler::new(&api, &receiver, &components.store, retention);
+    let bar = render::progress(None, "reconciling");
+    let report = reconciler.run(from, to, &|line| bar.set_message(line.to_owned())).await;
+    bar.finish_and_clear();
+    match context.format {
+        None => println_out(&report.to_string())?,
+        Some(_) => println_out(&serde_json::to_string(&report).map_err(|e| Error::internal("json", e))?)?,
+    }
+    Ok(report.is_clean() && report.skipped.is_empty() && report.outstanding.is_empty())
+}
+
+/// Reads a Kadoa API key kept in Secrets Manager.
+pub async fn read_key(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
+    output
+        .secret_string()
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| Error::invalid("the secret in KADOA_API_KEY_ARN is empty"))
+}
+
+/// One line to standard output.
+pub fn println_out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
+/// Prints a report of steps: lines on a terminal, one JSON object with `--output`.
+pub fn report(context: &Context, steps: &[(String, String)], extra: Value) -> Result<(), Error> {
+    match context.format {
+        None => {
+            for (step, what) in steps {
+                println_out(&format!("{} {step}: {what}", render::paint("•", 36)))?;
+            }
+            Ok(())
+        }
+        Some(_) => {
+            let steps: Vec<Value> = steps.iter().map(|(step, what)| json!({"step": step, "result": what})).collect();
+            let mut answer = json!({"steps": steps});
+            if let (Some(answer), Value::Object(extra)) = (answer.as_object_mut(), extra) {
+                answer.extend(extra);
+            }
+            println_out(&answer.to_string())
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `kadoa secret rotate [--finish]`: the two-line rotation of the webhook secret.
+//!
+//! 1. `rotate` adds a new secret as a second line: the webhook accepts both once its cache
+//!    refreshes (at most 5 minutes);
+//! 2. `rotate --finish` (after those 5 minutes) switches Kadoa's channel to the new secret
+//!    when given `--kadoa-api-key`, then keeps only the new line.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use serde_json::{json, Value};
+
+use super::connect::{api, channel_auth, find_channel};
+use super::{report, Context};
+use crate::cli::RotateArgs;
+use crate::error::Error;
+
+/// As long as the secret the stack generates: 48 letters and digits.
+const SECRET_LENGTH: usize = 48;
+
+/// A new random secret of letters and digits.
+fn new_secret() -> Result<String, Error> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut secret = String::with_capacity(SECRET_LENGTH);
+    let random = SystemRandom::new();
+    while secret.len() < SECRET_LENGTH {
+        let mut byte = [0u8; 1];
+        random.fill(&mut byte).map_err(|_| Error::internal("random", "no randomness"))?;
+        // 248 = 4 × 62: below it every letter is equally likely.
+        if let Some(&c) = ALPHABET.get(usize::from(byte[0]) % ALPHABET.len()).filter(|_| byte[0] < 248) {
+            secret.push(char::from(c));
+        }
+    }
+    Ok(secret)
+}
+
+async fn put(context: &Context, value: String) -> Result<(), Error> {
+    let arn = context.target.need(&context.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
+    context
+        .secrets()
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("PutSecretValue", e))?;
+    Ok(())
+}
+
+/// `kadoa secret rotate`
+pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error> {
+    let lines = context.secret_lines().await?;
+    let mut steps = Vec::new();
+    if !args.finish {
+        if lines.len() > 1 {
+            return Err(Error::invalid(
+                "a rotation is under way (the secret has two lines): finish it first with `kadoa secret rotate --finish`",
+            ));
+        }
+        let mut value = lines.join("\n");
+        value.push('\n');
+        value.push_str(&new_secret()?);
+        put(context, value).await?;
+        steps.push(("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()));
+        steps.push((
+            "next".to_owned(),
+            "wait 5 minutes (the webhook's cache), then `kadoa secret rotate --finish --kadoa-api-key …`".to_owned(),
+        ));
+        report(context, &steps, json!({"finished": false}))?;
+        return Ok(true);
+    }
+    let Some(newest) = lines.last().cloned() else { return Err(Error::invalid("the webhook secret is empty")) };
+    if lines.len() == 1 {
+        steps.push(("secret".to_owned(), "one secret only: nothing to finish".to_owned()));
+        report(context, &steps, json!({"finished": true, "changed": false}))?;
+        return Ok(true);
+    }
+    match &args.kadoa_api_key {
+        Some(key) => {
+            let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?;
+            let api = api(key.clone())?;
+            let channels = api.channels().await?;
+            let channel = find_channel(&channels, url).ok_or_else(|| {
+                Error::invalid(format!("no Kadoa channel points at {url}: run `kadoa connect` first"))
+            })?;
+            let id = crate::cli::render::cell(channel.get("id"));
+            let mut updated = channel.clone();
+            if let Some(config) = updated.get_mut("config").and_then(Value::as_object_mut) {
+                config.insert("auth".into(), channel_auth(&context.target.auth_header, &newest));
+            }
+            if let Some(object) = updated.as_object_mut() {
+                object.retain(|k, _| matches!(k.as_str(), "name" | "channelType" | "config"));
+            }
+            api.update_channel(&id, &updated).await?;
+            steps.push(("Kadoa".to_owned(), format!("channel {id} now sends the new secret")));
+        }
+        None => steps.push((
+            "Kadoa".to_owned(),
+            "not changed here: its channel must already send the new secret (or pass --kadoa-api-key)".to_owned(),
+        )),
+    }
+    put(context, format!("{newest}\n")).await?;
+    steps.push(("secret".to_owned(), "the old secret dropped; only the new one is accepted from now on".to_owned()));
+    report(context, &steps, json!({"finished": true, "changed": true}))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_secrets_are_48_letters_and_digits_and_differ() {
+        let (a, b) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_eq!(a.len(), 48);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,199 @@
+//! `kadoa status`: is everything well, and if not, what needs attention.
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::{json, Map, Value};
+
+use super::{println_out, Context};
+use crate::cli::render::{self, Format, Listing};
+use crate::error::Error;
+use crate::reconcile::OUTSTANDING_ALARM_TRIES;
+use crate::store::browse::Window;
+use crate::timestamp::Timestamp;
+
+/// A spooled delivery older than this needs attention (the stack's spool-age alarm too).
+const SPOOL_AGE_ATTENTION_SECS: i64 = 15 * 60;
+/// Account events shown: the last week's.
+const ACCOUNT_DAYS: u32 = 7;
+
+/// A queue's depth and its oldest message's age (of a sample of 10: SQS does not say).
+async fn queue_state(context: &Context, url: &str) -> Result<(i64, Option<i64>), Error> {
+    let sqs = context.sqs();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("GetQueueAttributes", e))?;
+    let count = |name| {
+        attributes.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse::<i64>().ok()).unwrap_or_default()
+    };
+    let depth = count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+    if depth == 0 {
+        return Ok((0, None));
+    }
+    // A peek: received and left visible at once (visibility 0), counted as a receive.
+    let peeked = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("ReceiveMessage", e))?;
+    let now = Timestamp::now().unix_millis();
+    let oldest = peeked
+        .messages()
+        .iter()
+        .filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::SentTimestamp)?.parse::<i64>().ok())
+        .min()
+        .map(|sent| (now - sent) / 1000);
+    Ok((depth, oldest))
+}
+
+/// Runs `kadoa status`.
+pub async fn run(context: &Context) -> Result<bool, Error> {
+    let store = context.store()?;
+    let mut attention: Vec<String> = Vec::new();
+
+    let mut workflows = Vec::new();
+    for health in store.workflows().await? {
+        let Some(workflow_id) = health.get("workflowId").and_then(Value::as_str).map(str::to_owned) else { continue };
+        let last_event = store.last_event(Some(&workflow_id)).await?;
+        let last_change = store.last_change(&workflow_id).await?;
+        let failing = health.get("state").and_then(Value::as_str) == Some("failing");
+        if failing {
+            attention.push(format!("workflow {workflow_id} is failing"));
+        }
+        let mut row = Map::new();
+        row.insert("workflowId".into(), json!(workflow_id));
+        row.insert("workflowName".into(), health.get("workflowName").cloned().unwrap_or(Value::Null));
+        row.insert("health".into(), json!(if failing { "failing" } else { "healthy" }));
+        row.insert("failingSince".into(), health.get("failingSince").cloned().unwrap_or(Value::Null));
+        row.insert(
+            "lastEvent".into(),
+            last_event.as_ref().map_or(Value::Null, |e| {
+                json!(format!("{} {}", render::cell(e.get("eventType")), render::cell(e.get("timestamp"))))
+            }),
+        );
+        row.insert(
+            "lastChange".into(),
+            last_change.as_ref().map_or(Value::Null, |c| {
+                json!(format!("{} {}", render::cell(c.get("changeId")), render::cell(c.get("createdAt"))))
+            }),
+        );
+        workflows.push(row);
+    }
+
+    let since = Timestamp::now().plus_days(0).and_then(|now| now.plus_millis(-i64::from(ACCOUNT_DAYS) * 86_400_000));
+    let window = Window { since: since.map(Timestamp::to_key_string), ..Window::default() };
+    let account: Vec<Map<String, Value>> = store.events_page(&window, true, None, Some(50)).await?.rows;
+
+    let mut spool = Map::new();
+    if let Some(url) = &context.target.spool_url {
+        let (depth, oldest) = queue_state(context, url).await?;
+        if oldest.is_some_and(|age| age > SPOOL_AGE_ATTENTION_SECS) {
+            attention.push(format!("a spooled delivery has waited {} minutes", oldest.unwrap_or_default() / 60));
+        }
+        spool.insert("waiting".into(), json!(depth));
+        spool.insert("oldestSeconds".into(), json!(oldest));
+    }
+    if let Some(url) = &context.target.dead_letter_url {
+        let (depth, _) = queue_state(context, url).await?;
+        if depth > 0 {
+            attention.push(format!("{depth} dead letters: see `kadoa dlq list`"));
+        }
+        spool.insert("deadLetters".into(), json!(depth));
+    }
+
+    let watermark = store.watermark_item().await?;
+    let markers = store.pending_markers().await?;
+    let outstanding = markers
+        .iter()
+        .filter(|m| m.get("tries").and_then(Value::as_u64).is_some_and(|t| t >= u64::from(OUTSTANDING_ALARM_TRIES)))
+        .count();
+    if outstanding > 0 {
+        attention.push(format!("{outstanding} pending changes outstanding for a day of reconciliation runs"));
+    }
+    let reconcile = json!({
+        "watermark": watermark.as_ref().and_then(|w| w.get("through")).cloned(),
+        "lastCleanRun": watermark.as_ref().and_then(|w| w.get("updatedAt")).cloned(),
+        "pendingChanges": markers.len(),
+        "outstanding": outstanding,
+    });
+
+    match context.format {
+        Some(Format::Json | Format::Jsonl) => {
+            let answer = json!({"workflows": workflows, "accountEvents": account, "spool": spool,
+                "reconcile": reconcile, "attention": attention});
+            let text = match context.format {
+                Some(Format::Json) => serde_json::to_string_pretty(&answer),
+                _ => serde_json::to_string(&answer),
+            };
+            println_out(&text.map_err(|e| Error::internal("json", e))?)?;
+        }
+        format => {
+            let listing = Listing {
+                columns: vec![
+                    ("workflow", "workflowId"),
+                    ("name", "workflowName"),
+                    ("health", "health"),
+                    ("failing since", "failingSince"),
+                    ("last event", "lastEvent"),
+                    ("last change", "lastChange"),
+                ],
+                rows: workflows
+                    .into_iter()
+                    .map(|mut row| {
+                        if format.is_none() {
+                            let colour = if row.get("health") == Some(&json!("failing")) { 31 } else { 32 };
+                            let painted = render::paint(&render::cell(row.get("health")), colour);
+                            row.insert("health".into(), json!(painted));
+                        }
+                        row
+                    })
+                    .collect(),
+            };
+            render::print(&listing, format, Some("Workflows"))?;
+            if format.is_none() {
+                let events = Listing {
+                    columns: vec![
+                        ("time", "timestamp"),
+                        ("event", "eventType"),
+                        ("status", "status"),
+                        ("arrival", "arrival"),
+                    ],
+                    rows: account,
+                };
+                render::print(&events, None, Some(&format!("Account events, last {ACCOUNT_DAYS} days")))?;
+                println_out(&render::paint("Spool", 1))?;
+                println_out(&format!(
+                    "  waiting: {}, oldest: {}, dead letters: {}",
+                    render::cell(spool.get("waiting")),
+                    spool.get("oldestSeconds").and_then(Value::as_i64).map_or("-".to_owned(), |s| format!("{s} s")),
+                    render::cell(spool.get("deadLetters"))
+                ))?;
+                println_out(&render::paint("Reconciliation", 1))?;
+                println_out(&format!(
+                    "  last clean run: {}, watermark: {}, pending changes: {}, outstanding: {}",
+                    render::cell(reconcile.get("lastCleanRun")),
+                    render::cell(reconcile.get("watermark")),
+                    render::cell(reconcile.get("pendingChanges")),
+                    render::cell(reconcile.get("outstanding"))
+                ))?;
+                match attention.is_empty() {
+                    true => println_out(&render::paint("All well.", 32))?,
+                    false => {
+                        for line in &attention {
+                            println_out(&format!("{} {line}", render::paint("Needs attention:", 31)))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(attention.is_empty())
+}

@@ -1,0 +1,207 @@
+//! `kadoa`, the operator's command: connect Kadoa to the stack, see its state, browse and
+//! export what it stored, test it, rotate its secret, redrive dead letters, reconcile.
+//!
+//! Exit codes: 0 all is well, 1 something needs attention or failed, 2 usage (clap's own).
+//! Standard output is the answer (a table on a terminal, or `--output json|jsonl|csv`);
+//! progress and logs go to standard error, logs only with `-v`.
+
+mod commands;
+pub mod render;
+pub mod target;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use self::commands::read_key;
+pub use self::render::Format;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kadoa",
+    version,
+    about = "Operate the Kadoa webhook stack: connect Kadoa, see status, browse changes, test, rotate, redrive",
+    long_about = "Operate the Kadoa webhook stack: connect Kadoa, see status, browse and export changes, \
+                  test, rotate the secret, redrive dead letters, reconcile.\n\n\
+                  The stack is found by --stack (or KADOA_STACK, or samconfig.toml's stack_name), whose \
+                  outputs name its table, topic, secret and queues; the environment variables \
+                  (TABLE_NAME, WEBHOOK_SECRET_ARN, …) override them. Next to `make dev`, .local/dev.env \
+                  names the local stack and no flag is needed.",
+    after_help = "Exit codes: 0 ok, 1 something needs attention or failed, 2 usage."
+)]
+pub struct Cli {
+    /// The CloudFormation stack to operate (default: KADOA_STACK, else samconfig.toml's
+    /// stack_name; next to `make dev`, the local stack).
+    #[arg(long, global = true, env = "KADOA_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
+    /// Machine output instead of a table.
+    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Log to standard error (-v info, -vv debug).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Health of each workflow, recent account events, the spool, dead letters and the last
+    /// reconciliation; exits 1 when something needs attention.
+    Status,
+    /// Browse the stored changes.
+    #[command(subcommand)]
+    Changes(ChangesCommand),
+    /// Export changes, one row per difference field (CSV) or one change per line (JSONL).
+    Export(ExportArgs),
+    /// The event log, newest first; with --follow, new events as they arrive.
+    Events(EventsArgs),
+    /// Create or update the Kadoa webhook channel that points at this stack, subscribe it,
+    /// and check a test notification arrives.
+    Connect(ConnectArgs),
+    /// Send an authenticated sample delivery to the stack's URL and show what it did.
+    Test,
+    /// The webhook secret.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Deliveries that failed every replay.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Store what Kadoa's API has that the table lacks, for a window.
+    Reconcile(ReconcileArgs),
+}
+
+/// `kadoa changes …`
+#[derive(Debug, Subcommand)]
+pub enum ChangesCommand {
+    /// The changes, newest first for one workflow.
+    List(WindowArgs),
+    /// One change and its differences.
+    Show(ShowArgs),
+}
+
+/// A time window, optionally one workflow's.
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Only this workflow's.
+    #[arg(long, value_name = "ID")]
+    pub workflow: Option<String>,
+    /// At or after this time (RFC 3339, or a date: 2025-01-15).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+/// `kadoa changes show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The change's id.
+    pub id: String,
+    /// Its workflow (one read instead of a scan of the table).
+    #[arg(long, value_name = "ID")]
+    pub workflow: Option<String>,
+}
+
+/// `kadoa export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Which changes.
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// `kadoa events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this workflow's (default: every event).
+    #[arg(long, value_name = "ID")]
+    pub workflow: Option<String>,
+    /// At or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Keep printing new events as they are stored (Ctrl-C to stop).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// `kadoa connect`
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// A Kadoa API key.
+    #[arg(long, value_name = "KEY", conflicts_with = "api_key_env", required_unless_present = "api_key_env")]
+    pub api_key: Option<String>,
+    /// The environment variable that holds the API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Show the requests instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for the test notification to be stored.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
+}
+
+/// `kadoa secret …`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Add a new secret beside the current one (both accepted); with --finish, keep only
+    /// the newest.
+    Rotate(RotateArgs),
+}
+
+/// `kadoa secret rotate`
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Drop the old secret (run it once Kadoa sends the new one).
+    #[arg(long)]
+    pub finish: bool,
+    /// With --finish: first switch Kadoa's channel to the new secret through the API.
+    #[arg(long, value_name = "KEY")]
+    pub kadoa_api_key: Option<String>,
+}
+
+/// `kadoa dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The dead letters: event type, workflow, why they failed, age.
+    List,
+    /// Move dead letters back into the spool, to be replayed.
+    Redrive(RedriveArgs),
+}
+
+/// `kadoa dlq redrive`
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// Only this message (its id from `kadoa dlq list`).
+    #[arg(long, value_name = "MESSAGE_ID")]
+    pub id: Option<String>,
+}
+
+/// `kadoa reconcile`
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// From this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// To this time (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+}
+
+/// Runs the command line; the process's exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let format = cli.output;
+    match commands::run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            render::error(&error, format);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Reading the table back for people (the `kadoa` command): workflows and their health,
+//! changes, the event log. Items come back as plain JSON ([`plain`]), numbers exact.
+//!
+//! A question about one workflow is a `Query` of its partition (through `changesByTime`
+//! or `eventsByTime`, newest first); a question about every workflow is a `Scan` with a
+//! filter, which reads the whole table: the README says what that costs.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Value};
+
+use super::{s, Store};
+use crate::aws::sdk_error;
+use crate::error::Error;
+use crate::table::{keys, ENTITY_CHANGE, ENTITY_EVENT, ENTITY_HEALTH};
+
+/// An item as plain JSON.
+pub type Row = Map<String, Value>;
+
+/// Which items a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// One workflow's, or every workflow's.
+    pub workflow: Option<String>,
+    /// At or after (a key-form timestamp or any prefix of one).
+    pub since: Option<String>,
+    /// Before.
+    pub until: Option<String>,
+}
+
+/// A page of rows, and where the next one starts.
+pub struct Page {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// Pass back to read the next page; `None` at the end.
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Store {
+    /// Every workflow's health item.
+    pub async fn workflows(&self) -> Result<Vec<Row>, Error> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start).await?;
+            rows.extend(page.rows);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// The newest change of `workflow_id`, as the `changesByTime` index has it.
+    pub async fn last_change(&self, workflow_id: &str) -> Result<Option<Row>, Error> {
+        let window = Window { workflow: Some(workflow_id.to_owned()), ..Window::default() };
+        Ok(self.changes_page(&window, None, Some(1)).await?.rows.into_iter().next())
+    }
+
+    /// The newest entry of `workflow_id`'s event log (`None`: the account's).
+    pub async fn last_event(&self, workflow_id: Option<&str>) -> Result<Option<Row>, Error> {
+        let window = Window { workflow: workflow_id.map(str::to_owned), ..Window::default() };
+        Ok(self.events_page(&window, true, None, Some(1)).await?.rows.into_iter().next())
+    }
+
+    /// A page of changes, newest first for one workflow (`changesByTime`), in table order
+    /// for all of them (a filtered `Scan`).
+    pub async fn changes_page(
+        &self,
+        window: &Window,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<Page, Error> {
+        let Some(workflow) = &window.workflow else { return self.scan_entity(ENTITY_CHANGE, window, start).await };
+        let (condition, values) = range_condition("#createdAt", window);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("changesByTime")
+            .key_condition_expression(format!("#pk = :pk{condition}"))
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(&keys::workflow_pk(workflow.trim())))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .set_limit(limit);
+        if !values.is_empty() {
+            query = query.expression_attribute_names("#createdAt", "createdAt");
+        }
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, value);
+        }
+        let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
+        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+    }
+
+    /// A page of the event log: one workflow's (or with `account`, the account's), newest
+    /// first; without a workflow and not `account`, every event (a filtered `Scan`).
+    pub async fn events_page(
+        &self,
+        window: &Window,
+        account: bool,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<Page, Error> {
+        let pk = match (&window.workflow, account) {
+            (Some(workflow), _) => keys::workflow_pk(workflow.trim()),
+            (None, true) => keys::ACCOUNT_PK.to_owned(),
+            (None, false) => return self.scan_entity(ENTITY_EVENT, window, start).await,
+        };
+        // Event keys are EVENT#<timestamp>#…: a time bound is a key bound.
+        let bounds = Window {
+            since: window.since.as_ref().map(|t| format!("EVENT#{t}")),
+            until: window.until.as_ref().map(|t| format!("EVENT#{t}")),
+            ..Window::default()
+        };
+        let (condition, values) = range_condition("#eventKey", &bounds);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("eventsByTime")
+            .key_condition_expression(format!("#pk = :pk{condition}"))
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .set_limit(limit);
+        if !values.is_empty() {
+            query = query.expression_attribute_names("#eventKey", "eventKey");
+        }
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, value);
+        }
+        let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
+        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+    }
+
+    /// One change item with its differences (read from its parts when it has them):
+    /// `workflow` narrows the search to one partition, else the table is scanned for it.
+    pub async fn change_with_differences(&self, change_id: &str, workflow: Option<&str>) -> Result<Option<Row>, Error> {
+        let sk = keys::change_sk(change_id.trim());
+        let item = match workflow {
+            Some(workflow) => self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(super::key_of(&keys::workflow_pk(workflow.trim()), &sk)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error("GetItem", e))?
+                .item
+                .map(|item| plain_item(&item)),
+            None => {
+                let mut found = None;
+                let mut start = None;
+                loop {
+                    let output = self
+                        .client
+                        .scan()
+                        .table_name(&self.table)
+                        .filter_expression("#sk = :sk")
+                        .expression_attribute_names("#sk", "sk")
+                        .expression_attribute_values(":sk", s(&sk))
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("Scan", e))?;
+                    if let Some(item) = output.items().first() {
+                        found = Some(plain_item(item));
+                        break;
+                    }
+                    match output.last_evaluated_key {
+                        Some(next) => start = Some(next),
+                        None => break,
+                    }
+                }
+                found
+            }
+        };
+        let Some(mut change) = item else { return Ok(None) };
+        if change.get("differences").is_none() {
+            if let (Some(Value::String(pk)), Some(Value::String(version))) =
+                (change.get("pk"), change.get("partVersion"))
+            {
+                let differences = self.part_differences(pk, &format!("{sk}PART#{version}#")).await?;
+                change.insert("differences".into(), Value::Array(differences));
+            }
+        }
+        Ok(Some(change))
+    }
+
+    async fn part_differences(&self, pk: &str, prefix: &str) -> Result<Vec<Value>, Error> {
+        let mut differences = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for part in output.items() {
+                if let Some(Value::Array(list)) = plain_item(part).remove("differences") {
+                    differences.extend(list);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => return Ok(differences),
+            }
+        }
+    }
+
+    /// The reconciliation watermark item, if a run ever finished clean.
+    pub async fn watermark_item(&self) -> Result<Option<Row>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key_of(keys::RECONCILE_PK, keys::WATERMARK_SK)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output.item.map(|item| plain_item(&item)))
+    }
+
+    /// Every pending-change marker.
+    pub async fn pending_markers(&self) -> Result<Vec<Row>, Error> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(keys::PENDING_PK))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        Ok(output.items().iter().map(plain_item).collect())
+    }
+
+    async fn scan_entity(
+        &self,
+        entity: &str,
+        window: &Window,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<Page, Error> {
+        let time = if entity == ENTITY_EVENT { "#timestamp" } else { "#createdAt" };
+        let (condition, values) = range_condition(time, window);
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(format!("#entity = :entity{condition}"))
+            .expression_attribute_names("#entity", "entity")
+            .expression_attribute_values(":entity", s(entity))
+            .set_exclusive_start_key(start);
+        if !values.is_empty() {
+            scan = scan.expression_attribute_names(time, &time[1..]);
+        }
+        for (name, value) in values {
+            scan = scan.expression_attribute_values(name, value);
+        }
+        let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
+        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+    }
+}
+
+/// ` AND <name> >= :since …` for the window's bounds, and their values.
+fn range_condition(name: &str, window: &Window) -> (String, Vec<(&'static str, AttributeValue)>) {
+    match (&window.since, &window.until) {
+        (Some(since), Some(until)) => {
+            (format!(" AND {name} BETWEEN :since AND :until"), vec![(":since", s(since)), (":until", s(until))])
+        }
+        (Some(since), None) => (format!(" AND {name} >= :since"), vec![(":since", s(since))]),
+        (None, Some(until)) => (format!(" AND {name} < :until"), vec![(":until", s(until))]),
+        (None, None) => (String::new(), Vec::new()),
+    }
+}
+
+/// An item as plain JSON.
+pub fn plain_item(item: &HashMap<String, AttributeValue>) -> Row {
+    item.iter().map(|(name, value)| (name.clone(), plain(value))).collect()
+}
+
+/// A value as plain JSON: numbers stay numbers when that writes back the same text, and
+/// are their exact text otherwise.
+pub fn plain(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(text) => Value::String(text.clone()),
+        AttributeValue::N(number) => crate::table::attr::json_number(number),
+        AttributeValue::Bool(flag) => Value::Bool(*flag),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(list) => Value::Array(list.iter().map(plain).collect()),
+        AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
+        AttributeValue::Ss(list) => Value::Array(list.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(list) => Value::Array(list.iter().map(|n| crate::table::attr::json_number(n)).collect()),
+        _ => Value::Null,
+    }
+}
+
