@@ -219,13 +219,12 @@ pub fn plain(typed: &Value) -> Value {
         ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
         ("M", Value::Object(fields)) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
         ("SS" | "BS", list) => list.clone(),
-        ("NS", Value::Array(items)) => {
-            Value::Array(items.iter().map(|n| n.as_str().map_or(Value::Null, crate::table::attr::json_number)).collect())
-        }
+        ("NS", Value::Array(items)) => Value::Array(
+            items.iter().map(|n| n.as_str().map_or(Value::Null, crate::table::attr::json_number)).collect(),
+        ),
         _ => Value::Null,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -309,4 +309,3 @@ pub fn plain(value: &AttributeValue) -> Value {
         _ => Value::Null,
     }
 }
-
