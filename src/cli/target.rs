@@ -35,7 +35,7 @@ pub struct Target {
 }
 
 /// (environment variable, stack output) for each setting.
-const SETTINGS: &[(&str, &str)] = &[
+pub const SETTINGS: &[(&str, &str)] = &[
     ("TABLE_NAME", "TableName"),
     ("ALERT_TOPIC_ARN", "AlertTopicArn"),
     ("WEBHOOK_SECRET_ARN", "WebhookSecretArn"),

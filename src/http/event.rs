@@ -63,10 +63,18 @@ struct Http {
 pub struct Unreadable;
 
 impl HttpEvent {
+    /// Whether the event is payload 2.0 (a function URL, an HTTP API), whose answers may
+    /// carry `cookies`.
+    pub fn is_payload_v2(&self) -> bool {
+        self.request_context.http.method.is_some()
+    }
+
     /// The HTTP request the event carries. For 1.0, a name in `headers` replaces its
     /// values from `multiValueHeaders`, as API Gateway's own SDKs read them.
     pub fn into_request(self) -> Result<Request, Unreadable> {
-        let method = self.http_method.or(self.request_context.http.method).ok_or(Unreadable)?;
+        // Payload 2.0's own field first: an emulator (cargo-lambda's function URL) may send a
+        // 1.0 `httpMethod` beside it that is not the request's.
+        let method = self.request_context.http.method.or(self.http_method).ok_or(Unreadable)?;
         let method = Method::from_bytes(method.as_bytes()).map_err(|_| Unreadable)?;
         let mut headers = HeaderMap::with_capacity(self.headers.len().max(self.multi_value_headers.len()));
         for (name, values) in self.multi_value_headers {
@@ -114,6 +122,18 @@ mod tests {
             Body::Text(text) => text,
             _ => panic!("not text"),
         }
+    }
+
+    #[test]
+    fn payload_2_method_wins_over_a_stray_1_0_field() {
+        // cargo-lambda's function URL (`make dev`) sends `httpMethod: GET` beside the real one.
+        let event = json!({"version": "2.0", "httpMethod": "GET", "headers": {},
+            "requestContext": {"http": {"method": "POST", "path": "/"}}, "body": "{}"});
+        let parsed: HttpEvent = serde_json::from_value(event).unwrap();
+        assert!(parsed.is_payload_v2());
+        assert_eq!(parsed.into_request().unwrap().method(), Method::POST);
+        let rest: HttpEvent = serde_json::from_value(json!({"httpMethod": "POST", "headers": {}})).unwrap();
+        assert!(!rest.is_payload_v2());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct Answer {
     pub body: String,
     /// Always false: the body is text.
     pub is_base64_encoded: bool,
+    /// Payload 2.0 answers only: none. Optional in AWS's format, but cargo-lambda's
+    /// function URL (`make dev`) refuses an answer without it; a REST API refuses one with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookies: Option<Vec<String>>,
 }
 
 impl Answer {
@@ -47,6 +51,7 @@ impl Answer {
             headers: [("content-type", "application/json")].into(),
             body: body.to_string(),
             is_base64_encoded: false,
+            cookies: None,
         }
     }
 
@@ -180,12 +185,16 @@ impl App {
         {
             return self.watch().await;
         }
-        let request =
-            serde_json::from_str::<HttpEvent>(event).map_err(|_| Unreadable).and_then(HttpEvent::into_request);
-        match request {
+        let event = serde_json::from_str::<HttpEvent>(event).map_err(|_| Unreadable);
+        let v2 = event.as_ref().is_ok_and(HttpEvent::is_payload_v2);
+        let mut answer = match event.and_then(HttpEvent::into_request) {
             Ok(request) => self.handle(request, deadline).await,
             Err(Unreadable) => self.unreadable(),
+        };
+        if v2 {
+            answer.cookies = Some(Vec::new());
         }
+        answer
     }
 
     /// Handles one delivery, to be answered before `deadline`. Never fails: every error is

@@ -417,3 +417,14 @@ fn deleting_the_stack_keeps_what_still_holds_deliveries() {
         );
     }
 }
+
+#[test]
+fn the_stack_outputs_name_what_the_kadoa_command_reads() {
+    let outputs = template()["Outputs"].as_object().unwrap();
+    for (variable, output) in kadoa_webhook::cli::target::SETTINGS {
+        assert!(
+            outputs.contains_key(*output),
+            "the kadoa command reads {output} (or {variable}); the stack has no such output"
+        );
+    }
+}

@@ -492,3 +492,18 @@ async fn rest_api_v1_events_work_too() {
     let (status, answer) = harness.send_event(&event.to_string()).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("stored")));
 }
+
+#[tokio::test]
+async fn payload_2_answers_carry_cookies_and_rest_answers_do_not() {
+    let harness = Harness::new().await;
+    let body = fixture_body("workflow_failed.json");
+    let v2 = json!({"version": "2.0", "headers": {"authorization": format!("Bearer {SECRET}")},
+        "requestContext": {"http": {"method": "POST", "path": "/"}}, "body": body});
+    let answer = serde_json::to_value(harness.app.handle_event(&v2.to_string(), None).await).unwrap();
+    // cargo-lambda's function URL refuses an answer without it; AWS takes it.
+    assert_eq!((answer["statusCode"].as_u64(), &answer["cookies"]), (Some(200), &json!([])));
+    let rest = json!({"httpMethod": "POST", "headers": {"authorization": format!("Bearer {SECRET}")}, "body": body});
+    let answer = serde_json::to_value(harness.app.handle_event(&rest.to_string(), None).await).unwrap();
+    assert_eq!(answer["statusCode"], 200);
+    assert!(answer.get("cookies").is_none(), "a REST API refuses fields it does not know: {answer}");
+}
