@@ -273,6 +273,10 @@ impl KadoaApi {
         body: Option<&serde_json::Value>,
     ) -> Result<String, Error> {
         let url = format!("{}{path}", self.base_url);
+        // A POST that failed with 5xx or no answer may have been done: creating a channel
+        // twice is worse than asking the operator to run the command again. A 429 was not
+        // done, whatever the method.
+        let idempotent = method != reqwest::Method::POST;
         let mut wait = self.retry.first_wait;
         for attempt in 1..=self.retry.tries {
             let mut request = self.http.request(method.clone(), &url).query(query).header("x-api-key", &self.api_key);
@@ -295,7 +299,7 @@ impl KadoaApi {
                         answer.status().as_u16()
                     )));
                 }
-                Ok(answer) if answer.status().as_u16() == 429 || answer.status().is_server_error() => {
+                Ok(answer) if answer.status().as_u16() == 429 || (idempotent && answer.status().is_server_error()) => {
                     let header =
                         answer.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                     tracing::warn!(status = answer.status().as_u16(), path, attempt, "Kadoa API busy; trying again");
@@ -310,9 +314,15 @@ impl KadoaApi {
                 Ok(answer) => {
                     return Err(Error::invalid(format!("Kadoa answered {} for {path}", answer.status().as_u16())));
                 }
-                Err(error) => {
+                Err(error) if idempotent => {
                     tracing::warn!(error = %error.without_url(), path, attempt, "Kadoa API unreachable; trying again");
                     None
+                }
+                Err(error) => {
+                    return Err(Error::Unavailable(crate::error::bounded(format!(
+                        "Kadoa API {path}: {} (not sent again: it may have been done; check, then run again)",
+                        error.without_url()
+                    ))));
                 }
             };
             if attempt < self.retry.tries {

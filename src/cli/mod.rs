@@ -90,11 +90,16 @@ pub struct WindowArgs {
     #[arg(long, value_name = "ID")]
     pub workflow: Option<String>,
     /// At or after this time (RFC 3339, or a date: 2025-01-15).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<String>,
-    /// Before this time.
-    #[arg(long, value_name = "TIME")]
+    /// At or before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub until: Option<String>,
+}
+
+/// A time on the command line, as the table keys times: RFC 3339, or a date (midnight UTC).
+fn parse_time(text: &str) -> Result<String, String> {
+    commands::key_time(text).map_err(|e| e.detail().to_owned())
 }
 
 /// `kadoa changes show`
@@ -122,7 +127,7 @@ pub struct EventsArgs {
     #[arg(long, value_name = "ID")]
     pub workflow: Option<String>,
     /// At or after this time.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<String>,
     /// Keep printing new events as they are stored (Ctrl-C to stop).
     #[arg(long)]
@@ -142,7 +147,7 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// How long to wait for the test notification to be stored.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub wait: u64,
 }
 
@@ -161,8 +166,15 @@ pub struct RotateArgs {
     #[arg(long)]
     pub finish: bool,
     /// With --finish: first switch Kadoa's channel to the new secret through the API.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", requires = "finish", conflicts_with = "kadoa_api_key_env")]
     pub kadoa_api_key: Option<String>,
+    /// The same, from this environment variable (kept out of shell history).
+    #[arg(long, value_name = "VAR", requires = "finish")]
+    pub kadoa_api_key_env: Option<String>,
+    /// With --finish: drop the old secret without switching Kadoa and without waiting
+    /// for the webhook's cache (you switched Kadoa yourself).
+    #[arg(long, requires = "finish")]
+    pub force: bool,
 }
 
 /// `kadoa dlq …`
@@ -185,11 +197,11 @@ pub struct RedriveArgs {
 /// `kadoa reconcile`
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
-    /// From this time (RFC 3339).
-    #[arg(long, value_name = "TIME")]
+    /// From this time (RFC 3339, or a date).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub from: String,
     /// To this time (default: now).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub to: Option<String>,
 }
 

@@ -32,6 +32,8 @@ pub struct Target {
     pub webhook_url: Option<String>,
     /// The header that carries the secret.
     pub auth_header: String,
+    /// The spool's bucket (large bodies).
+    pub spool_bucket: Option<String>,
 }
 
 /// (environment variable, stack output) for each setting.
@@ -43,6 +45,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("SPOOL_DEAD_LETTER_QUEUE_URL", "SpoolDeadLetterQueueUrl"),
     ("WEBHOOK_URL", "WebhookUrl"),
     ("AUTH_HEADER_NAME", "AuthHeaderName"),
+    ("SPOOL_BUCKET", "SpoolBucketName"),
 ];
 
 impl Target {
@@ -111,8 +114,8 @@ pub fn resolve(source: String, outputs: &HashMap<String, String>) -> Target {
     let pick = |(variable, output): &(&str, &str)| {
         std::env::var(variable).ok().filter(|v| !v.trim().is_empty()).or_else(|| outputs.get(*output).cloned())
     };
-    let [table, topic_arn, secret_arn, spool_url, dead_letter_url, webhook_url, auth_header] =
-        [0, 1, 2, 3, 4, 5, 6].map(|i| SETTINGS.get(i).and_then(pick));
+    let [table, topic_arn, secret_arn, spool_url, dead_letter_url, webhook_url, auth_header, spool_bucket] =
+        [0, 1, 2, 3, 4, 5, 6, 7].map(|i| SETTINGS.get(i).and_then(pick));
     Target {
         source,
         table,
@@ -122,6 +125,7 @@ pub fn resolve(source: String, outputs: &HashMap<String, String>) -> Target {
         dead_letter_url,
         webhook_url,
         auth_header: auth_header.unwrap_or_else(|| "authorization".to_owned()).to_ascii_lowercase(),
+        spool_bucket,
     }
 }
 

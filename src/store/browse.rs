@@ -25,7 +25,7 @@ pub struct Window {
     pub workflow: Option<String>,
     /// At or after (a key-form timestamp or any prefix of one).
     pub since: Option<String>,
-    /// Before.
+    /// At or before (both bounds are inclusive, as DynamoDB's `BETWEEN` is).
     pub until: Option<String>,
 }
 
@@ -112,7 +112,8 @@ impl Store {
         // Event keys are EVENT#<timestamp>#…: a time bound is a key bound.
         let bounds = Window {
             since: window.since.as_ref().map(|t| format!("EVENT#{t}")),
-            until: window.until.as_ref().map(|t| format!("EVENT#{t}")),
+            // `$` sorts after `#`: every key of that instant is at or before the bound.
+            until: window.until.as_ref().map(|t| format!("EVENT#{t}$")),
             ..Window::default()
         };
         let (condition, values) = range_condition("#eventKey", &bounds);
@@ -237,17 +238,26 @@ impl Store {
 
     /// Every pending-change marker.
     pub async fn pending_markers(&self) -> Result<Vec<Row>, Error> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(keys::PENDING_PK))
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query", e))?;
-        Ok(output.items().iter().map(plain_item).collect())
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":pk", s(keys::PENDING_PK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            rows.extend(output.items().iter().map(plain_item));
+            match output.last_evaluated_key {
+                Some(next) => start = Some(next),
+                None => return Ok(rows),
+            }
+        }
     }
 
     async fn scan_entity(
@@ -284,7 +294,7 @@ fn range_condition(name: &str, window: &Window) -> (String, Vec<(&'static str, A
             (format!(" AND {name} BETWEEN :since AND :until"), vec![(":since", s(since)), (":until", s(until))])
         }
         (Some(since), None) => (format!(" AND {name} >= :since"), vec![(":since", s(since))]),
-        (None, Some(until)) => (format!(" AND {name} < :until"), vec![(":until", s(until))]),
+        (None, Some(until)) => (format!(" AND {name} <= :until"), vec![(":until", s(until))]),
         (None, None) => (String::new(), Vec::new()),
     }
 }

@@ -28,6 +28,7 @@ fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
     if let Some(spool) = &harness.spool {
         env.push(("SPOOL_QUEUE_URL", spool.queue_url.clone()));
         env.push(("SPOOL_DEAD_LETTER_QUEUE_URL", spool.dead_letter_url.clone()));
+        env.push(("SPOOL_BUCKET", spool.bucket.clone()));
     }
     env
 }
@@ -199,8 +200,10 @@ async fn the_event_log_is_listed_and_followed() {
     let mut line = String::new();
     out.read_line(&mut line).await.unwrap();
     assert!(line.contains("workflow_failed"), "{line}");
+    // Dated a minute ago, stored now: following looks back a day of event time.
+    let a_minute_ago = kadoa_webhook::timestamp::Timestamp::now().plus_millis(-60_000).unwrap().to_key_string();
     let recovered =
-        json!({"eventType": "workflow_recovered", "timestamp": "2025-01-15T11:00:00Z", "data": {"workflowId": "wf_1"}});
+        json!({"eventType": "workflow_recovered", "timestamp": a_minute_ago, "data": {"workflowId": "wf_1"}});
     harness.deliver(&recovered.to_string()).await;
     line.clear();
     tokio::time::timeout(Duration::from_secs(30), out.read_line(&mut line)).await.unwrap().unwrap();
@@ -294,7 +297,13 @@ async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     let twice = kadoa(&["secret", "rotate"], &env).await;
     assert_eq!(twice.status.code(), Some(1), "a rotation under way is finished first");
 
-    let finished = kadoa(&["secret", "rotate", "--finish", "--kadoa-api-key", KEY], &env).await;
+    let early = kadoa(&["secret", "rotate", "--finish", "--kadoa-api-key", KEY], &env).await;
+    assert_eq!(early.status.code(), Some(1), "the webhook's 5-minute cache comes first");
+    assert!(String::from_utf8_lossy(&early.stderr).contains("wait"), "{early:?}");
+    let blind = kadoa(&["secret", "rotate", "--finish"], &env).await;
+    assert_eq!(blind.status.code(), Some(1), "dropping the old secret needs Kadoa switched, or --force");
+    assert_eq!(secret().await.len(), 2, "nothing dropped");
+    let finished = kadoa(&["secret", "rotate", "--finish", "--kadoa-api-key", KEY, "--force"], &env).await;
     assert_eq!(finished.status.code(), Some(0), "{}", stdout(&finished));
     assert_eq!(secret().await, [lines[1].clone()]);
     assert_eq!(fake.channels()[0]["config"]["auth"], json!({"type": "bearer", "token": lines[1]}));
@@ -311,7 +320,9 @@ async fn dead_letters_are_listed_and_redriven_once() {
     let good = json!({"receivedAt": "2025-01-15T10:30:01.000Z",
         "body": change("c-dead", "wf_1", "2025-01-15T10:30:00Z", json!([{"key": "price", "value": 1}]))});
     let bad = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "body": "{\"eventType\": \"workflow_failed\"}"});
-    for body in [&good, &bad] {
+    // Its body expired from the bucket: a redrive would make the replay take it as done.
+    let expired = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "bodyObject": "spool/expired"});
+    for body in [&good, &bad, &expired] {
         harness
             .sqs
             .send_message()
@@ -325,23 +336,24 @@ async fn dead_letters_are_listed_and_redriven_once() {
     assert_eq!(listed.status.code(), Some(1), "dead letters need attention");
     let rows = json_out(&listed);
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     let refused = rows.iter().find(|r| r["why"].as_str().unwrap().starts_with("refused")).unwrap();
     assert!(refused["why"].as_str().unwrap().contains("timestamp"), "{refused}");
     let replayable = rows.iter().find(|r| r["eventType"] == "workflow_data_change").unwrap();
     assert_eq!(replayable["workflowId"], "wf_1");
-    assert_eq!(harness.spool_depths().await, (0, 2), "listing takes nothing");
+    assert_eq!(harness.spool_depths().await, (0, 3), "listing takes nothing");
 
     let id = replayable["id"].as_str().unwrap();
     let one = kadoa(&["dlq", "redrive", "--id", id], &env).await;
     assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
-    assert_eq!(harness.spool_depths().await, (1, 1));
+    assert_eq!(harness.spool_depths().await, (1, 2));
     let rest = kadoa(&["dlq", "redrive", "-o", "json"], &env).await;
+    assert_eq!(rest.status.code(), Some(1), "one could not be moved");
     assert_eq!(json_out(&rest)["moved"], 1);
+    assert_eq!(json_out(&rest)["bodyExpired"].as_array().unwrap().len(), 1);
     let again = kadoa(&["dlq", "redrive"], &env).await;
-    assert_eq!(again.status.code(), Some(0));
-    assert!(stdout(&again).contains("nothing to move"));
-    assert_eq!(harness.spool_depths().await, (2, 0));
+    assert!(stdout(&again).contains("no dead letters to move"), "{}", stdout(&again));
+    assert_eq!(harness.spool_depths().await, (2, 1), "the expired one stays, the rest moved once");
     assert_eq!(harness.replay_all().await, 1, "the refused one dead-letters again");
     assert_eq!(harness.items_of("change").await.len(), 1, "the redriven change is stored");
 }

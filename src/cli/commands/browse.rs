@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{key_time, println_out, Context};
+use super::{println_out, Context};
 use crate::cli::render::{self, Format, Listing};
 use crate::cli::{EventsArgs, ShowArgs, WindowArgs};
 use crate::error::Error;
@@ -13,13 +13,17 @@ use crate::store::Store;
 
 /// How often `events --follow` looks for new events.
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+/// How far back in event time `events --follow` looks each time: an event stored late
+/// (replayed from the spool, found by reconciliation) is dated when Kadoa sent it.
+const FOLLOW_LOOK_BACK_MS: i64 = 24 * 3600 * 1000;
 
 fn window(args: &WindowArgs) -> Result<Window, Error> {
-    Ok(Window {
-        workflow: args.workflow.clone(),
-        since: args.since.as_deref().map(key_time).transpose()?,
-        until: args.until.as_deref().map(key_time).transpose()?,
-    })
+    if let (Some(since), Some(until)) = (&args.since, &args.until) {
+        if since > until {
+            return Err(Error::invalid(format!("--since {since} is after --until {until}")));
+        }
+    }
+    Ok(Window { workflow: args.workflow.clone(), since: args.since.clone(), until: args.until.clone() })
 }
 
 /// Every change in `window`, page by page, to `each`.
@@ -143,9 +147,6 @@ fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], h
 pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let format = context.format.unwrap_or(Format::Jsonl);
-    if format == Format::Json {
-        return Err(Error::invalid("export writes --output jsonl or csv (a stream, not one document)"));
-    }
     let bar = render::progress(None, "changes exported");
     let mut listed = Vec::new();
     each_change(&store, &window(args)?, |row| {
@@ -157,6 +158,9 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
     bar.set_style(indicatif::ProgressStyle::default_bar());
     let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
     let mut first = true;
+    if format == Format::Json {
+        println_out("[")?;
+    }
     for row in listed {
         // An index row or a change in parts: the whole change, with its differences.
         let change = match row.get("differences") {
@@ -169,13 +173,18 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
         };
         match format {
             Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first)?,
-            _ => println_out(&Value::Object(change).to_string())?,
+            // One array, still written a change at a time.
+            Format::Json => println_out(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
+            Format::Jsonl => println_out(&Value::Object(change).to_string())?,
         }
         first = false;
         bar.inc(1);
     }
     if first && format == Format::Csv {
         write_rows(&mut writer, &[], true)?;
+    }
+    if format == Format::Json {
+        println_out("]")?;
     }
     bar.finish_and_clear();
     Ok(true)
@@ -207,11 +216,7 @@ fn event_listing(rows: Vec<Row>) -> Listing {
 /// `kadoa events`
 pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error> {
     let store = context.store()?;
-    let mut window = Window {
-        workflow: args.workflow.clone(),
-        since: args.since.as_deref().map(key_time).transpose()?,
-        until: None,
-    };
+    let mut window = Window { workflow: args.workflow.clone(), since: args.since.clone(), until: None };
     let mut rows = read_events(&store, &window).await?;
     rows.sort_by_key(|row| std::cmp::Reverse(render::cell(row.get("timestamp"))));
     if !args.follow {
@@ -228,9 +233,6 @@ pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error>
             if !seen.insert(key) {
                 continue;
             }
-            if let Some(time) = row.get("timestamp").and_then(Value::as_str) {
-                window.since = Some(time.to_owned());
-            }
             match (format, context.format) {
                 (_, None) => println_out(&format!(
                     "{}  {:<28} {:<12} {}  {}",
@@ -244,6 +246,12 @@ pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error>
             }
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
+        // The last day of event time, read again (what was printed is skipped by `seen`).
+        let look_back = crate::timestamp::Timestamp::now().plus_millis(-FOLLOW_LOOK_BACK_MS).map(|t| t.to_key_string());
+        window.since = match (&args.since, look_back) {
+            (Some(since), Some(back)) => Some(since.clone().max(back)),
+            (since, back) => since.clone().or(back),
+        };
         rows = read_events(&store, &window).await?;
         rows.sort_by_key(|row| render::cell(row.get("timestamp")));
     }

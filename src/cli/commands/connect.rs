@@ -37,7 +37,8 @@ pub fn channel_auth(header: &str, secret: &str) -> Value {
     }
 }
 
-fn channel_body(name: &str, url: &str, auth: Value) -> Value {
+/// A webhook channel's body: `name`, POST to `url`, authenticated by `auth`.
+pub fn channel_body(name: &str, url: &str, auth: Value) -> Value {
     json!({"name": name, "channelType": "WEBHOOK", "config": {"webhookUrl": url, "httpMethod": "POST", "auth": auth}})
 }
 
@@ -162,15 +163,23 @@ async fn wait_for_change(
     let store = context.store()?;
     let deadline = Instant::now() + wait;
     let bar = render::progress(None, "waiting for the test delivery");
+    let since = since.to_key_string();
+    let received = |row: &serde_json::Map<String, Value>| {
+        row.get("receivedAt").and_then(Value::as_str).is_some_and(|at| at >= since.as_str())
+    };
     loop {
         let window = Window { workflow: workflow.clone(), ..Window::default() };
-        let page = store.changes_page(&window, None, None).await?;
-        let received = |row: &serde_json::Map<String, Value>| {
-            row.get("receivedAt").and_then(Value::as_str).is_some_and(|at| at >= since.to_key_string().as_str())
-        };
-        if let Some(change) = page.rows.into_iter().find(received) {
-            bar.finish_and_clear();
-            return Ok(Some(change));
+        let mut start = None;
+        loop {
+            let page = store.changes_page(&window, start, None).await?;
+            if let Some(change) = page.rows.into_iter().find(received) {
+                bar.finish_and_clear();
+                return Ok(Some(change));
+            }
+            match page.next {
+                Some(next) if Instant::now() < deadline => start = Some(next),
+                _ => break,
+            }
         }
         if Instant::now() >= deadline {
             bar.finish_and_clear();

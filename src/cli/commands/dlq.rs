@@ -14,7 +14,7 @@ use crate::timestamp::Timestamp;
 /// Dead letters read at most (the queue holds more only after a long outage).
 const MAX_MESSAGES: usize = 1_000;
 /// How long messages being read stay hidden: longer than reading them all takes.
-const READ_VISIBILITY_SECS: i32 = 60;
+const READ_VISIBILITY_SECS: i32 = 300;
 
 /// Every dead letter (up to [`MAX_MESSAGES`]), hidden while read: the caller gives back or
 /// deletes each.
@@ -68,7 +68,7 @@ fn describe(message: &Message) -> Map<String, Value> {
         Some(SpooledDelivery { body: None, header_event, body_object, .. }) => (
             header_event.clone(),
             None,
-            format!("body in S3 ({}); failed {tries} replays", body_object.as_deref().unwrap_or("?")),
+            format!("body in S3 ({}); received {tries} times", body_object.as_deref().unwrap_or("?")),
         ),
         Some(SpooledDelivery { body: Some(body), header_event, .. }) => {
             let repaired = crate::envelope::repair_lone_surrogates(body.as_bytes());
@@ -78,7 +78,7 @@ fn describe(message: &Message) -> Map<String, Value> {
                 Ok(delivery) => (
                     Some(delivery.envelope.event_type.clone()),
                     delivery.event.workflow_id().map(str::to_owned),
-                    format!("failed {tries} replays (AWS failing, or the function: see the replay's log)"),
+                    format!("received {tries} times (AWS failing, or the function: see the replay's log)"),
                 ),
             }
         }
@@ -91,6 +91,17 @@ fn describe(message: &Message) -> Map<String, Value> {
     row.insert("ageSeconds".into(), json!(age));
     row.insert("receivedAt".into(), json!(spooled.map(|s| s.received_at)));
     row
+}
+
+/// Whether a spooled body is still in the bucket.
+async fn body_exists(context: &Context, object: &str) -> Result<bool, Error> {
+    let bucket = context.target.need(&context.target.spool_bucket, "spool bucket", "SPOOL_BUCKET")?;
+    let client = crate::aws::s3_client(&context.config);
+    match client.head_object().bucket(bucket).key(object).send().await {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+        Err(error) => Err(crate::aws::sdk_error("HeadObject", error)),
+    }
 }
 
 fn dead_letter_url(context: &Context) -> Result<String, Error> {
@@ -132,9 +143,18 @@ pub async fn redrive(context: &Context, args: &RedriveArgs) -> Result<bool, Erro
     give_back(context, &url, &others).await;
     let sqs = context.sqs();
     let bar = render::progress(Some(chosen.len() as u64), "moved to the spool");
-    let mut moved = 0;
+    let (mut moved, mut lost) = (0, Vec::new());
     for message in &chosen {
         let (Some(body), Some(handle)) = (message.body(), message.receipt_handle()) else { continue };
+        // A body kept in S3 expires with the bucket's lifecycle (19 days): the replay would
+        // take a missing body for one applied and deleted. Such a message stays here.
+        if let Some(object) = serde_json::from_str::<SpooledDelivery>(body).ok().and_then(|s| s.body_object) {
+            if !body_exists(context, &object).await? {
+                lost.push(message.message_id().unwrap_or_default().to_owned());
+                give_back(context, &url, std::slice::from_ref(message)).await;
+                continue;
+            }
+        }
         sqs.send_message()
             .queue_url(&spool)
             .message_body(body)
@@ -153,10 +173,21 @@ pub async fn redrive(context: &Context, args: &RedriveArgs) -> Result<bool, Erro
     }
     bar.finish_and_clear();
     let what = match (moved, &args.id) {
-        (0, Some(id)) => format!("no dead letter {id}"),
-        (0, None) => "no dead letters: nothing to move".to_owned(),
+        (0, Some(id)) if lost.is_empty() => format!("no dead letter {id}"),
+        (0, _) => "no dead letters to move".to_owned(),
         (n, _) => format!("{n} moved back to the spool; the replay applies them"),
     };
-    report(context, &[("redrive".to_owned(), what)], json!({"moved": moved}))?;
-    Ok(args.id.is_none() || moved > 0)
+    let mut steps = vec![("redrive".to_owned(), what)];
+    if !lost.is_empty() {
+        steps.push((
+            "kept".to_owned(),
+            format!(
+                "{} whose body has expired from the spool bucket: not replayable; `kadoa reconcile` their window ({})",
+                lost.len(),
+                lost.join(", ")
+            ),
+        ));
+    }
+    report(context, &steps, json!({"moved": moved, "bodyExpired": lost}))?;
+    Ok(lost.is_empty() && (args.id.is_none() || moved > 0))
 }

@@ -42,6 +42,20 @@ impl Context {
         aws_sdk_secretsmanager::Client::new(&self.config)
     }
 
+    /// Seconds since the webhook secret's current value was written, when Secrets Manager
+    /// says.
+    pub async fn secret_age_secs(&self) -> Result<Option<i64>, Error> {
+        let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
+        let output = self
+            .secrets()
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
+        Ok(output.created_date().map(|created| Timestamp::now().unix_seconds() - created.secs()))
+    }
+
     /// The webhook secret's lines (the newest last).
     pub async fn secret_lines(&self) -> Result<Vec<String>, Error> {
         let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
@@ -175,6 +189,10 @@ pub fn report(context: &Context, steps: &[(String, String)], extra: Value) -> Re
                 println_out(&format!("{} {step}: {what}", render::paint("•", 36)))?;
             }
             Ok(())
+        }
+        Some(Format::Csv) => {
+            let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
+            render::write_csv(&mut writer, &["step", "result"], steps.iter().map(|(s, w)| vec![s.clone(), w.clone()]))
         }
         Some(_) => {
             let steps: Vec<Value> = steps.iter().map(|(step, what)| json!({"step": step, "result": what})).collect();

@@ -8,10 +8,13 @@
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 
-use super::connect::{api, channel_auth, find_channel};
+use super::connect::{api, channel_auth, channel_body, find_channel};
 use super::{report, Context};
 use crate::cli::RotateArgs;
 use crate::error::Error;
+
+/// How long the webhook keeps a secret it read (`SecretPolicy`'s refresh), in seconds.
+const CACHE_SECS: i64 = 300;
 
 /// As long as the secret the stack generates: 48 letters and digits.
 const SECRET_LENGTH: usize = 48;
@@ -73,29 +76,48 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
         report(context, &steps, json!({"finished": true, "changed": false}))?;
         return Ok(true);
     }
-    match &args.kadoa_api_key {
+    let key = match (&args.kadoa_api_key, &args.kadoa_api_key_env) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(variable)) => Some(
+            std::env::var(variable)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .ok_or_else(|| Error::invalid(format!("{variable} holds no API key")))?,
+        ),
+        (None, None) => None,
+    };
+    if key.is_none() && !args.force {
+        return Err(Error::invalid(
+            "--finish drops the old secret: give --kadoa-api-key (or --kadoa-api-key-env) to switch Kadoa first, \
+             or --force once Kadoa already sends the new one",
+        ));
+    }
+    // The webhook re-reads the secret every 5 minutes: Kadoa sending the new one earlier
+    // could meet an instance that knows only the old one.
+    let age = context.secret_age_secs().await?;
+    if let Some(age) = age.filter(|age| !args.force && *age < CACHE_SECS) {
+        return Err(Error::invalid(format!(
+            "the new secret is {age} s old: wait {} s more (the webhook's 5-minute cache), then finish",
+            CACHE_SECS - age
+        )));
+    }
+    match key {
         Some(key) => {
             let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?;
-            let api = api(key.clone())?;
+            let api = api(key)?;
             let channels = api.channels().await?;
             let channel = find_channel(&channels, url).ok_or_else(|| {
                 Error::invalid(format!("no Kadoa channel points at {url}: run `kadoa connect` first"))
             })?;
             let id = crate::cli::render::cell(channel.get("id"));
-            let mut updated = channel.clone();
-            if let Some(config) = updated.get_mut("config").and_then(Value::as_object_mut) {
-                config.insert("auth".into(), channel_auth(&context.target.auth_header, &newest));
-            }
-            if let Some(object) = updated.as_object_mut() {
-                object.retain(|k, _| matches!(k.as_str(), "name" | "channelType" | "config"));
-            }
-            api.update_channel(&id, &updated).await?;
+            let name = channel.get("name").and_then(Value::as_str).unwrap_or("AWS");
+            let body = channel_body(name, url, channel_auth(&context.target.auth_header, &newest));
+            api.update_channel(&id, &body).await?;
             steps.push(("Kadoa".to_owned(), format!("channel {id} now sends the new secret")));
         }
-        None => steps.push((
-            "Kadoa".to_owned(),
-            "not changed here: its channel must already send the new secret (or pass --kadoa-api-key)".to_owned(),
-        )),
+        None => {
+            steps.push(("Kadoa".to_owned(), "not changed here (--force): it already sends the new secret".to_owned()))
+        }
     }
     put(context, format!("{newest}\n")).await?;
     steps.push(("secret".to_owned(), "the old secret dropped; only the new one is accepted from now on".to_owned()));

@@ -1,6 +1,6 @@
 //! `kadoa status`: is everything well, and if not, what needs attention.
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Map, Value};
 
 use super::{println_out, Context};
@@ -15,10 +15,12 @@ const SPOOL_AGE_ATTENTION_SECS: i64 = 15 * 60;
 /// Account events shown: the last week's.
 const ACCOUNT_DAYS: u32 = 7;
 
-/// A queue's depth and its oldest message's age (of a sample of 10: SQS does not say).
-async fn queue_state(context: &Context, url: &str) -> Result<(i64, Option<i64>), Error> {
-    let sqs = context.sqs();
-    let attributes = sqs
+/// A queue's depth (waiting and in flight), from its attributes: nothing is received, so
+/// no delivery's receive count (what the replay's backoff and the dead-letter limit count)
+/// moves.
+async fn queue_depth(context: &Context, url: &str) -> Result<i64, Error> {
+    let attributes = context
+        .sqs()
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
@@ -29,29 +31,30 @@ async fn queue_state(context: &Context, url: &str) -> Result<(i64, Option<i64>),
     let count = |name| {
         attributes.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse::<i64>().ok()).unwrap_or_default()
     };
-    let depth = count(QueueAttributeName::ApproximateNumberOfMessages)
-        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
-    if depth == 0 {
-        return Ok((0, None));
-    }
-    // A peek: received and left visible at once (visibility 0), counted as a receive.
-    let peeked = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(0)
-        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+    Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
+        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// The age of a queue's oldest message, in seconds: SQS's own metric of the last 15
+/// minutes (CloudWatch), `None` when it has no data (an idle queue, or a local stack).
+async fn oldest_age(context: &Context, url: &str) -> Result<Option<i64>, Error> {
+    let queue = url.rsplit('/').next().unwrap_or_default();
+    let now = std::time::SystemTime::now();
+    let output = aws_sdk_cloudwatch::Client::new(&context.config)
+        .get_metric_statistics()
+        .namespace("AWS/SQS")
+        .metric_name("ApproximateAgeOfOldestMessage")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("QueueName").value(queue).build())
+        .start_time((now - std::time::Duration::from_secs(15 * 60)).into())
+        .end_time(now.into())
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
         .send()
         .await
-        .map_err(|e| crate::aws::sdk_error("ReceiveMessage", e))?;
-    let now = Timestamp::now().unix_millis();
-    let oldest = peeked
-        .messages()
-        .iter()
-        .filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::SentTimestamp)?.parse::<i64>().ok())
-        .min()
-        .map(|sent| (now - sent) / 1000);
-    Ok((depth, oldest))
+        .map_err(|e| crate::aws::sdk_error("GetMetricStatistics", e))?;
+    let newest =
+        output.datapoints().iter().filter(|d| d.timestamp().is_some()).max_by_key(|d| d.timestamp().map(|t| t.secs()));
+    Ok(newest.and_then(|d| d.maximum()).map(|age| age as i64))
 }
 
 /// Runs `kadoa status`.
@@ -94,7 +97,8 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
 
     let mut spool = Map::new();
     if let Some(url) = &context.target.spool_url {
-        let (depth, oldest) = queue_state(context, url).await?;
+        let depth = queue_depth(context, url).await?;
+        let oldest = if depth > 0 { oldest_age(context, url).await? } else { None };
         if oldest.is_some_and(|age| age > SPOOL_AGE_ATTENTION_SECS) {
             attention.push(format!("a spooled delivery has waited {} minutes", oldest.unwrap_or_default() / 60));
         }
@@ -102,7 +106,7 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
         spool.insert("oldestSeconds".into(), json!(oldest));
     }
     if let Some(url) = &context.target.dead_letter_url {
-        let (depth, _) = queue_state(context, url).await?;
+        let depth = queue_depth(context, url).await?;
         if depth > 0 {
             attention.push(format!("{depth} dead letters: see `kadoa dlq list`"));
         }
