@@ -81,7 +81,7 @@ pub fn find_channel<'a>(channels: &'a [Value], url: &str) -> Option<&'a Value> {
 /// `kadoa connect`
 pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Error> {
     let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?.to_owned();
-    let secret = context.secret_lines().await?.pop().unwrap_or_default();
+    let secret = context.newest_secret().await?;
     let api = api(api_key(args)?)?;
     let name = format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"));
     let wanted = channel_body(&name, &url, channel_auth(&context.target.auth_header, &secret));
@@ -193,7 +193,7 @@ async fn wait_for_change(
 /// `kadoa test`: an authenticated sample delivery to the stack's URL.
 pub async fn test(context: &Context) -> Result<bool, Error> {
     let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?.to_owned();
-    let secret = context.secret_lines().await?.pop().unwrap_or_default();
+    let secret = context.newest_secret().await?;
     let now = Timestamp::now();
     let change_id = format!("kadoa-test-{}", now.unix_millis());
     let body = json!({"eventType": "workflow_data_change", "timestamp": now.to_key_string(),

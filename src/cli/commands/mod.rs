@@ -42,22 +42,9 @@ impl Context {
         aws_sdk_secretsmanager::Client::new(&self.config)
     }
 
-    /// Seconds since the webhook secret's current value was written, when Secrets Manager
-    /// says.
-    pub async fn secret_age_secs(&self) -> Result<Option<i64>, Error> {
-        let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
-        let output = self
-            .secrets()
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
-        Ok(output.created_date().map(|created| Timestamp::now().unix_seconds() - created.secs()))
-    }
-
-    /// The webhook secret's lines (the newest last).
-    pub async fn secret_lines(&self) -> Result<Vec<String>, Error> {
+    /// The webhook secret: its lines (the newest last), and the seconds since this value
+    /// was written, when Secrets Manager says.
+    pub async fn secret(&self) -> Result<(Vec<String>, Option<i64>), Error> {
         let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
         let output = self
             .secrets()
@@ -77,7 +64,13 @@ impl Context {
         if lines.is_empty() {
             return Err(Error::invalid("the webhook secret is empty"));
         }
-        Ok(lines)
+        let age = output.created_date().map(|created| Timestamp::now().unix_seconds() - created.secs());
+        Ok((lines, age))
+    }
+
+    /// The secret Kadoa should send: the newest line.
+    pub async fn newest_secret(&self) -> Result<String, Error> {
+        Ok(self.secret().await?.0.pop().unwrap_or_default())
     }
 }
 

@@ -50,7 +50,7 @@ async fn put(context: &Context, value: String) -> Result<(), Error> {
 
 /// `kadoa secret rotate`
 pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error> {
-    let lines = context.secret_lines().await?;
+    let (lines, age) = context.secret().await?;
     let mut steps = Vec::new();
     if !args.finish {
         if lines.len() > 1 {
@@ -94,7 +94,6 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
     }
     // The webhook re-reads the secret every 5 minutes: Kadoa sending the new one earlier
     // could meet an instance that knows only the old one.
-    let age = context.secret_age_secs().await?;
     if let Some(age) = age.filter(|age| !args.force && *age < CACHE_SECS) {
         return Err(Error::invalid(format!(
             "the new secret is {age} s old: wait {} s more (the webhook's 5-minute cache), then finish",
