@@ -244,7 +244,14 @@ fn without_a_bus_name_there_is_no_bus_no_stream_and_no_outbox() {
         json!({"Fn::And": [{"Condition": "HasEventBus"}, {"Fn::Not": [{"Fn::Equals": [{"Ref": "EventBusName"}, "default"]}]}]})
     );
     assert_eq!(resource("EventBus")["Condition"], "CreateEventBus", "`default` is the account's own bus");
-    for name in ["OutboxFunction", "OutboxRole", "OutboxLogGroup", "OutboxDeadLetterQueue", "OutboxDeadLettersAlarm"] {
+    for name in [
+        "OutboxFunction",
+        "OutboxRole",
+        "OutboxLogGroup",
+        "OutboxDeadLetterQueue",
+        "OutboxDeadLettersAlarm",
+        "OutboxLateAlarm",
+    ] {
         assert_eq!(resource(name)["Condition"], "HasEventBus", "{name}");
     }
     let stream = &resource("EventsTable")["Properties"]["StreamSpecification"]["Fn::If"];
@@ -255,4 +262,21 @@ fn without_a_bus_name_there_is_no_bus_no_stream_and_no_outbox() {
     assert_eq!(trigger["Stream"], json!({"Fn::GetAtt": ["EventsTable", "StreamArn"]}));
     assert_eq!(resource("OutboxFunction")["Metadata"]["BuildProperties"]["Binary"], "kadoa-outbox");
     let _ = env!("CARGO_BIN_EXE_kadoa-outbox");
+}
+
+#[test]
+fn a_record_the_outbox_cannot_publish_alarms_long_before_it_is_dead_lettered() {
+    let late = &resource("OutboxLateAlarm")["Properties"];
+    assert_eq!(
+        (&late["Namespace"], &late["MetricName"], &late["Statistic"]),
+        (&json!("AWS/Lambda"), &json!("IteratorAge"), &json!("Maximum"))
+    );
+    assert_eq!(late["Dimensions"], json!([{"Name": "FunctionName", "Value": {"Ref": "OutboxFunction"}}]));
+    assert_eq!(late["TreatMissingData"], "notBreaching", "an idle stream invokes nothing");
+    let alarm_after_ms = late["Threshold"].as_u64().unwrap()
+        + late["Period"].as_u64().unwrap() * 1000 * late["EvaluationPeriods"].as_u64().unwrap();
+    let trigger = &resource("OutboxFunction")["Properties"]["Events"]["TableStream"]["Properties"];
+    let dead_lettered_after_ms = trigger["MaximumRecordAgeInSeconds"].as_u64().unwrap() * 1000;
+    assert!(alarm_after_ms <= 20 * 60 * 1000, "people hear of a stuck shard within 20 minutes: {alarm_after_ms} ms");
+    assert!(alarm_after_ms < dead_lettered_after_ms / 10);
 }

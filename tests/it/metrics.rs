@@ -362,7 +362,7 @@ fn every_alarm_reads_well_as_an_email_subject_and_an_sms() {
         assert!(readable.starts_with("Kadoa ") && readable.len() <= 70, "{id}: {readable}");
         named += 1;
     }
-    assert_eq!(named, 10);
+    assert_eq!(named, 11);
 }
 
 #[test]
