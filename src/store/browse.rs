@@ -73,26 +73,8 @@ impl Store {
         limit: Option<i32>,
     ) -> Result<Page, Error> {
         let Some(workflow) = &window.workflow else { return self.scan_entity(ENTITY_CHANGE, window, start).await };
-        let (condition, values) = range_condition("#createdAt", window);
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("changesByTime")
-            .key_condition_expression(format!("#pk = :pk{condition}"))
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(&keys::workflow_pk(workflow.trim())))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .set_limit(limit);
-        if !values.is_empty() {
-            query = query.expression_attribute_names("#createdAt", "createdAt");
-        }
-        for (name, value) in values {
-            query = query.expression_attribute_values(name, value);
-        }
-        let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
-        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+        let partition = keys::workflow_pk(workflow.trim());
+        self.newest_first("changesByTime", &partition, "#createdAt", window, start, limit).await
     }
 
     /// A page of the event log: one workflow's (or with `account`, the account's), newest
@@ -116,20 +98,34 @@ impl Store {
             until: window.until.as_ref().map(|t| format!("EVENT#{t}$")),
             ..Window::default()
         };
-        let (condition, values) = range_condition("#eventKey", &bounds);
+        self.newest_first("eventsByTime", &pk, "#eventKey", &bounds, start, limit).await
+    }
+
+    /// A page of one partition of `index`, newest first, its sort key (`#name`) within
+    /// `bounds`.
+    async fn newest_first(
+        &self,
+        index: &str,
+        pk: &str,
+        sort_key: &'static str,
+        bounds: &Window,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<Page, Error> {
+        let (condition, values) = range_condition(sort_key, bounds);
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name("eventsByTime")
+            .index_name(index)
             .key_condition_expression(format!("#pk = :pk{condition}"))
             .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
             .set_exclusive_start_key(start)
             .set_limit(limit);
         if !values.is_empty() {
-            query = query.expression_attribute_names("#eventKey", "eventKey");
+            query = query.expression_attribute_names(sort_key, &sort_key[1..]);
         }
         for (name, value) in values {
             query = query.expression_attribute_values(name, value);
