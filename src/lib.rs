@@ -3,7 +3,7 @@
 //!
 //! The layout is the architecture; dependencies point inward, towards the pure core:
 //!
-//! - entry points: [`cli`] (the `kadoa` command), [`http`] (the webhook: method, authentication, answer, log line) and
+//! - entry points: [`functions`] (each Lambda function's start-up), [`cli`] (the `kadoa` command), [`http`] (the webhook: method, authentication, answer, log line) and
 //!   [`replay`] (the spool's SQS consumer), [`reconcile`] (Kadoa's API, by hand or on a
 //!   schedule), [`outbox`] (the table's stream → EventBridge);
 //! - the dispatch: [`receiver`], the one place an event is applied;
@@ -24,6 +24,7 @@ pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod functions;
 pub mod http;
 pub mod kadoa_api;
 pub mod logging;

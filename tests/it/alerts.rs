@@ -269,40 +269,65 @@ async fn kadoas_own_examples_in_a_runs_order_alert_the_failure_and_the_recovery(
 }
 
 #[tokio::test]
-async fn make_samples_tells_the_story_with_its_failures_and_recoveries() {
-    // The events `make samples` sends, in its order and dating (scripts/samples.py --print).
+async fn make_samples_tells_the_story_every_time_after_the_printed_curl() {
+    let harness = Harness::new().await;
+    // What a newcomer does: `make dev`'s curl first (a failure of wf_123, dated now)...
+    let curl = samples(&["--curl"]);
+    let body = curl.split("-d '").nth(1).and_then(|rest| rest.strip_suffix("'\n")).unwrap();
+    assert_eq!(harness.deliver(body).await.1["status"], "alerted", "{curl}");
+    assert_eq!(harness.alerts().await.len(), 1, "the curl's failure was told (and taken off the queue)");
+    // ...then `make samples`, twice: each time its failures and recoveries are told.
+    for run in 1..=2 {
+        let mut answers = Vec::new();
+        for line in samples(&["--print"]).lines() {
+            let sample: Value = serde_json::from_str(line).unwrap();
+            let (status, answer) = harness.send_event(&sample["event"].to_string()).await;
+            let outcome = answer["status"].as_str().unwrap_or_default().to_owned();
+            let expected = sample["expected"].as_str().unwrap().to_owned();
+            answers.push((sample["file"].as_str().unwrap().to_owned(), status, outcome, expected));
+        }
+        // The expectation the script prints beside each answer is the answer.
+        let surprises: Vec<String> = answers
+            .iter()
+            .filter(|(_, status, outcome, expected)| {
+                let (code, word) = expected.split_once(' ').unwrap_or((expected, ""));
+                code != status.to_string() || !(word.is_empty() || word == outcome)
+            })
+            .map(|(file, status, outcome, expected)| format!("{file}: {status} {outcome}, expected {expected}"))
+            .collect();
+        assert!(surprises.is_empty(), "run {run}: {surprises:#?}");
+        let alerted: Vec<&str> =
+            answers.iter().filter(|(.., outcome, _)| outcome == "alerted").map(|(file, ..)| file.as_str()).collect();
+        assert_eq!(
+            alerted,
+            [
+                "credits_low.json",
+                "workflow_failed.json",
+                "workflow_recovered.json",
+                "workflow_failed.json",
+                "workflow_finished_after_failure.json"
+            ],
+            "run {run}: {answers:?}"
+        );
+        let alerts = harness.alerts().await;
+        let subjects: Vec<&str> = alerts.iter().map(|a| a["Subject"].as_str().unwrap()).collect();
+        assert_eq!(subjects.len(), 5, "run {run}: {subjects:?}");
+        assert_eq!(subjects.iter().filter(|s| s.contains("workflow failed")).count(), 2, "{subjects:?}");
+        assert_eq!(subjects.iter().filter(|s| s.contains("workflow recovered")).count(), 2, "{subjects:?}");
+        let refused: Vec<u16> = answers.iter().map(|(_, status, ..)| *status).filter(|status| *status >= 400).collect();
+        assert_eq!(refused, [401, 401, 400, 400, 405]);
+    }
+}
+
+/// What scripts/samples.py prints with `args` (the curl `make dev` shows, or the story).
+fn samples(args: &[&str]) -> String {
     let output = std::process::Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/samples.py"))
-        .arg("--print")
+        .args(args)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let harness = Harness::new().await;
-    let mut answers = Vec::new();
-    for line in String::from_utf8(output.stdout).unwrap().lines() {
-        let sample: Value = serde_json::from_str(line).unwrap();
-        let (status, answer) = harness.send_event(&sample["event"].to_string()).await;
-        answers.push((sample["file"].as_str().unwrap().to_owned(), status, answer["status"].clone()));
-    }
-    let alerted: Vec<&str> =
-        answers.iter().filter(|(_, _, outcome)| outcome == "alerted").map(|(file, ..)| file.as_str()).collect();
-    assert_eq!(
-        alerted,
-        [
-            "credits_low.json",
-            "workflow_failed.json",
-            "workflow_recovered.json",
-            "workflow_failed.json",
-            "workflow_finished_after_failure.json"
-        ],
-        "{answers:?}"
-    );
-    let subjects: Vec<String> =
-        harness.alerts().await.iter().map(|a| a["Subject"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(subjects.iter().filter(|s| s.contains("workflow failed")).count(), 2, "{subjects:?}");
-    assert_eq!(subjects.iter().filter(|s| s.contains("workflow recovered")).count(), 2, "{subjects:?}");
-    let refused: Vec<u16> = answers.iter().map(|(_, status, _)| *status).filter(|status| *status >= 400).collect();
-    assert_eq!(refused, [401, 401, 400, 400, 405]);
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[tokio::test]

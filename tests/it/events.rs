@@ -260,8 +260,7 @@ fn without_a_bus_name_there_is_no_bus_no_stream_and_no_outbox() {
     let trigger = &resource("OutboxFunction")["Properties"]["Events"]["TableStream"]["Properties"];
     assert_eq!(trigger["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
     assert_eq!(trigger["Stream"], json!({"Fn::GetAtt": ["EventsTable", "StreamArn"]}));
-    assert_eq!(resource("OutboxFunction")["Metadata"]["BuildProperties"]["Binary"], "kadoa-outbox");
-    let _ = env!("CARGO_BIN_EXE_kadoa-outbox");
+    assert_eq!(resource("OutboxFunction")["Properties"]["Handler"], "outbox");
 }
 
 #[test]

@@ -28,3 +28,30 @@ fn refuses_to_start_without_a_table() {
     assert!(log.contains("TABLE_NAME is required"), "{log}");
     assert!(!log.contains("\"s\""), "the secret is never logged: {log}");
 }
+
+#[test]
+fn the_deployed_binary_runs_the_function_its_handler_names() {
+    let run = |env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kadoa-lambda"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .expect("the binary runs");
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    // The webhook's own configuration check: it is the webhook that starts.
+    let (ok, log) = run(&[("_HANDLER", "webhook"), ("WEBHOOK_SECRET", "s"), ("ALERT_TOPIC_ARN", "arn:t")]);
+    assert!(!ok && log.contains("TABLE_NAME is required"), "{log}");
+    // The outbox's: it needs its bus.
+    let (ok, log) = run(&[("_HANDLER", "outbox")]);
+    assert!(!ok && log.contains("EVENT_BUS"), "{log}");
+    // A Handler that names no function refuses to start, saying which ones exist.
+    for handler in [None, Some("bootstrap")] {
+        let env: Vec<(&str, &str)> = handler.map(|h| ("_HANDLER", h)).into_iter().collect();
+        let (ok, log) = run(&env);
+        assert!(!ok, "{log}");
+        let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        assert_eq!(line["message"], "configuration is invalid; refusing to start");
+        assert_eq!(line["error"], "the function's Handler must be one of webhook, replay, reconcile, outbox");
+    }
+}

@@ -20,19 +20,61 @@ fn function() -> &'static Value {
 }
 
 #[test]
-fn the_function_is_the_kadoa_webhook_binary_on_provided_al2023() {
+fn every_function_is_one_binary_on_provided_al2023_picked_by_its_handler() {
+    // One release build and link for the whole stack: `sam build` compiles kadoa-lambda once.
+    let _ = env!("CARGO_BIN_EXE_kadoa-lambda");
+    let functions: Vec<(&String, &Value)> = template()["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == "AWS::Serverless::Function")
+        .collect();
+    let mut handlers = BTreeSet::new();
+    for (name, function) in &functions {
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert_eq!(function["Metadata"]["BuildProperties"]["Binary"], "kadoa-lambda", "{name}");
+        let properties = &function["Properties"];
+        assert_eq!(properties["Runtime"], "provided.al2023", "{name}");
+        assert_eq!(properties["Architectures"], json!([{"Ref": "Architecture"}]), "{name}");
+        assert_eq!(properties["LoggingConfig"]["LogFormat"], "JSON", "{name}");
+        let handler = properties["Handler"].as_str().unwrap();
+        assert!(kadoa_webhook::functions::Function::from_handler(handler).is_some(), "{name}: Handler {handler}");
+        handlers.insert(handler);
+    }
+    assert_eq!(handlers.len(), functions.len(), "each function runs a part of its own");
+    assert_eq!(handlers.len(), kadoa_webhook::functions::Function::ALL.len(), "and every part is deployed");
     let properties = &function()["Properties"];
-    assert_eq!(function()["Metadata"]["BuildMethod"], "rust-cargolambda");
-    // The binary this test suite was built with is called kadoa-webhook.
-    let _ = env!("CARGO_BIN_EXE_kadoa-webhook");
-    assert_eq!(function()["Metadata"]["BuildProperties"]["Binary"], "kadoa-webhook");
-    assert_eq!(properties["Handler"], "bootstrap");
-    assert_eq!(properties["Runtime"], "provided.al2023");
+    assert_eq!(properties["Handler"], "webhook");
     assert_eq!(properties["MemorySize"], 512);
-    assert_eq!(properties["Architectures"], json!([{"Ref": "Architecture"}]));
     assert_eq!(template()["Parameters"]["Architecture"]["Default"], "arm64");
     assert_eq!(properties["FunctionUrlConfig"]["AuthType"], "NONE");
-    assert_eq!(properties["LoggingConfig"]["LogFormat"], "JSON");
+}
+
+#[test]
+fn the_console_form_groups_and_labels_every_parameter() {
+    let interface = &template()["Metadata"]["AWS::CloudFormation::Interface"];
+    let parameters: BTreeSet<&str> = template()["Parameters"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut grouped = Vec::new();
+    for group in interface["ParameterGroups"].as_array().unwrap() {
+        assert!(group["Label"]["default"].as_str().is_some_and(|label| !label.is_empty()));
+        grouped.extend(group["Parameters"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()));
+    }
+    assert_eq!(grouped.len(), grouped.iter().collect::<BTreeSet<_>>().len(), "a parameter in two groups");
+    assert_eq!(grouped.into_iter().collect::<BTreeSet<_>>(), parameters, "every parameter in a group");
+    let labelled: BTreeSet<&str> =
+        interface["ParameterLabels"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(labelled, parameters, "every parameter labelled");
+}
+
+#[test]
+fn a_delete_keeps_what_holds_data_and_drops_what_copies_it() {
+    for kept in
+        ["EventsTable", "WebhookSecret", "SpoolQueue", "SpoolDeadLetterQueue", "SpoolBucket", "OutboxDeadLetterQueue"]
+    {
+        assert_eq!(resource(kept)["DeletionPolicy"], "Retain", "{kept}");
+        assert_eq!(resource(kept)["UpdateReplacePolicy"], "Retain", "{kept}");
+    }
+    assert_eq!(resource("KadoaApiKeySecret")["DeletionPolicy"], "Delete", "a copy of the KadoaApiKey parameter");
 }
 
 #[test]
@@ -78,8 +120,6 @@ fn the_template_sets_every_variable_the_code_requires() {
 #[test]
 fn the_replay_function_consumes_the_spool_in_bounded_batches() {
     let replay = resource("ReplayFunction");
-    assert_eq!(replay["Metadata"]["BuildProperties"]["Binary"], "kadoa-replay");
-    let _ = env!("CARGO_BIN_EXE_kadoa-replay");
     let trigger = &replay["Properties"]["Events"]["Spool"]["Properties"];
     assert_eq!(trigger["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
     assert_eq!(trigger["Queue"], json!({"Fn::GetAtt": ["SpoolQueue", "Arn"]}));
