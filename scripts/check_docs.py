@@ -9,8 +9,8 @@ What it holds the docs against, and where it reads the truth:
   docs/configuration.md;
 - metrics: the names in docs/metrics.md's metric table are exactly src/metrics.rs's;
 - `make X`: X is a target of the Makefile; every target is mentioned somewhere;
-- `kadoa <command> [<subcommand>]`: the commands of clap's definitions in src/cli/mod.rs;
-  every command is described in docs/kadoa-cli.md;
+- `kadoa <command> [<subcommand>] [--flag]`: the commands and long flags of clap's
+  definitions in src/cli/mod.rs; every command is described in docs/kadoa-cli.md;
 - relative links resolve to a file, and a `#anchor` to a heading of that file;
 - README.md has at most 300 lines.
 Prints every problem with its file and line, and exits 1; exits 0 when there is none."""
@@ -124,6 +124,13 @@ def cli_commands():
     return commands
 
 
+def cli_flags():
+    """Every long flag clap derives from src/cli/mod.rs (`#[arg(long…)]` fields), and its own."""
+    code = read("src/cli/mod.rs")
+    fields = re.findall(r"#\[arg\(long[^\n]*\n(?:\s*(?:///|#\[)[^\n]*\n)*\s*pub (\w+):", code)
+    return {name.replace("_", "-") for name in fields} | {"help", "version"}
+
+
 def slug(heading):
     text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading.strip().lower())
     return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", text))
@@ -149,6 +156,7 @@ class Checker:
         self.metrics = metric_names()
         self.targets = make_targets()
         self.commands = cli_commands()
+        self.flags = cli_flags()
         self.mentioned_targets = set()
 
     def problem(self, path, line, message):
@@ -199,7 +207,11 @@ class Checker:
                 self.problem(path, line, f"`make {target}`: the Makefile has no target {target}")
         text = re.sub(r"<[^>]*>", "PLACEHOLDER", text)
         for match in re.finditer(r"(?<![\w./-])kadoa(?=[ \t]+\S)(.*)", text):
-            words = self.command_words(match.group(1).split())
+            tokens = match.group(1).split()
+            for flag in re.findall(r"(?<!\S)--([a-z][a-z-]*)", " ".join(tokens)):
+                if flag not in self.flags:
+                    self.problem(path, line, f"`kadoa … --{flag}`: the CLI has no such flag (src/cli/mod.rs)")
+            words = self.command_words(tokens)
             if not words:
                 continue
             command = words[0]
