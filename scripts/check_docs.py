@@ -125,10 +125,17 @@ def cli_commands():
 
 
 def cli_flags():
-    """Every long flag clap derives from src/cli/mod.rs (`#[arg(long…)]` fields), and its own."""
-    code = read("src/cli/mod.rs")
-    fields = re.findall(r"#\[arg\(long[^\n]*\n(?:\s*(?:///|#\[)[^\n]*\n)*\s*pub (\w+):", code)
-    return {name.replace("_", "-") for name in fields} | {"help", "version"}
+    """Every long flag clap derives from src/cli/mod.rs (fields whose `#[arg(…)]` says `long`,
+    renamed by `long = "…"`), and clap's own."""
+    flags = {"help", "version"}
+    for attributes, field in re.findall(r"((?:\s*(?:///[^\n]*|#\[[^\]]*\]))+)\s*pub (\w+):", read("src/cli/mod.rs")):
+        for arg in re.findall(r"#\[arg\(([^\]]*)\)\]", attributes):
+            renamed = re.search(r'\blong\s*=\s*"([^"]+)"', arg)
+            if renamed:
+                flags.add(renamed.group(1))
+            elif re.search(r"\blong\b", arg):
+                flags.add(field.replace("_", "-"))
+    return flags
 
 
 def slug(heading):
