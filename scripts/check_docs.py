@@ -2,8 +2,9 @@
 
 What it holds the docs against, and where it reads the truth:
 - template parameters: a backticked CamelCase word must be a parameter, resource, output,
-  condition or metric name of template.yaml, a metric of src/metrics.rs, a name in the Rust code, or in
-  ALLOWED below; and every parameter is described in docs/configuration.md;
+  condition or metric name of template.yaml, a metric of src/metrics.rs, a name in the
+  Rust code (comments left out), or in ALLOWED below; and every parameter is described in
+  docs/configuration.md;
 - environment variables: a backticked UPPER_SNAKE name (and one in a shell block) must be
   read somewhere in src/ or scripts/; every variable of `config::VARIABLES` is described in
   docs/configuration.md;
