@@ -357,3 +357,85 @@ async fn dead_letters_are_listed_and_redriven_once() {
     assert_eq!(harness.replay_all().await, 1, "the refused one dead-letters again");
     assert_eq!(harness.items_of("change").await.len(), 1, "the redriven change is stored");
 }
+
+/// What a scraped page can carry to a terminal: OSC 52 (writes the clipboard), OSC 0 (the
+/// window's title), OSC 8 (a link), clear screen, a colour, a bare CR, backspace, BEL, the
+/// 8-bit CSI and a bidi override.
+const HOSTILE: &str = "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;pwned\u{7}\u{1b}]8;;https://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\\u{1b}[2J\u{1b}[31mred\rover\u{8}\u{7}\u{9b}31m\u{202e}";
+
+/// Asserts nothing in `output` acts on a terminal, and `HOSTILE` is shown escaped.
+#[track_caller]
+fn assert_shown(output: &Output, what: &str) {
+    for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        let acting: Vec<char> =
+            text.chars().filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c)).collect();
+        assert!(acting.is_empty(), "{what}: {stream} carries {acting:?}: {text}");
+    }
+    let all = format!("{}{}", stdout(output), String::from_utf8_lossy(&output.stderr));
+    assert!(all.contains("\\x1b]52;c;ZXZpbA==\\x07\\x1b]0;pwned"), "{what}: shown escaped: {all}");
+    assert!(all.contains("\\x1b[2J\\x1b[31mred\\x0dover\\x08\\x07\\u{9b}31m\\u{202e}"), "{what}: {all}");
+}
+
+#[tokio::test]
+async fn what_a_page_scraped_is_shown_never_executed() {
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let workflow = format!("wf{HOSTILE}");
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z",
+        "data": {"id": format!("c{HOSTILE}"), "workflowId": workflow, "createdAt": "2025-01-15T10:00:00Z",
+                 "url": format!("https://shop.example/{HOSTILE}"), "metadata": {"workflowName": HOSTILE},
+                 "differences": [{"type": "changed", "fields": [{"key": HOSTILE, "value": HOSTILE, "previousValue": 1}]}]}});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    let failure = json!({"eventType": "workflow_failed", "timestamp": "2025-01-15T10:05:00Z",
+        "data": {"workflowId": workflow, "workflowName": HOSTILE, "reason": HOSTILE}});
+    harness.deliver(&failure.to_string()).await;
+
+    let listed = kadoa(&["changes", "list"], &env).await;
+    assert_eq!(listed.status.code(), Some(0));
+    assert_shown(&listed, "changes list");
+    let shown = kadoa(&["changes", "show", &format!("c{HOSTILE}"), "--workflow", &workflow], &env).await;
+    assert_eq!(shown.status.code(), Some(0), "{}", stdout(&shown));
+    assert_shown(&shown, "changes show");
+    let unknown = kadoa(&["changes", "show", HOSTILE, "--workflow", &workflow], &env).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&unknown.stderr).contains('\u{1b}'), "{unknown:?}");
+    let events = kadoa(&["events"], &env).await;
+    assert_eq!(events.status.code(), Some(0));
+    assert_shown(&events, "events");
+    let status = kadoa(&["status"], &env).await;
+    assert_eq!(status.status.code(), Some(1), "the workflow is failing");
+    assert_shown(&status, "status");
+    assert!(stdout(&status).contains("Needs attention: workflow wf\\x1b]52;c;"), "{}", stdout(&status));
+
+    // Machine output stays exact: JSON escapes in its own way.
+    let json = json_out(
+        &kadoa(&["changes", "show", &format!("c{HOSTILE}"), "--workflow", &workflow, "-o", "json"], &env).await,
+    );
+    assert_eq!(json["workflowName"], HOSTILE);
+    assert_eq!(json["differences"][0]["fields"][0]["value"], HOSTILE);
+}
+
+#[tokio::test]
+async fn dead_letters_and_kadoas_ids_are_shown_never_executed() {
+    let harness = Harness::builder().spool().secrets_manager(SECRET.to_owned()).build().await;
+    let mut env = stack_env(&harness);
+    let spool = harness.spool.as_ref().unwrap();
+    let letter = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "headerEvent": HOSTILE,
+        "body": json!({"eventType": "workflow_failed", "data": {"workflowId": HOSTILE}}).to_string()});
+    harness.sqs.send_message().queue_url(&spool.dead_letter_url).message_body(letter.to_string()).send().await.unwrap();
+    let listed = kadoa(&["dlq", "list"], &env).await;
+    assert_eq!(listed.status.code(), Some(1), "a dead letter needs attention");
+    assert_shown(&listed, "dlq list");
+
+    let fake = FakeKadoa::start(KEY).await;
+    let url = "https://abc.lambda-url.us-east-1.on.aws/";
+    fake.add_channel(json!({"id": format!("ch{HOSTILE}"), "name": "AWS", "channelType": "WEBHOOK",
+        "config": {"webhookUrl": url, "httpMethod": "POST", "auth": {"type": "bearer", "token": SECRET}}}));
+    env.push(("KADOA_API_URL", fake.url.clone()));
+    env.push(("WEBHOOK_URL", url.to_owned()));
+    let connected = kadoa(&["connect", "--api-key", KEY], &env).await;
+    assert_eq!(connected.status.code(), Some(0), "{connected:?}");
+    assert_shown(&connected, "connect");
+    assert!(stdout(&connected).contains("already points at"), "{}", stdout(&connected));
+}

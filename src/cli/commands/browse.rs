@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{println_out, Context};
+use super::{print_exact, Context};
 use crate::cli::render::{self, Format, Listing};
 use crate::cli::{EventsArgs, ShowArgs, WindowArgs};
 use crate::error::Error;
@@ -76,6 +76,7 @@ pub async fn list_changes(context: &Context, args: &WindowArgs) -> Result<bool, 
             ("url", "url"),
         ],
         rows,
+        colour: None,
     };
     render::print(&listing, context.format, None)?;
     Ok(true)
@@ -89,23 +90,26 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
     };
     match context.format {
         Some(Format::Json) => {
-            println_out(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
+            print_exact(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
         }
-        Some(Format::Jsonl) => println_out(&Value::Object(change).to_string())?,
+        Some(Format::Jsonl) => print_exact(&Value::Object(change).to_string())?,
         Some(Format::Csv) => write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true)?,
         None => {
             let field = |name: &str| render::cell(change.get(name));
-            println_out(&format!("{} {}", render::paint("change", 1), field("changeId")))?;
-            println_out(&format!("  workflow:    {} {}", field("workflowId"), field("workflowName")))?;
-            println_out(&format!(
-                "  created:     {} (received {} by {})",
-                field("createdAt"),
-                field("receivedAt"),
-                field("arrival")
-            ))?;
-            println_out(&format!("  url:         {}", field("url")))?;
-            println_out(&format!("  differences: {}", counts(&change)))?;
-            println_out(&render::differences(&change))?;
+            render::say(Some(("change", 1)), &field("changeId"))?;
+            render::say(None, &format!("  workflow:    {} {}", field("workflowId"), field("workflowName")))?;
+            render::say(
+                None,
+                &format!(
+                    "  created:     {} (received {} by {})",
+                    field("createdAt"),
+                    field("receivedAt"),
+                    field("arrival")
+                ),
+            )?;
+            render::say(None, &format!("  url:         {}", field("url")))?;
+            render::say(None, &format!("  differences: {}", counts(&change)))?;
+            render::print_differences(&change)?;
         }
     }
     Ok(true)
@@ -155,11 +159,10 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
     })
     .await?;
     bar.set_length(listed.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::default_bar());
     let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
     let mut first = true;
     if format == Format::Json {
-        println_out("[")?;
+        print_exact("[")?;
     }
     for row in listed {
         // An index row or a change in parts: the whole change, with its differences.
@@ -174,8 +177,8 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
         match format {
             Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first)?,
             // One array, still written a change at a time.
-            Format::Json => println_out(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
-            Format::Jsonl => println_out(&Value::Object(change).to_string())?,
+            Format::Json => print_exact(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
+            Format::Jsonl => print_exact(&Value::Object(change).to_string())?,
         }
         first = false;
         bar.inc(1);
@@ -184,7 +187,7 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
         write_rows(&mut writer, &[], true)?;
     }
     if format == Format::Json {
-        println_out("]")?;
+        print_exact("]")?;
     }
     bar.finish_and_clear();
     Ok(true)
@@ -210,6 +213,7 @@ fn event_listing(rows: Vec<Row>) -> Listing {
             ("alert", "alertSubject"),
         ],
         rows,
+        colour: None,
     }
 }
 
@@ -234,15 +238,18 @@ pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error>
                 continue;
             }
             match (format, context.format) {
-                (_, None) => println_out(&format!(
-                    "{}  {:<28} {:<12} {}  {}",
-                    render::cell(row.get("timestamp")),
-                    render::cell(row.get("eventType")),
-                    render::cell(row.get("status")),
-                    render::cell(row.get("workflowId")),
-                    render::cell(row.get("alert").and_then(|a| a.get("subject")))
-                ))?,
-                _ => println_out(&Value::Object(row).to_string())?,
+                (_, None) => render::say(
+                    None,
+                    &format!(
+                        "{}  {:<28} {:<12} {}  {}",
+                        render::cell(row.get("timestamp")),
+                        render::cell(row.get("eventType")),
+                        render::cell(row.get("status")),
+                        render::cell(row.get("workflowId")),
+                        render::cell(row.get("alert").and_then(|a| a.get("subject")))
+                    ),
+                )?,
+                _ => print_exact(&Value::Object(row).to_string())?,
             }
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
