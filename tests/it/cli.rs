@@ -439,3 +439,54 @@ async fn dead_letters_and_kadoas_ids_are_shown_never_executed() {
     assert_shown(&connected, "connect");
     assert!(stdout(&connected).contains("already points at"), "{}", stdout(&connected));
 }
+
+/// The `value` column of an export's CSV, row by row.
+fn csv_values(output: &Output) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    reader.records().map(|record| record.unwrap()[6].to_owned()).collect()
+}
+
+#[tokio::test]
+async fn an_export_to_csv_runs_no_formula_unless_asked_for_exact_text() {
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let values = [
+        json!("=HYPERLINK(\"https://evil.example\",\"click\")"),
+        json!("+cmd|' /C calc'!A0"),
+        json!("@SUM(A1:A9)"),
+        json!("-2+3"),
+        json!("\t=1+1"),
+        json!("\r=1+1"),
+        json!("-12.5"),
+        json!(-12.5),
+        json!("plain"),
+    ];
+    let fields: Vec<Value> =
+        values.iter().enumerate().map(|(i, v)| json!({"key": format!("k{i}"), "value": v})).collect();
+    harness.deliver(&change("c1", "wf_1", "2025-01-15T10:00:00Z", json!(fields))).await;
+
+    let safe = kadoa(&["export", "-o", "csv"], &env).await;
+    assert_eq!(safe.status.code(), Some(0), "{safe:?}");
+    assert_eq!(
+        csv_values(&safe),
+        [
+            "'=HYPERLINK(\"https://evil.example\",\"click\")",
+            "'+cmd|' /C calc'!A0",
+            "'@SUM(A1:A9)",
+            "'-2+3",
+            "'\t=1+1",
+            "'\\x0d=1+1",
+            "-12.5",
+            "-12.5",
+            "plain"
+        ]
+    );
+    let shown = kadoa(&["changes", "show", "c1", "-o", "csv"], &env).await;
+    assert_eq!(csv_values(&shown), csv_values(&safe), "changes show -o csv as export");
+
+    let exact = kadoa(&["export", "-o", "csv", "--csv-exact"], &env).await;
+    assert_eq!(exact.status.code(), Some(0));
+    let expected: Vec<String> = values.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).collect();
+    assert_eq!(csv_values(&exact), expected, "exactly as stored");
+    assert_eq!(kadoa(&["export", "--csv-exact"], &env).await.status.code(), Some(1), "CSV only");
+}

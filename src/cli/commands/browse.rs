@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{print_exact, Context};
 use crate::cli::render::{self, Format, Listing};
-use crate::cli::{EventsArgs, ShowArgs, WindowArgs};
+use crate::cli::{EventsArgs, ExportArgs, ShowArgs, WindowArgs};
 use crate::error::Error;
 use crate::store::browse::{Row, Window};
 use crate::store::Store;
@@ -93,7 +93,9 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
             print_exact(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
         }
         Some(Format::Jsonl) => print_exact(&Value::Object(change).to_string())?,
-        Some(Format::Csv) => write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true)?,
+        Some(Format::Csv) => {
+            write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true, false)?
+        }
         None => {
             let field = |name: &str| render::cell(change.get(name));
             render::say(Some(("change", 1)), &field("changeId"))?;
@@ -115,8 +117,14 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
     Ok(true)
 }
 
-/// The CSV of `changes`: one row per difference field.
-fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], header: bool) -> Result<(), Error> {
+/// The CSV of `changes`: one row per difference field, each cell safe to open in a
+/// spreadsheet ([`render::csv_cell`]) unless `exact`.
+fn write_rows<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    changes: &[Row],
+    header: bool,
+    exact: bool,
+) -> Result<(), Error> {
     const HEADER: [&str; 8] = ["workflowId", "changeId", "createdAt", "index", "type", "key", "value", "previousValue"];
     let text = |value: Option<&Value>| match value {
         None => String::new(),
@@ -139,7 +147,8 @@ fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], h
                     text(field.get("value")),
                     text(field.get("previousValue")),
                 ];
-                writer.write_record(record).map_err(|e| Error::internal("csv", e))?;
+                let record = record.iter().map(|cell| if exact { cell.into() } else { render::csv_cell(cell) });
+                writer.write_record(record.map(|cell| cell.into_owned())).map_err(|e| Error::internal("csv", e))?;
             }
         }
     }
@@ -148,12 +157,15 @@ fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], h
 }
 
 /// `kadoa export`: every change of the window with its differences, streamed.
-pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error> {
+pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let format = context.format.unwrap_or(Format::Jsonl);
+    if args.csv_exact && format != Format::Csv {
+        return Err(Error::invalid("--csv-exact is for --output csv"));
+    }
     let bar = render::progress(None, "changes exported");
     let mut listed = Vec::new();
-    each_change(&store, &window(args)?, |row| {
+    each_change(&store, &window(&args.window)?, |row| {
         listed.push(row);
         Ok(())
     })
@@ -175,7 +187,7 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
             }
         };
         match format {
-            Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first)?,
+            Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first, args.csv_exact)?,
             // One array, still written a change at a time.
             Format::Json => print_exact(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
             Format::Jsonl => print_exact(&Value::Object(change).to_string())?,
@@ -184,7 +196,7 @@ pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error>
         bar.inc(1);
     }
     if first && format == Format::Csv {
-        write_rows(&mut writer, &[], true)?;
+        write_rows(&mut writer, &[], true, args.csv_exact)?;
     }
     if format == Format::Json {
         print_exact("]")?;

@@ -91,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         Command::Status => status::run(&context).await,
         Command::Changes(ChangesCommand::List(window)) => browse::list_changes(&context, &window).await,
         Command::Changes(ChangesCommand::Show(show)) => browse::show_change(&context, &show).await,
-        Command::Export(export) => browse::export(&context, &export.window).await,
+        Command::Export(export) => browse::export(&context, &export).await,
         Command::Events(events) => browse::events(&context, &events).await,
         Command::Connect(connect) => connect::connect(&context, &connect).await,
         Command::Test => connect::test(&context).await,
