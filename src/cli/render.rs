@@ -255,6 +255,11 @@ pub fn error(error: &Error, format: Option<Format>) {
     }
 }
 
+/// A warning on standard error, shown ([`shown`]).
+pub fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "kadoa: {}", shown(text));
+}
+
 /// A progress bar on standard error, shown only on a terminal; its messages shown
 /// ([`shown`]).
 pub struct Progress(indicatif::ProgressBar);

@@ -490,3 +490,53 @@ async fn an_export_to_csv_runs_no_formula_unless_asked_for_exact_text() {
     assert_eq!(csv_values(&exact), expected, "exactly as stored");
     assert_eq!(kadoa(&["export", "--csv-exact"], &env).await.status.code(), Some(1), "CSV only");
 }
+
+#[tokio::test]
+async fn a_change_missing_a_part_says_so_and_exits_1() {
+    use crate::support::{n, s};
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let text = "x".repeat(300);
+    let differences: Vec<Value> =
+        (0..3000).map(|i| json!({"type": "added", "fields": [{"key": format!("k{i}"), "value": text}]})).collect();
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z",
+        "data": {"id": "big", "workflowId": "wf_1", "differences": differences}});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    let parts = harness.items_of("changePart").await;
+    assert_eq!(parts.len(), 3);
+    let whole = kadoa(&["changes", "show", "big", "-o", "json"], &env).await;
+    assert_eq!(whole.status.code(), Some(0));
+    assert!(json_out(&whole).get("incomplete").is_none(), "whole: nothing said");
+
+    // As TTL or a person may: one part gone.
+    let lost = parts.iter().find(|part| n(part, "part") == 1).unwrap();
+    let in_lost_part = lost["differences"].as_l().unwrap().len();
+    harness
+        .dynamodb
+        .delete_item()
+        .table_name(&harness.table)
+        .key("pk", lost["pk"].clone())
+        .key("sk", lost["sk"].clone())
+        .send()
+        .await
+        .unwrap();
+    let warning = format!("change big of workflow wf_1 is incomplete: part 1 of its 3 parts (numbered from 0) missing, {in_lost_part} of its 3000 differences not shown");
+    assert!(s(lost, "sk").ends_with("#0001"));
+
+    let shown = kadoa(&["changes", "show", "big"], &env).await;
+    assert_eq!(shown.status.code(), Some(1), "{}", stdout(&shown));
+    assert!(String::from_utf8_lossy(&shown.stderr).contains(&warning), "{shown:?}");
+    let json = kadoa(&["changes", "show", "big", "--workflow", "wf_1", "-o", "json"], &env).await;
+    assert_eq!(json.status.code(), Some(1));
+    let change = json_out(&json);
+    assert_eq!(change["incomplete"], json!({"partCount": 3, "missingParts": [1], "missingDifferences": in_lost_part}));
+    assert_eq!(change["differences"].as_array().unwrap().len(), 3000 - in_lost_part);
+
+    let csv = kadoa(&["export", "-o", "csv"], &env).await;
+    assert_eq!(csv.status.code(), Some(1));
+    assert_eq!(stdout(&csv).lines().count(), 1 + 3000 - in_lost_part, "what is there is exported");
+    assert!(String::from_utf8_lossy(&csv.stderr).contains(&warning), "{csv:?}");
+    let jsonl = kadoa(&["export"], &env).await;
+    assert_eq!(jsonl.status.code(), Some(1));
+    assert_eq!(serde_json::from_slice::<Value>(&jsonl.stdout).unwrap()["incomplete"]["missingParts"], json!([1]));
+}

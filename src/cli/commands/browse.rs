@@ -8,7 +8,7 @@ use super::{print_exact, Context};
 use crate::cli::render::{self, Format, Listing};
 use crate::cli::{EventsArgs, ExportArgs, ShowArgs, WindowArgs};
 use crate::error::Error;
-use crate::store::browse::{Row, Window};
+use crate::store::browse::{Row, Window, INCOMPLETE};
 use crate::store::Store;
 
 /// How often `events --follow` looks for new events.
@@ -82,12 +82,32 @@ pub async fn list_changes(context: &Context, args: &WindowArgs) -> Result<bool, 
     Ok(true)
 }
 
-/// `kadoa changes show`
+/// Whether `change` was read whole; if not, a warning on standard error says what it lacks.
+fn whole(change: &Row) -> bool {
+    let Some(incomplete) = change.get(INCOMPLETE) else { return true };
+    let n = |name: &str| incomplete.get(name).and_then(Value::as_u64).unwrap_or_default();
+    let parts = incomplete.get("missingParts").and_then(Value::as_array).into_iter().flatten();
+    let parts: Vec<String> = parts.map(Value::to_string).collect();
+    render::warn(&format!(
+        "change {} of workflow {} is incomplete: part {} of its {} parts (numbered from 0) missing, \
+         {} of its {} differences not shown (expired or deleted)",
+        render::cell(change.get("changeId")),
+        render::cell(change.get("workflowId")),
+        parts.join(", "),
+        n("partCount"),
+        n("missingDifferences"),
+        render::cell(change.get("differenceCount")),
+    ));
+    false
+}
+
+/// `kadoa changes show`: exits 1 when a part of the change is missing.
 pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let Some(change) = store.change_with_differences(&args.id, args.workflow.as_deref()).await? else {
         return Err(Error::invalid(format!("no change {:?} is stored", crate::error::bounded(args.id.clone()))));
     };
+    let whole = whole(&change);
     match context.format {
         Some(Format::Json) => {
             print_exact(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
@@ -114,7 +134,7 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
             render::print_differences(&change)?;
         }
     }
-    Ok(true)
+    Ok(whole)
 }
 
 /// The CSV of `changes`: one row per difference field, each cell safe to open in a
@@ -156,7 +176,8 @@ fn write_rows<W: std::io::Write>(
     Ok(())
 }
 
-/// `kadoa export`: every change of the window with its differences, streamed.
+/// `kadoa export`: every change of the window with its differences, streamed; exits 1 when
+/// a part of one is missing.
 pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let format = context.format.unwrap_or(Format::Jsonl);
@@ -172,20 +193,26 @@ pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error>
     .await?;
     bar.set_length(listed.len() as u64);
     let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
-    let mut first = true;
+    let (mut first, mut all_whole) = (true, true);
     if format == Format::Json {
         print_exact("[")?;
     }
     for row in listed {
         // An index row or a change in parts: the whole change, with its differences.
         let change = match row.get("differences") {
-            Some(_) => row,
+            Some(_) => {
+                // Said only by the reading of parts, never by what was stored.
+                let mut row = row;
+                row.remove(INCOMPLETE);
+                row
+            }
             None => {
                 let id = render::cell(row.get("changeId"));
                 let workflow = render::cell(row.get("workflowId"));
                 store.change_with_differences(&id, Some(&workflow)).await?.unwrap_or(row)
             }
         };
+        all_whole &= whole(&change);
         match format {
             Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first, args.csv_exact)?,
             // One array, still written a change at a time.
@@ -202,7 +229,7 @@ pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error>
         print_exact("]")?;
     }
     bar.finish_and_clear();
-    Ok(true)
+    Ok(all_whole)
 }
 
 fn event_listing(rows: Vec<Row>) -> Listing {
