@@ -33,9 +33,12 @@ pub struct Listing {
     pub columns: Vec<(&'static str, &'static str)>,
     /// The rows.
     pub rows: Vec<Map<String, Value>>,
-    /// On a terminal, one column's cells coloured by their value (an ANSI colour code).
-    pub colour: Option<(&'static str, fn(&str) -> u8)>,
+    /// On a terminal, one column's cells coloured by their value.
+    pub colour: Option<ColumnColour>,
 }
+
+/// A column (its JSON field) and the ANSI colour code of each of its cells, by their text.
+pub type ColumnColour = (&'static str, fn(&str) -> u8);
 
 /// Whether `c` would act on a terminal instead of being shown: C0 controls (ESC, BEL, BS,
 /// CR, LF, TAB, …), DEL, C1 controls (U+009B is the 8-bit CSI), and Unicode's bidi
