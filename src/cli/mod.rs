@@ -118,6 +118,11 @@ pub struct ExportArgs {
     /// Which changes.
     #[command(flatten)]
     pub window: WindowArgs,
+    /// With --output csv: write every cell exactly as stored, even one a spreadsheet would
+    /// run as a formula (by default a cell that begins with =, +, -, @, a tab or a CR, and
+    /// is not a number, begins with ' instead, and control characters are shown as \x1b).
+    #[arg(long)]
+    pub csv_exact: bool,
 }
 
 /// `kadoa events`

@@ -178,19 +178,24 @@ impl Store {
             }
         };
         let Some(mut change) = item else { return Ok(None) };
+        change.remove(INCOMPLETE);
         if change.get("differences").is_none() {
             if let (Some(Value::String(pk)), Some(Value::String(version))) =
                 (change.get("pk"), change.get("partVersion"))
             {
-                let differences = self.part_differences(pk, &format!("{sk}PART#{version}#")).await?;
+                let (differences, parts) = self.part_differences(pk, &format!("{sk}PART#{version}#")).await?;
+                if let Some(incomplete) = incomplete(&change, &parts, differences.len()) {
+                    change.insert(INCOMPLETE.into(), incomplete);
+                }
                 change.insert("differences".into(), Value::Array(differences));
             }
         }
         Ok(Some(change))
     }
 
-    async fn part_differences(&self, pk: &str, prefix: &str) -> Result<Vec<Value>, Error> {
-        let mut differences = Vec::new();
+    /// The differences of a change's parts, in order, and the numbers of the parts read.
+    async fn part_differences(&self, pk: &str, prefix: &str) -> Result<(Vec<Value>, Vec<u64>), Error> {
+        let (mut differences, mut parts) = (Vec::new(), Vec::new());
         let mut start = None;
         loop {
             let output = self
@@ -208,13 +213,15 @@ impl Store {
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
             for part in output.items() {
-                if let Some(Value::Array(list)) = plain_item(part).remove("differences") {
+                let mut part = plain_item(part);
+                parts.extend(part.get("part").and_then(Value::as_u64));
+                if let Some(Value::Array(list)) = part.remove("differences") {
                     differences.extend(list);
                 }
             }
             match output.last_evaluated_key {
                 Some(next) => start = Some(next),
-                None => return Ok(differences),
+                None => return Ok((differences, parts)),
             }
         }
     }
@@ -281,6 +288,23 @@ impl Store {
         let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
         Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
     }
+}
+
+/// The field of a change read back that says what it lacks: parts deleted by a person, or
+/// expired (TTL deletes each item on its own). Absent when the change is whole.
+pub const INCOMPLETE: &str = "incomplete";
+
+/// `{partCount, missingParts, missingDifferences}` for a change in parts of which only
+/// `parts` (their numbers, from 0) and `read` differences were found; `None` when whole.
+fn incomplete(change: &Row, parts: &[u64], read: usize) -> Option<Value> {
+    let count = change.get("partCount").and_then(Value::as_u64).unwrap_or_default();
+    let total = change.get("differenceCount").and_then(Value::as_u64).unwrap_or_default();
+    let missing: Vec<u64> = (0..count).filter(|n| !parts.contains(n)).collect();
+    let missing_differences = total.saturating_sub(read as u64);
+    if missing.is_empty() && missing_differences == 0 {
+        return None;
+    }
+    Some(serde_json::json!({"partCount": count, "missingParts": missing, "missingDifferences": missing_differences}))
 }
 
 /// ` AND <name> >= :since …` for the window's bounds, and their values.

@@ -48,6 +48,8 @@ pub const OWNED_ATTRIBUTES: &[&str] = &[
     "part",
     "partVersion",
     "partCount",
+    // Said by `kadoa` of a change read back without some of its parts.
+    "incomplete",
     "eventKey",
     "completedAt",
     "eventType",

@@ -357,3 +357,186 @@ async fn dead_letters_are_listed_and_redriven_once() {
     assert_eq!(harness.replay_all().await, 1, "the refused one dead-letters again");
     assert_eq!(harness.items_of("change").await.len(), 1, "the redriven change is stored");
 }
+
+/// What a scraped page can carry to a terminal: OSC 52 (writes the clipboard), OSC 0 (the
+/// window's title), OSC 8 (a link), clear screen, a colour, a bare CR, backspace, BEL, the
+/// 8-bit CSI and a bidi override.
+const HOSTILE: &str = "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;pwned\u{7}\u{1b}]8;;https://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\\u{1b}[2J\u{1b}[31mred\rover\u{8}\u{7}\u{9b}31m\u{202e}";
+
+/// Asserts nothing in `output` acts on a terminal, and `HOSTILE` is shown escaped.
+#[track_caller]
+fn assert_shown(output: &Output, what: &str) {
+    for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        let acting: Vec<char> =
+            text.chars().filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c)).collect();
+        assert!(acting.is_empty(), "{what}: {stream} carries {acting:?}: {text}");
+    }
+    let all = format!("{}{}", stdout(output), String::from_utf8_lossy(&output.stderr));
+    assert!(all.contains("\\x1b]52;c;ZXZpbA==\\x07\\x1b]0;pwned"), "{what}: shown escaped: {all}");
+    assert!(all.contains("\\x1b[2J\\x1b[31mred\\x0dover\\x08\\x07\\u{9b}31m\\u{202e}"), "{what}: {all}");
+}
+
+#[tokio::test]
+async fn what_a_page_scraped_is_shown_never_executed() {
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let workflow = format!("wf{HOSTILE}");
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z",
+        "data": {"id": format!("c{HOSTILE}"), "workflowId": workflow, "createdAt": "2025-01-15T10:00:00Z",
+                 "url": format!("https://shop.example/{HOSTILE}"), "metadata": {"workflowName": HOSTILE},
+                 "differences": [{"type": "changed", "fields": [{"key": HOSTILE, "value": HOSTILE, "previousValue": 1}]}]}});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    let failure = json!({"eventType": "workflow_failed", "timestamp": "2025-01-15T10:05:00Z",
+        "data": {"workflowId": workflow, "workflowName": HOSTILE, "reason": HOSTILE}});
+    harness.deliver(&failure.to_string()).await;
+
+    let listed = kadoa(&["changes", "list"], &env).await;
+    assert_eq!(listed.status.code(), Some(0));
+    assert_shown(&listed, "changes list");
+    let shown = kadoa(&["changes", "show", &format!("c{HOSTILE}"), "--workflow", &workflow], &env).await;
+    assert_eq!(shown.status.code(), Some(0), "{}", stdout(&shown));
+    assert_shown(&shown, "changes show");
+    let unknown = kadoa(&["changes", "show", HOSTILE, "--workflow", &workflow], &env).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&unknown.stderr).contains('\u{1b}'), "{unknown:?}");
+    let events = kadoa(&["events"], &env).await;
+    assert_eq!(events.status.code(), Some(0));
+    assert_shown(&events, "events");
+    let status = kadoa(&["status"], &env).await;
+    assert_eq!(status.status.code(), Some(1), "the workflow is failing");
+    assert_shown(&status, "status");
+    assert!(stdout(&status).contains("Needs attention: workflow wf\\x1b]52;c;"), "{}", stdout(&status));
+
+    // Machine output stays exact: JSON escapes in its own way.
+    let json = json_out(
+        &kadoa(&["changes", "show", &format!("c{HOSTILE}"), "--workflow", &workflow, "-o", "json"], &env).await,
+    );
+    assert_eq!(json["workflowName"], HOSTILE);
+    assert_eq!(json["differences"][0]["fields"][0]["value"], HOSTILE);
+}
+
+#[tokio::test]
+async fn dead_letters_and_kadoas_ids_are_shown_never_executed() {
+    let harness = Harness::builder().spool().secrets_manager(SECRET.to_owned()).build().await;
+    let mut env = stack_env(&harness);
+    let spool = harness.spool.as_ref().unwrap();
+    let letter = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "headerEvent": HOSTILE,
+        "body": json!({"eventType": "workflow_failed", "data": {"workflowId": HOSTILE}}).to_string()});
+    harness.sqs.send_message().queue_url(&spool.dead_letter_url).message_body(letter.to_string()).send().await.unwrap();
+    let listed = kadoa(&["dlq", "list"], &env).await;
+    assert_eq!(listed.status.code(), Some(1), "a dead letter needs attention");
+    assert_shown(&listed, "dlq list");
+
+    let fake = FakeKadoa::start(KEY).await;
+    let url = "https://abc.lambda-url.us-east-1.on.aws/";
+    fake.add_channel(json!({"id": format!("ch{HOSTILE}"), "name": "AWS", "channelType": "WEBHOOK",
+        "config": {"webhookUrl": url, "httpMethod": "POST", "auth": {"type": "bearer", "token": SECRET}}}));
+    env.push(("KADOA_API_URL", fake.url.clone()));
+    env.push(("WEBHOOK_URL", url.to_owned()));
+    let connected = kadoa(&["connect", "--api-key", KEY], &env).await;
+    assert_eq!(connected.status.code(), Some(0), "{connected:?}");
+    assert_shown(&connected, "connect");
+    assert!(stdout(&connected).contains("already points at"), "{}", stdout(&connected));
+}
+
+/// The `value` column of an export's CSV, row by row.
+fn csv_values(output: &Output) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    reader.records().map(|record| record.unwrap()[6].to_owned()).collect()
+}
+
+#[tokio::test]
+async fn an_export_to_csv_runs_no_formula_unless_asked_for_exact_text() {
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let values = [
+        json!("=HYPERLINK(\"https://evil.example\",\"click\")"),
+        json!("+cmd|' /C calc'!A0"),
+        json!("@SUM(A1:A9)"),
+        json!("-2+3"),
+        json!("\t=1+1"),
+        json!("\r=1+1"),
+        json!("-12.5"),
+        json!(-12.5),
+        json!("plain"),
+    ];
+    let fields: Vec<Value> =
+        values.iter().enumerate().map(|(i, v)| json!({"key": format!("k{i}"), "value": v})).collect();
+    harness.deliver(&change("c1", "wf_1", "2025-01-15T10:00:00Z", json!(fields))).await;
+
+    let safe = kadoa(&["export", "-o", "csv"], &env).await;
+    assert_eq!(safe.status.code(), Some(0), "{safe:?}");
+    assert_eq!(
+        csv_values(&safe),
+        [
+            "'=HYPERLINK(\"https://evil.example\",\"click\")",
+            "'+cmd|' /C calc'!A0",
+            "'@SUM(A1:A9)",
+            "'-2+3",
+            "'\t=1+1",
+            "'\\x0d=1+1",
+            "-12.5",
+            "-12.5",
+            "plain"
+        ]
+    );
+    let shown = kadoa(&["changes", "show", "c1", "-o", "csv"], &env).await;
+    assert_eq!(csv_values(&shown), csv_values(&safe), "changes show -o csv as export");
+
+    let exact = kadoa(&["export", "-o", "csv", "--csv-exact"], &env).await;
+    assert_eq!(exact.status.code(), Some(0));
+    let expected: Vec<String> = values.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).collect();
+    assert_eq!(csv_values(&exact), expected, "exactly as stored");
+    assert_eq!(kadoa(&["export", "--csv-exact"], &env).await.status.code(), Some(1), "CSV only");
+}
+
+#[tokio::test]
+async fn a_change_missing_a_part_says_so_and_exits_1() {
+    use crate::support::{n, s};
+    let harness = Harness::new().await;
+    let env = stack_env(&harness);
+    let text = "x".repeat(300);
+    let differences: Vec<Value> =
+        (0..3000).map(|i| json!({"type": "added", "fields": [{"key": format!("k{i}"), "value": text}]})).collect();
+    let body = json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z",
+        "data": {"id": "big", "workflowId": "wf_1", "differences": differences}});
+    assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
+    let parts = harness.items_of("changePart").await;
+    assert_eq!(parts.len(), 3);
+    let whole = kadoa(&["changes", "show", "big", "-o", "json"], &env).await;
+    assert_eq!(whole.status.code(), Some(0));
+    assert!(json_out(&whole).get("incomplete").is_none(), "whole: nothing said");
+
+    // As TTL or a person may: one part gone.
+    let lost = parts.iter().find(|part| n(part, "part") == 1).unwrap();
+    let in_lost_part = lost["differences"].as_l().unwrap().len();
+    harness
+        .dynamodb
+        .delete_item()
+        .table_name(&harness.table)
+        .key("pk", lost["pk"].clone())
+        .key("sk", lost["sk"].clone())
+        .send()
+        .await
+        .unwrap();
+    let warning = format!("change big of workflow wf_1 is incomplete: part 1 of its 3 parts (numbered from 0) missing, {in_lost_part} of its 3000 differences not shown");
+    assert!(s(lost, "sk").ends_with("#0001"));
+
+    let shown = kadoa(&["changes", "show", "big"], &env).await;
+    assert_eq!(shown.status.code(), Some(1), "{}", stdout(&shown));
+    assert!(String::from_utf8_lossy(&shown.stderr).contains(&warning), "{shown:?}");
+    let json = kadoa(&["changes", "show", "big", "--workflow", "wf_1", "-o", "json"], &env).await;
+    assert_eq!(json.status.code(), Some(1));
+    let change = json_out(&json);
+    assert_eq!(change["incomplete"], json!({"partCount": 3, "missingParts": [1], "missingDifferences": in_lost_part}));
+    assert_eq!(change["differences"].as_array().unwrap().len(), 3000 - in_lost_part);
+
+    let csv = kadoa(&["export", "-o", "csv"], &env).await;
+    assert_eq!(csv.status.code(), Some(1));
+    assert_eq!(stdout(&csv).lines().count(), 1 + 3000 - in_lost_part, "what is there is exported");
+    assert!(String::from_utf8_lossy(&csv.stderr).contains(&warning), "{csv:?}");
+    let jsonl = kadoa(&["export"], &env).await;
+    assert_eq!(jsonl.status.code(), Some(1));
+    assert_eq!(serde_json::from_slice::<Value>(&jsonl.stdout).unwrap()["incomplete"]["missingParts"], json!([1]));
+}

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{println_out, Context};
+use super::{print_exact, Context};
 use crate::cli::render::{self, Format, Listing};
-use crate::cli::{EventsArgs, ShowArgs, WindowArgs};
+use crate::cli::{EventsArgs, ExportArgs, ShowArgs, WindowArgs};
 use crate::error::Error;
-use crate::store::browse::{Row, Window};
+use crate::store::browse::{Row, Window, INCOMPLETE};
 use crate::store::Store;
 
 /// How often `events --follow` looks for new events.
@@ -76,43 +76,75 @@ pub async fn list_changes(context: &Context, args: &WindowArgs) -> Result<bool, 
             ("url", "url"),
         ],
         rows,
+        colour: None,
     };
     render::print(&listing, context.format, None)?;
     Ok(true)
 }
 
-/// `kadoa changes show`
+/// Whether `change` was read whole; if not, a warning on standard error says what it lacks.
+fn whole(change: &Row) -> bool {
+    let Some(incomplete) = change.get(INCOMPLETE) else { return true };
+    let n = |name: &str| incomplete.get(name).and_then(Value::as_u64).unwrap_or_default();
+    let parts = incomplete.get("missingParts").and_then(Value::as_array).into_iter().flatten();
+    let parts: Vec<String> = parts.map(Value::to_string).collect();
+    render::warn(&format!(
+        "change {} of workflow {} is incomplete: part {} of its {} parts (numbered from 0) missing, \
+         {} of its {} differences not shown (expired or deleted)",
+        render::cell(change.get("changeId")),
+        render::cell(change.get("workflowId")),
+        parts.join(", "),
+        n("partCount"),
+        n("missingDifferences"),
+        render::cell(change.get("differenceCount")),
+    ));
+    false
+}
+
+/// `kadoa changes show`: exits 1 when a part of the change is missing.
 pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let Some(change) = store.change_with_differences(&args.id, args.workflow.as_deref()).await? else {
         return Err(Error::invalid(format!("no change {:?} is stored", crate::error::bounded(args.id.clone()))));
     };
+    let whole = whole(&change);
     match context.format {
         Some(Format::Json) => {
-            println_out(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
+            print_exact(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
         }
-        Some(Format::Jsonl) => println_out(&Value::Object(change).to_string())?,
-        Some(Format::Csv) => write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true)?,
+        Some(Format::Jsonl) => print_exact(&Value::Object(change).to_string())?,
+        Some(Format::Csv) => {
+            write_rows(&mut csv::Writer::from_writer(std::io::stdout().lock()), &[change], true, false)?
+        }
         None => {
             let field = |name: &str| render::cell(change.get(name));
-            println_out(&format!("{} {}", render::paint("change", 1), field("changeId")))?;
-            println_out(&format!("  workflow:    {} {}", field("workflowId"), field("workflowName")))?;
-            println_out(&format!(
-                "  created:     {} (received {} by {})",
-                field("createdAt"),
-                field("receivedAt"),
-                field("arrival")
-            ))?;
-            println_out(&format!("  url:         {}", field("url")))?;
-            println_out(&format!("  differences: {}", counts(&change)))?;
-            println_out(&render::differences(&change))?;
+            render::say(Some(("change", 1)), &field("changeId"))?;
+            render::say(None, &format!("  workflow:    {} {}", field("workflowId"), field("workflowName")))?;
+            render::say(
+                None,
+                &format!(
+                    "  created:     {} (received {} by {})",
+                    field("createdAt"),
+                    field("receivedAt"),
+                    field("arrival")
+                ),
+            )?;
+            render::say(None, &format!("  url:         {}", field("url")))?;
+            render::say(None, &format!("  differences: {}", counts(&change)))?;
+            render::print_differences(&change)?;
         }
     }
-    Ok(true)
+    Ok(whole)
 }
 
-/// The CSV of `changes`: one row per difference field.
-fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], header: bool) -> Result<(), Error> {
+/// The CSV of `changes`: one row per difference field, each cell safe to open in a
+/// spreadsheet ([`render::csv_cell`]) unless `exact`.
+fn write_rows<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    changes: &[Row],
+    header: bool,
+    exact: bool,
+) -> Result<(), Error> {
     const HEADER: [&str; 8] = ["workflowId", "changeId", "createdAt", "index", "type", "key", "value", "previousValue"];
     let text = |value: Option<&Value>| match value {
         None => String::new(),
@@ -135,7 +167,8 @@ fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], h
                     text(field.get("value")),
                     text(field.get("previousValue")),
                 ];
-                writer.write_record(record).map_err(|e| Error::internal("csv", e))?;
+                let record = record.iter().map(|cell| if exact { cell.into() } else { render::csv_cell(cell) });
+                writer.write_record(record.map(|cell| cell.into_owned())).map_err(|e| Error::internal("csv", e))?;
             }
         }
     }
@@ -143,51 +176,60 @@ fn write_rows<W: std::io::Write>(writer: &mut csv::Writer<W>, changes: &[Row], h
     Ok(())
 }
 
-/// `kadoa export`: every change of the window with its differences, streamed.
-pub async fn export(context: &Context, args: &WindowArgs) -> Result<bool, Error> {
+/// `kadoa export`: every change of the window with its differences, streamed; exits 1 when
+/// a part of one is missing.
+pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error> {
     let store = context.store()?;
     let format = context.format.unwrap_or(Format::Jsonl);
+    if args.csv_exact && format != Format::Csv {
+        return Err(Error::invalid("--csv-exact is for --output csv"));
+    }
     let bar = render::progress(None, "changes exported");
     let mut listed = Vec::new();
-    each_change(&store, &window(args)?, |row| {
+    each_change(&store, &window(&args.window)?, |row| {
         listed.push(row);
         Ok(())
     })
     .await?;
     bar.set_length(listed.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::default_bar());
     let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
-    let mut first = true;
+    let (mut first, mut all_whole) = (true, true);
     if format == Format::Json {
-        println_out("[")?;
+        print_exact("[")?;
     }
     for row in listed {
         // An index row or a change in parts: the whole change, with its differences.
         let change = match row.get("differences") {
-            Some(_) => row,
+            Some(_) => {
+                // Said only by the reading of parts, never by what was stored.
+                let mut row = row;
+                row.remove(INCOMPLETE);
+                row
+            }
             None => {
                 let id = render::cell(row.get("changeId"));
                 let workflow = render::cell(row.get("workflowId"));
                 store.change_with_differences(&id, Some(&workflow)).await?.unwrap_or(row)
             }
         };
+        all_whole &= whole(&change);
         match format {
-            Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first)?,
+            Format::Csv => write_rows(&mut writer, std::slice::from_ref(&change), first, args.csv_exact)?,
             // One array, still written a change at a time.
-            Format::Json => println_out(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
-            Format::Jsonl => println_out(&Value::Object(change).to_string())?,
+            Format::Json => print_exact(&format!("{}{}", if first { "" } else { "," }, Value::Object(change)))?,
+            Format::Jsonl => print_exact(&Value::Object(change).to_string())?,
         }
         first = false;
         bar.inc(1);
     }
     if first && format == Format::Csv {
-        write_rows(&mut writer, &[], true)?;
+        write_rows(&mut writer, &[], true, args.csv_exact)?;
     }
     if format == Format::Json {
-        println_out("]")?;
+        print_exact("]")?;
     }
     bar.finish_and_clear();
-    Ok(true)
+    Ok(all_whole)
 }
 
 fn event_listing(rows: Vec<Row>) -> Listing {
@@ -210,6 +252,7 @@ fn event_listing(rows: Vec<Row>) -> Listing {
             ("alert", "alertSubject"),
         ],
         rows,
+        colour: None,
     }
 }
 
@@ -234,15 +277,18 @@ pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error>
                 continue;
             }
             match (format, context.format) {
-                (_, None) => println_out(&format!(
-                    "{}  {:<28} {:<12} {}  {}",
-                    render::cell(row.get("timestamp")),
-                    render::cell(row.get("eventType")),
-                    render::cell(row.get("status")),
-                    render::cell(row.get("workflowId")),
-                    render::cell(row.get("alert").and_then(|a| a.get("subject")))
-                ))?,
-                _ => println_out(&Value::Object(row).to_string())?,
+                (_, None) => render::say(
+                    None,
+                    &format!(
+                        "{}  {:<28} {:<12} {}  {}",
+                        render::cell(row.get("timestamp")),
+                        render::cell(row.get("eventType")),
+                        render::cell(row.get("status")),
+                        render::cell(row.get("workflowId")),
+                        render::cell(row.get("alert").and_then(|a| a.get("subject")))
+                    ),
+                )?,
+                _ => print_exact(&Value::Object(row).to_string())?,
             }
         }
         tokio::time::sleep(FOLLOW_EVERY).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{println_out, report, Context};
+use super::{report, Context};
 use crate::cli::render;
 use crate::cli::ConnectArgs;
 use crate::error::Error;
@@ -237,7 +237,7 @@ pub async fn test(context: &Context) -> Result<bool, Error> {
     )?;
     if context.format.is_none() {
         if let Some(change) = &stored {
-            println_out(&render::differences(change))?;
+            render::print_differences(change)?;
         }
     }
     Ok(status == 200 && stored.is_some())

@@ -126,6 +126,7 @@ pub async fn list(context: &Context) -> Result<bool, Error> {
             ("why", "why"),
         ],
         rows: messages.iter().map(describe).collect(),
+        colour: None,
     };
     let empty = listing.rows.is_empty();
     render::print(&listing, context.format, None)?;

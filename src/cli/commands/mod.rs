@@ -91,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         Command::Status => status::run(&context).await,
         Command::Changes(ChangesCommand::List(window)) => browse::list_changes(&context, &window).await,
         Command::Changes(ChangesCommand::Show(show)) => browse::show_change(&context, &show).await,
-        Command::Export(export) => browse::export(&context, &export.window).await,
+        Command::Export(export) => browse::export(&context, &export).await,
         Command::Events(events) => browse::events(&context, &events).await,
         Command::Connect(connect) => connect::connect(&context, &connect).await,
         Command::Test => connect::test(&context).await,
@@ -143,11 +143,11 @@ async fn reconcile_window(context: &Context, args: &ReconcileArgs) -> Result<boo
     let retention = components.settings.rules.retention_days;
     let reconciler = crate::reconcile::Reconciler::new(&api, &receiver, &components.store, retention);
     let bar = render::progress(None, "reconciling");
-    let report = reconciler.run(from, to, &|line| bar.set_message(line.to_owned())).await;
+    let report = reconciler.run(from, to, &|line| bar.set_message(line)).await;
     bar.finish_and_clear();
     match context.format {
-        None => println_out(&report.to_string())?,
-        Some(_) => println_out(&serde_json::to_string(&report).map_err(|e| Error::internal("json", e))?)?,
+        None => report.to_string().lines().try_for_each(|line| render::say(None, line))?,
+        Some(_) => print_exact(&serde_json::to_string(&report).map_err(|e| Error::internal("json", e))?)?,
     }
     Ok(report.is_clean() && report.skipped.is_empty() && report.outstanding.is_empty())
 }
@@ -167,8 +167,9 @@ pub async fn read_key(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Res
         .ok_or_else(|| Error::invalid("the secret in KADOA_API_KEY_ARN is empty"))
 }
 
-/// One line to standard output.
-pub fn println_out(text: &str) -> Result<(), Error> {
+/// One line of machine output (JSON, JSON lines: their format escapes) to standard output,
+/// exactly. Human output goes through [`render::say`].
+pub fn print_exact(text: &str) -> Result<(), Error> {
     use std::io::Write;
     writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
@@ -177,12 +178,7 @@ pub fn println_out(text: &str) -> Result<(), Error> {
 /// Prints a report of steps: lines on a terminal, one JSON object with `--output`.
 pub fn report(context: &Context, steps: &[(String, String)], extra: Value) -> Result<(), Error> {
     match context.format {
-        None => {
-            for (step, what) in steps {
-                println_out(&format!("{} {step}: {what}", render::paint("•", 36)))?;
-            }
-            Ok(())
-        }
+        None => steps.iter().try_for_each(|(step, what)| render::say(Some(("•", 36)), &format!("{step}: {what}"))),
         Some(Format::Csv) => {
             let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
             render::write_csv(&mut writer, &["step", "result"], steps.iter().map(|(s, w)| vec![s.clone(), w.clone()]))
@@ -193,7 +189,7 @@ pub fn report(context: &Context, steps: &[(String, String)], extra: Value) -> Re
             if let (Some(answer), Value::Object(extra)) = (answer.as_object_mut(), extra) {
                 answer.extend(extra);
             }
-            println_out(&answer.to_string())
+            print_exact(&answer.to_string())
         }
     }
 }

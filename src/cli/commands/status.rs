@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Map, Value};
 
-use super::{println_out, Context};
+use super::{print_exact, Context};
 use crate::cli::render::{self, Format, Listing};
 use crate::error::Error;
 use crate::reconcile::OUTSTANDING_ALARM_TRIES;
@@ -137,7 +137,7 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
                 Some(Format::Json) => serde_json::to_string_pretty(&answer),
                 _ => serde_json::to_string(&answer),
             };
-            println_out(&text.map_err(|e| Error::internal("json", e))?)?;
+            print_exact(&text.map_err(|e| Error::internal("json", e))?)?;
         }
         format => {
             let listing = Listing {
@@ -149,17 +149,8 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
                     ("last event", "lastEvent"),
                     ("last change", "lastChange"),
                 ],
-                rows: workflows
-                    .into_iter()
-                    .map(|mut row| {
-                        if format.is_none() {
-                            let colour = if row.get("health") == Some(&json!("failing")) { 31 } else { 32 };
-                            let painted = render::paint(&render::cell(row.get("health")), colour);
-                            row.insert("health".into(), json!(painted));
-                        }
-                        row
-                    })
-                    .collect(),
+                rows: workflows,
+                colour: Some(("health", |health| if health == "failing" { 31 } else { 32 })),
             };
             render::print(&listing, format, Some("Workflows"))?;
             if format.is_none() {
@@ -171,28 +162,35 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
                         ("arrival", "arrival"),
                     ],
                     rows: account,
+                    colour: None,
                 };
                 render::print(&events, None, Some(&format!("Account events, last {ACCOUNT_DAYS} days")))?;
-                println_out(&render::paint("Spool", 1))?;
-                println_out(&format!(
-                    "  waiting: {}, oldest: {}, dead letters: {}",
-                    render::cell(spool.get("waiting")),
-                    spool.get("oldestSeconds").and_then(Value::as_i64).map_or("-".to_owned(), |s| format!("{s} s")),
-                    render::cell(spool.get("deadLetters"))
-                ))?;
-                println_out(&render::paint("Reconciliation", 1))?;
-                println_out(&format!(
-                    "  last clean run: {}, watermark: {}, pending changes: {}, outstanding: {}",
-                    render::cell(reconcile.get("lastCleanRun")),
-                    render::cell(reconcile.get("watermark")),
-                    render::cell(reconcile.get("pendingChanges")),
-                    render::cell(reconcile.get("outstanding"))
-                ))?;
+                render::say(Some(("Spool", 1)), "")?;
+                render::say(
+                    None,
+                    &format!(
+                        "  waiting: {}, oldest: {}, dead letters: {}",
+                        render::cell(spool.get("waiting")),
+                        spool.get("oldestSeconds").and_then(Value::as_i64).map_or("-".to_owned(), |s| format!("{s} s")),
+                        render::cell(spool.get("deadLetters"))
+                    ),
+                )?;
+                render::say(Some(("Reconciliation", 1)), "")?;
+                render::say(
+                    None,
+                    &format!(
+                        "  last clean run: {}, watermark: {}, pending changes: {}, outstanding: {}",
+                        render::cell(reconcile.get("lastCleanRun")),
+                        render::cell(reconcile.get("watermark")),
+                        render::cell(reconcile.get("pendingChanges")),
+                        render::cell(reconcile.get("outstanding"))
+                    ),
+                )?;
                 match attention.is_empty() {
-                    true => println_out(&render::paint("All well.", 32))?,
+                    true => render::say(Some(("All well.", 32)), "")?,
                     false => {
                         for line in &attention {
-                            println_out(&format!("{} {line}", render::paint("Needs attention:", 31)))?;
+                            render::say(Some(("Needs attention:", 31)), line)?;
                         }
                     }
                 }
