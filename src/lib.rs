@@ -17,6 +17,7 @@
 
 pub mod alerts;
 pub mod aws;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod components;
 pub mod config;

@@ -198,6 +198,25 @@ impl RemoteSecret {
     }
 }
 
+/// The Kadoa API key `settings` name: given inline, or read from the Secrets Manager
+/// secret `KADOA_API_KEY_ARN` names (the deployed reconciliation's way).
+pub async fn kadoa_api_key(
+    settings: &crate::config::KadoaApiSettings,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<String, Error> {
+    let arn = match (&settings.key, &settings.key_arn) {
+        (Some(key), _) => return Ok(key.clone()),
+        (None, Some(arn)) => arn,
+        (None, None) => return Err(Error::invalid("KADOA_API_KEY or KADOA_API_KEY_ARN is required")),
+    };
+    let output = client.get_secret_value().secret_id(arn).send().await.map_err(|e| sdk_error("GetSecretValue", e))?;
+    output
+        .secret_string()
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| Error::invalid("the secret in KADOA_API_KEY_ARN is empty"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

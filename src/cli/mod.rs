@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use self::commands::read_key;
 pub use self::render::Format;
 
 /// The command line.

@@ -12,7 +12,7 @@ use crate::receiver::Receiver;
 use crate::reconcile::{Reconciler, Report};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
-use crate::{cli, Components, Settings};
+use crate::{secrets, Components, Settings};
 
 /// What a scheduled run needs, built once.
 struct Context {
@@ -33,13 +33,9 @@ async fn build() -> Result<Context, String> {
     let settings = Settings::for_reconcile(lookup).map_err(|e| e.to_string())?;
     let api_settings = KadoaApiSettings::from_lookup(lookup).map_err(|e| e.to_string())?;
     let components = Components::load(settings).await;
-    let key = match (&api_settings.key, &api_settings.key_arn) {
-        (Some(key), _) => key.clone(),
-        (None, Some(arn)) => {
-            cli::read_key(&components.clients.secrets_manager, arn).await.map_err(|e| e.detail().to_owned())?
-        }
-        (None, None) => return Err("KADOA_API_KEY or KADOA_API_KEY_ARN is required".into()),
-    };
+    let key = secrets::kadoa_api_key(&api_settings, &components.clients.secrets_manager)
+        .await
+        .map_err(|e| e.detail().to_owned())?;
     let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default()).map_err(|e| e.detail().to_owned())?;
     Ok(Context {
         api,

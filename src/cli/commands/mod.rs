@@ -133,11 +133,7 @@ async fn reconcile_window(context: &Context, args: &ReconcileArgs) -> Result<boo
     .map_err(|e| Error::invalid(e.to_string()))?;
     let api_settings = KadoaApiSettings::from_lookup(lookup).map_err(|e| Error::invalid(e.to_string()))?;
     let components = crate::Components::new(settings, crate::AwsClients::from_config(&context.config));
-    let key = match (&api_settings.key, &api_settings.key_arn) {
-        (Some(key), _) => key.clone(),
-        (None, Some(arn)) => read_key(&context.secrets(), arn).await?,
-        (None, None) => return Err(Error::invalid("KADOA_API_KEY or KADOA_API_KEY_ARN is required")),
-    };
+    let key = crate::secrets::kadoa_api_key(&api_settings, &context.secrets()).await?;
     let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default())?;
     let receiver = components.receiver();
     let retention = components.settings.rules.retention_days;
@@ -150,21 +146,6 @@ async fn reconcile_window(context: &Context, args: &ReconcileArgs) -> Result<boo
         Some(_) => print_exact(&serde_json::to_string(&report).map_err(|e| Error::internal("json", e))?)?,
     }
     Ok(report.is_clean() && report.skipped.is_empty() && report.outstanding.is_empty())
-}
-
-/// Reads a Kadoa API key kept in Secrets Manager.
-pub async fn read_key(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {
-    let output = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
-    output
-        .secret_string()
-        .map(|key| key.trim().to_owned())
-        .filter(|key| !key.is_empty())
-        .ok_or_else(|| Error::invalid("the secret in KADOA_API_KEY_ARN is empty"))
 }
 
 /// One line of machine output (JSON, JSON lines: their format escapes) to standard output,
