@@ -1,6 +1,7 @@
 """`make profile`: instructions the release webhook spends, counted by callgrind.
 
-Runs target/profiling/kadoa-webhook (release, with symbols) under valgrind's callgrind,
+Runs target/profiling/kadoa-lambda (the deployed binary, release with symbols) as the
+webhook (`_HANDLER=webhook`) under valgrind's callgrind,
 behind scripts/runtime_api.py and against moto, in four runs:
 
   A  start-up + one 10-difference data change
@@ -27,8 +28,9 @@ from pathlib import Path
 import local_aws
 
 ROOT = Path(__file__).resolve().parent.parent
-# PROFILE_BINARY: another build of the webhook to measure the same way (say, an older one).
-BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-webhook"))
+# PROFILE_BINARY: another build of the webhook to measure the same way (an older one, or
+# kadoa-webhook, the webhook alone); it is told to run the webhook, as Lambda tells it.
+BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-lambda"))
 SECRET = "profile-secret"
 
 
@@ -102,6 +104,7 @@ def environment(port):
     env.update({
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
         "AWS_LAMBDA_FUNCTION_NAME": "kadoa-webhook", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "_HANDLER": "webhook",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_LEVEL": "WARN",
         "TABLE_NAME": fresh_table(), "ALERT_TOPIC_ARN": os.environ["ALERT_TOPIC_ARN"],
         "WEBHOOK_SECRET": SECRET,
@@ -133,8 +136,8 @@ print(peak, usage.ru_utime + usage.ru_stime)
 """
 
 
-def run(events, callgrind_out=None, callgrind_options=(), binary=None, strict=True):
-    """Runs the function (the webhook, or `binary`) over `events`; returns (instructions or
+def run(events, callgrind_out=None, callgrind_options=(), binary=None, strict=True, handler="webhook"):
+    """Runs the function (the webhook, or `binary` as `handler`) over `events`; returns (instructions or
     None, peak RSS KiB, answers, CPU seconds). Unless `strict`, a delivery that was not
     applied (moto too slow for the SDK's timeouts on a busy machine) is reported, and its
     figures kept: its memory peaked before its writes."""
@@ -159,7 +162,8 @@ def run(events, callgrind_out=None, callgrind_options=(), binary=None, strict=Tr
                            *callgrind_options] + command
             log = Path(tmp, "function.log")
             with log.open("w") as stderr:
-                measured = subprocess.run([sys.executable, "-c", MEASURE] + command, env=environment(port),
+                measured = subprocess.run([sys.executable, "-c", MEASURE] + command,
+                                          env={**environment(port), "_HANDLER": handler},
                                           stdout=subprocess.PIPE, stderr=stderr, text=True)
             max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
             max_rss, cpu = int(max_rss), float(cpu)
@@ -314,10 +318,10 @@ def memory():
                          "6 MB change": [first("g"), change("g", 1, 37000)],
                          "6 MB change, 256-byte ids": [first("h"), change("h", 1, 37000, id_bytes=256)]}.items():
         _, rss[name], _, cpu[name] = run(events, strict=False)
-    replay = BINARY.parent / "kadoa-replay"
+    replay = BINARY.parent / "kadoa-replay" if BINARY.name == "kadoa-webhook" else BINARY
     for name, events in {"replay of a 6 MB change (S3)": [spooled("i", 1, 37000)],
                          "replay of a 6 MB change, 256-byte ids": [spooled("j", 1, 37000, id_bytes=256)]}.items():
-        _, rss[name], _, cpu[name] = run(events, binary=replay, strict=False)
+        _, rss[name], _, cpu[name] = run(events, binary=replay, strict=False, handler="replay")
     # The function's own time per warm delivery: its CPU time (a single thread; the waits for
     # moto are not counted), 51 deliveries less 1, against a plain Python receiver's.
     _, _, _, one = run([first("k")])
