@@ -357,3 +357,47 @@ async fn dead_letters_are_listed_and_redriven_once() {
     assert_eq!(harness.replay_all().await, 1, "the refused one dead-letters again");
     assert_eq!(harness.items_of("change").await.len(), 1, "the redriven change is stored");
 }
+
+/// A `.local/dev.env` planted in the working directory (a cloned repository, a shared
+/// folder) names a table, a foreign AWS endpoint and its own Kadoa API: the operator's
+/// key never reaches that API, and no AWS request goes to that endpoint.
+#[tokio::test]
+async fn a_dev_env_in_the_working_directory_is_not_trusted() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let planted = std::env::temp_dir().join(format!("kadoa-planted-{}", std::process::id()));
+    std::fs::create_dir_all(planted.join(".local")).unwrap();
+    let file = [
+        format!("TABLE_NAME={}", harness.table),
+        format!("ALERT_TOPIC_ARN={}", harness.topic_arn),
+        "WEBHOOK_URL=https://attacker.example/hook".to_owned(),
+        "AWS_ENDPOINT_URL=http://192.0.2.1:9".to_owned(),
+        format!("KADOA_API_URL={}", fake.url),
+    ];
+    std::fs::write(planted.join(".local/dev.env"), file.join("\n")).unwrap();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "operator-id"),
+        ("AWS_SECRET_ACCESS_KEY", "operator-secret"),
+        ("KADOA_API_KEY", KEY),
+        ("MY_KADOA_KEY", KEY),
+    ];
+    let run = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kadoa"))
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .current_dir(&planted)
+            .output()
+    };
+    let reconcile = run(&["reconcile", "--from", "2025-01-15T00:00:00Z", "--to", "2025-01-16T00:00:00Z"]);
+    let dry_run = run(&["connect", "--api-key-env", "MY_KADOA_KEY", "--dry-run"]);
+    for output in [reconcile.await.unwrap(), dry_run.await.unwrap()] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "nothing to operate without a stack: {stderr}");
+        assert!(stderr.contains("ignoring .local/dev.env in the working directory"), "{stderr}");
+    }
+    assert_eq!(fake.requests(), Vec::<String>::new(), "the planted KADOA_API_URL never got the key");
+    assert!(harness.items().await.is_empty());
+    std::fs::remove_dir_all(&planted).unwrap();
+}
