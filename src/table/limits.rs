@@ -91,6 +91,8 @@ pub fn value_size(value: &Attr) -> usize {
         // A number takes about one byte per two significant digits plus one; the length of
         // its text plus one never undercounts.
         Attr::N(n) => n.len() + 1,
+        // A set of one string: the string, and the overhead of a list to be safe.
+        Attr::NumberText(text) => text.len() + 3,
         Attr::Bool(_) | Attr::Null => 1,
         Attr::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         Attr::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),

@@ -401,3 +401,51 @@ async fn a_dev_env_in_the_working_directory_is_not_trusted() {
     assert!(harness.items().await.is_empty());
     std::fs::remove_dir_all(&planted).unwrap();
 }
+
+/// Five numbers as Kadoa may send them leave as JSON numbers with the digits they came
+/// with, in `export -o json`, in `export` (JSONL) and in the outbox's bus entry (read from
+/// the table's stream, as the drain reads it). An exponent is written as serde_json
+/// writes one: `1e400` as `1e+400`, the same number.
+#[tokio::test]
+async fn numbers_leave_the_way_they_came_in() {
+    let harness = Harness::builder().event_bus().build().await;
+    let sent = [
+        ("98765432109876543210", "98765432109876543210"),
+        ("1.50", "1.50"),
+        ("-0", "-0"),
+        ("1e400", "1e+400"),
+        ("19.99", "19.99"),
+    ];
+    let fields: Vec<Value> =
+        (0..sent.len()).map(|i| json!({"key": format!("k{i}"), "value": format!("V{i}")})).collect();
+    let mut body = change("c-numbers", "wf_1", "2025-01-15T10:00:00Z", json!(fields));
+    for (i, (text, _)) in sent.iter().enumerate() {
+        body = body.replace(&format!("\"V{i}\""), text);
+    }
+    assert_eq!(harness.deliver(&body).await.0, 200);
+    let expected: Vec<String> =
+        sent.iter().enumerate().map(|(i, (_, leaves))| format!(r#""key":"k{i}","value":{leaves}}}"#)).collect();
+
+    let env = stack_env(&harness);
+    for args in [&["export", "-o", "json"][..], &["export"][..]] {
+        let text = stdout(&kadoa(args, &env).await);
+        for field in &expected {
+            assert!(text.contains(field.as_str()), "{args:?}: {field} in {text}");
+        }
+    }
+
+    let stream = crate::support::resources::stream_event(&harness.outbox.as_ref().unwrap().stream_arn).await;
+    let entries: Vec<_> = stream["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|record| {
+            let raw = serde_json::value::RawValue::from_string(record.to_string()).unwrap();
+            kadoa_webhook::outbox::read_record(&raw).entry.unwrap()
+        })
+        .collect();
+    assert_eq!(entries.len(), 1);
+    for field in &expected {
+        assert!(entries[0].detail.contains(field.as_str()), "{field} in {}", entries[0].detail);
+    }
+}

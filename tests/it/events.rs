@@ -306,6 +306,7 @@ async fn a_malformed_record_is_reported_alone_and_one_without_a_position_is_skip
     ];
     let answer = harness.drain_text(&format!(r#"{{"Records": [{}]}}"#, batch.join(","))).await;
     assert_eq!(answer.failures.iter().map(|f| f.item_identifier.as_str()).collect::<Vec<_>>(), ["400"]);
-    let published: Vec<Value> = harness.bus_events("all").await.into_iter().map(|e| e["detail"]["changeId"].clone()).collect();
+    let published: Vec<Value> =
+        harness.bus_events("all").await.into_iter().map(|e| e["detail"]["changeId"].clone()).collect();
     assert_eq!(published, [json!("c1"), json!("c2")], "before the reported record; none after it");
 }
