@@ -6,13 +6,48 @@
 //! would log raw requests at debug or trace level (the Lambda runtime logs whole events,
 //! credential included; the SDK logs signed requests) stay at `info` or quieter.
 
+use tracing::Subscriber;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
-/// Directives that always apply last: no level a user picks lets these crates log
-/// requests, headers or payloads.
+/// Directives that always apply last: the quieter defaults for these crates. A more
+/// specific user directive (`lambda_runtime::layers=trace`) would still beat them inside
+/// one `EnvFilter`, which is why [`capped_crates`] filters again, separately.
 const CAPS: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,\
                     aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,\
                     aws_config=warn,aws_sigv4=warn,hyper=info,hyper_util=info,h2=info,rustls=info";
+
+/// Target prefixes (matched as plain prefixes, so `hyper` also covers `hyper_util` and
+/// `aws_sdk_` every service client) of the crates that log events, requests, headers or
+/// payloads below INFO.
+const CAPPED_PREFIXES: &[&str] = &[
+    "lambda_runtime",
+    "lambda_http",
+    "aws_smithy_",
+    "aws_sdk_",
+    "aws_config",
+    "aws_sigv4",
+    "aws_runtime",
+    "aws_credential_types",
+    "aws_types",
+    "hyper",
+    "h2",
+    "http",
+    "rustls",
+    "reqwest",
+    "tower",
+    "tokio_rustls",
+];
+
+/// A filter of its own, layered beside the user's: an event passes only if both let it,
+/// so no directive, however specific, lifts these crates above INFO.
+fn capped_crates() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED_PREFIXES.iter().map(|prefix| (*prefix, LevelFilter::INFO)))
+}
 
 /// The filter directives for a Lambda log level (`TRACE` … `FATAL`) and/or `RUST_LOG`.
 pub fn directives(lambda_level: Option<&str>, rust_log: Option<&str>) -> String {
@@ -30,44 +65,51 @@ pub fn directives(lambda_level: Option<&str>, rust_log: Option<&str>) -> String 
     format!("{chosen},{CAPS}")
 }
 
+/// The JSON subscriber: the user's `filter`, then the fixed cap, then one line per event
+/// to `writer`. `init`, `init_for_command` and the tests all build it here.
+fn subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let lines = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(writer);
+    tracing_subscriber::registry().with(filter).with(capped_crates()).with(lines)
+}
+
+/// The filter for the Lambda functions, from the process environment.
+fn lambda_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFilter {
+    EnvFilter::try_new(directives(lambda_level, rust_log)).unwrap_or_else(|_| EnvFilter::new(directives(None, None)))
+}
+
 /// Installs the JSON subscriber for the process, writing to standard output (where
 /// Lambda collects it).
 pub fn init() {
     let lambda_level = std::env::var("LOG_LEVEL").or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL")).ok();
     let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = EnvFilter::try_new(directives(lambda_level.as_deref(), rust_log.as_deref()))
-        .unwrap_or_else(|_| EnvFilter::new(directives(None, None)));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false)
-        .init();
+    let filter = lambda_filter(lambda_level.as_deref(), rust_log.as_deref());
+    // Fails only if a subscriber is already installed; the first one stays.
+    let _ = tracing::subscriber::set_global_default(subscriber(filter, std::io::stdout));
 }
 
 /// For the `kadoa` command: to standard error, and silent unless asked (`-v` info, `-vv`
 /// debug), with the same caps on other crates.
 pub fn init_for_command(verbosity: u8) {
+    let _ = tracing::subscriber::set_global_default(subscriber(command_filter(verbosity), std::io::stderr));
+}
+
+fn command_filter(verbosity: u8) -> EnvFilter {
     let ours = match verbosity {
-        0 => "off",
+        0 => return EnvFilter::new("off"),
         1 => "info",
         _ => "debug",
     };
-    let filter = match verbosity {
-        0 => EnvFilter::new("off"),
-        _ => EnvFilter::try_new(format!("warn,kadoa_webhook={ours},{CAPS}")).unwrap_or_else(|_| EnvFilter::new("off")),
-    };
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    EnvFilter::try_new(format!("warn,kadoa_webhook={ours},{CAPS}")).unwrap_or_else(|_| EnvFilter::new("off"))
 }
 
 #[cfg(test)]
@@ -89,37 +131,73 @@ mod tests {
         }
     }
 
-    /// What is logged at `level` / `rust_log` when the runtime, the SDK and we log at trace.
+    /// What is logged at `level` / `rust_log` when the runtime, the SDK, the HTTP stack
+    /// and we log at every level, through the subscriber `init` installs.
     fn logged(level: Option<&str>, rust_log: Option<&str>) -> String {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(EnvFilter::new(directives(level, rust_log)))
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::trace!(target: "lambda_runtime", "event: Authorization: Bearer s3cret");
-            tracing::debug!(target: "lambda_runtime::layers::api_client", "payload {{\"data\": 1}}");
-            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "request body");
-            tracing::trace!(target: "kadoa_webhook::receiver", "our own trace line");
-        });
+        let subscriber = subscriber(lambda_filter(level, rust_log), move || writer.clone());
+        tracing::subscriber::with_default(subscriber, emit_from_every_crate);
         let bytes = captured.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
+    }
+
+    fn emit_from_every_crate() {
+        tracing::trace!(target: "lambda_runtime", "event: Authorization: Bearer s3cret");
+        tracing::trace!(target: "lambda_runtime::layers::trace", "raw event: authorization: Bearer s3cret");
+        tracing::debug!(target: "lambda_runtime::layers::api_client", "payload {{\"data\": 1}}");
+        tracing::trace!(target: "lambda_http::request", "payload of the request");
+        tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "request body");
+        tracing::debug!(target: "aws_smithy_http_client::hyper", "request body over the wire");
+        tracing::debug!(target: "aws_sdk_dynamodb::operation", "request body to dynamodb");
+        tracing::trace!(target: "hyper_util::client::legacy", "payload bytes");
+        tracing::trace!(target: "reqwest::connect", "payload to kadoa");
+        tracing::info!(target: "lambda_runtime::layers::api_client", "runtime info line");
+        tracing::trace!(target: "kadoa_webhook::receiver", "our own trace line");
+    }
+
+    fn leaks(lines: &str) -> bool {
+        ["s3cret", "payload", "request body"].iter().any(|secret| lines.contains(secret))
     }
 
     #[test]
     fn no_offered_level_logs_the_credential_or_a_payload() {
         for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] {
             let lines = logged(Some(level), None);
-            assert!(
-                !lines.contains("s3cret") && !lines.contains("payload") && !lines.contains("request body"),
-                "{level}: {lines}"
-            );
+            assert!(!leaks(&lines), "{level}: {lines}");
         }
         assert!(logged(Some("TRACE"), None).contains("our own trace line"), "our trace still works");
-        let lines = logged(None, Some("trace"));
-        assert!(!lines.contains("s3cret") && !lines.contains("payload"), "RUST_LOG=trace: {lines}");
+    }
+
+    #[test]
+    fn no_rust_log_directive_lifts_a_capped_crate_past_info() {
+        for rust_log in [
+            "trace",
+            "info,lambda_runtime::layers=trace",
+            "info,lambda_runtime::layers::trace=trace",
+            "aws_smithy_runtime::client=trace",
+            "info,aws_smithy_runtime::client::orchestrator=trace,aws_sdk_dynamodb=trace",
+            "hyper_util=trace,reqwest=trace,lambda_http=trace",
+            "[{x}]=trace,trace",
+        ] {
+            let lines = logged(Some("TRACE"), Some(rust_log));
+            assert!(!leaks(&lines), "RUST_LOG={rust_log}: {lines}");
+            assert!(lines.contains("runtime info line"), "RUST_LOG={rust_log}: INFO still passes: {lines}");
+        }
+        assert!(logged(None, Some("trace")).contains("our own trace line"), "RUST_LOG=trace still lifts ours");
+        assert!(logged(None, Some("info,kadoa_webhook=trace")).contains("our own trace line"));
+    }
+
+    #[test]
+    fn the_command_subscriber_is_capped_too() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing::subscriber::with_default(subscriber(command_filter(2), move || writer.clone()), || {
+            emit_from_every_crate();
+            tracing::debug!(target: "kadoa_webhook::cli", "our own debug line");
+        });
+        let lines = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!leaks(&lines) && lines.contains("our own debug line"), "{lines}");
     }
 
     #[test]

@@ -119,8 +119,13 @@ pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count);
 pub const CONNECTED: Metric = metric("Connected", Unit::Count);
 /// Events the outbox drain put on the bus.
 pub const EVENTS_PUBLISHED: Metric = metric("EventsPublished", Unit::Count);
-/// Events of a batch not published (sent again by Lambda).
+/// The record a batch stopped at (0 or 1): not published, and sent again by Lambda with
+/// the records after it.
 pub const EVENTS_FAILED: Metric = metric("EventsFailed", Unit::Count);
+/// Stream records the outbox drain skipped: unreadable, or not published, and without the
+/// `SequenceNumber` that would let Lambda send them again. DynamoDB does not produce them;
+/// any is worth a look (the log line says why).
+pub const RECORDS_SKIPPED: Metric = metric("RecordsSkipped", Unit::Count);
 /// The invocation's own duration.
 pub const DURATION: Metric = metric("Duration", Unit::Milliseconds);
 
@@ -142,6 +147,7 @@ pub const CATALOGUE: &[Metric] = &[
     CONNECTED,
     EVENTS_PUBLISHED,
     EVENTS_FAILED,
+    RECORDS_SKIPPED,
     DURATION,
 ];
 

@@ -1,12 +1,13 @@
 //! Which stack the command operates: its table, topic, secret, queues and URL.
 //!
 //! In order: the environment's own variables (`TABLE_NAME`, …) win over everything; then
-//! the stack named by `--stack` / `KADOA_STACK`, read from CloudFormation's outputs; then,
-//! next to `make dev`, `.local/dev.env` (the local stack); then `samconfig.toml`'s
+//! the stack named by `--stack` / `KADOA_STACK`, read from CloudFormation's outputs; then
+//! the local stack that `make dev` wrote into this checkout's `.local/dev.env` (never the
+//! working directory's; its endpoint only on loopback); then `samconfig.toml`'s
 //! `stack_name`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
@@ -66,37 +67,101 @@ impl Target {
 pub enum StackChoice {
     /// `--stack` or `KADOA_STACK`.
     Named(String),
-    /// `.local/dev.env`, read into the environment.
-    Local,
+    /// The local stack of this checkout (see [`local_env_path`]): its settings, keyed by
+    /// stack output name as [`resolve`] takes them.
+    Local(HashMap<String, String>),
     /// `samconfig.toml`'s `stack_name`.
     Configured(String),
     /// None: the environment alone.
     None,
 }
 
-/// Chooses the stack, and with `.local/dev.env`, puts its settings (the local AWS
-/// endpoint and credentials included) into this process's environment where unset.
-/// Called before any AWS client is built.
-pub fn choose(stack: Option<&str>) -> StackChoice {
+/// The variables the local stack's file may set in this process (where unset) for the
+/// AWS SDK, which reads them from the environment. Nothing else in the file reaches the
+/// environment: not `KADOA_API_URL`, not a Kadoa key, not `RUST_LOG`.
+const LOCAL_AWS_VARIABLES: &[&str] = &["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+
+/// The local stack's file of the checkout this binary was built from. `make dev` writes
+/// it there; a `.local/dev.env` in the working directory is anyone's (a cloned repository,
+/// a shared folder), so it is not read unless it is this same file.
+pub fn local_env_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(LOCAL_ENV)
+}
+
+/// Chooses the stack. For the local stack, its AWS settings (a loopback endpoint, the
+/// local credentials) go into this process's environment where unset, since the SDK reads
+/// them there. Called before any AWS client is built.
+pub fn choose(stack: Option<&str>) -> Result<StackChoice, Error> {
     if let Some(stack) = stack {
-        return StackChoice::Named(stack.to_owned());
+        return Ok(StackChoice::Named(stack.to_owned()));
     }
     if std::env::var_os("TABLE_NAME").is_some() {
-        return StackChoice::None;
+        return Ok(StackChoice::None);
     }
-    if let Ok(text) = std::fs::read_to_string(LOCAL_ENV) {
-        for (name, value) in text.lines().filter_map(|line| line.split_once('=')) {
-            if std::env::var_os(name.trim()).is_none() {
+    let own = local_env_path();
+    warn_about_a_foreign_local_env(&own);
+    if let Ok(text) = std::fs::read_to_string(&own) {
+        let local = parse_local_env(&text);
+        ensure_loopback(local.get("AWS_ENDPOINT_URL").map(String::as_str), &own)?;
+        for name in LOCAL_AWS_VARIABLES {
+            if let (Some(value), None) = (local.get(*name), std::env::var_os(name)) {
                 // Single-threaded still: no client or task has been started.
-                std::env::set_var(name.trim(), value.trim());
+                std::env::set_var(name, value);
             }
         }
-        return StackChoice::Local;
+        let outputs = SETTINGS
+            .iter()
+            .filter_map(|(variable, output)| Some(((*output).to_owned(), local.get(*variable)?.clone())))
+            .collect();
+        return Ok(StackChoice::Local(outputs));
     }
-    match samconfig_stack(Path::new("samconfig.toml")) {
+    Ok(match samconfig_stack(Path::new("samconfig.toml")) {
         Some(stack) => StackChoice::Configured(stack),
         None => StackChoice::None,
+    })
+}
+
+/// Says on standard error that a `.local/dev.env` in the working directory, other than
+/// this checkout's, is ignored: an operator who meant it learns why it had no effect.
+fn warn_about_a_foreign_local_env(own: &Path) {
+    let here = Path::new(LOCAL_ENV);
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if here.is_file() && !same(here, own) {
+        eprintln!(
+            "note: ignoring {LOCAL_ENV} in the working directory; the local stack is read only from {}",
+            own.display()
+        );
     }
+}
+
+/// `NAME=value` lines, as `make dev` writes them; comments and other lines are skipped.
+fn parse_local_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+/// The local stack's AWS endpoint must be on this machine: requests to it are signed with
+/// whatever credentials the environment holds.
+fn ensure_loopback(endpoint: Option<&str>, file: &Path) -> Result<(), Error> {
+    let loopback = endpoint.and_then(|endpoint| reqwest::Url::parse(endpoint).ok()).is_some_and(|url| {
+        let host = url.host_str().unwrap_or_default();
+        let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+        matches!(url.scheme(), "http" | "https")
+            && (host.eq_ignore_ascii_case("localhost") || ip.is_ok_and(|ip| ip.is_loopback()))
+    });
+    if loopback {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{}: AWS_ENDPOINT_URL {:?} is not on this machine (127.0.0.0/8, ::1 or localhost); the local stack's \
+         endpoint must be, so it is not used",
+        file.display(),
+        crate::error::bounded(endpoint.unwrap_or("(missing)").to_owned())
+    )))
 }
 
 /// `stack_name = "…"` from samconfig.toml, if there is one.
@@ -159,5 +224,41 @@ mod tests {
             Some("kadoa-webhook")
         );
         assert_eq!(samconfig_stack(Path::new("/nonexistent/samconfig.toml")), None);
+    }
+
+    #[test]
+    fn the_local_stack_endpoint_must_be_loopback() {
+        let file = Path::new("dev.env");
+        for endpoint in ["http://127.0.0.1:5000", "http://127.9.8.7", "http://[::1]:4566/", "http://LOCALHOST:5000"] {
+            assert!(ensure_loopback(Some(endpoint), file).is_ok(), "{endpoint}");
+        }
+        for endpoint in [
+            "http://192.0.2.1:9",
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://127.0.0.1.attacker.example",
+            "http://localhost.attacker.example",
+            "http://10.0.0.1",
+            "http://[::ffff:8.8.8.8]",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            let error = ensure_loopback(Some(endpoint), file).unwrap_err();
+            assert!(error.detail().contains("is not on this machine"), "{endpoint}: {}", error.detail());
+        }
+        assert!(ensure_loopback(None, file).is_err(), "a local stack without an endpoint would be AWS itself");
+    }
+
+    #[test]
+    fn only_named_settings_are_read_from_the_local_file() {
+        let local = parse_local_env("# made by make dev\nTABLE_NAME = t\nKADOA_API_URL=https://x\nnoise\n");
+        assert_eq!(local.get("TABLE_NAME").map(String::as_str), Some("t"));
+        assert!(!LOCAL_AWS_VARIABLES.contains(&"KADOA_API_URL") && !LOCAL_AWS_VARIABLES.contains(&"KADOA_API_KEY"));
+        assert!(!SETTINGS.iter().any(|(variable, _)| variable.starts_with("KADOA_")));
+    }
+
+    #[test]
+    fn the_local_stack_is_this_checkouts_own() {
+        assert_eq!(local_env_path(), Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/dev.env"));
+        assert!(local_env_path().is_absolute(), "never relative to the working directory");
     }
 }

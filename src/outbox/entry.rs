@@ -206,9 +206,9 @@ fn field_keys(differences: &Value) -> Vec<String> {
     keys
 }
 
-/// DynamoDB's typed JSON (`{"S": "a"}`, `{"N": "1.50"}`, `{"M": {…}}`, …) as plain JSON.
-/// A number stays a JSON number only when that writes back the same text; otherwise (too
-/// many digits for a double, say) it is the exact text.
+/// DynamoDB's typed JSON (`{"S": "a"}`, `{"N": "19.99"}`, `{"M": {…}}`, …) as plain JSON.
+/// A number is a JSON number with its exact stored text (a DynamoDB number, or the string
+/// set of an [`crate::table::Attr::NumberText`]).
 pub fn plain(typed: &Value) -> Value {
     let Some((kind, value)) = typed.as_object().and_then(|o| o.iter().next()) else { return Value::Null };
     match (kind.as_str(), value) {
@@ -218,6 +218,10 @@ pub fn plain(typed: &Value) -> Value {
         ("NULL", _) => Value::Null,
         ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
         ("M", Value::Object(fields)) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
+        ("SS", Value::Array(items)) => {
+            let texts: Vec<String> = items.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect();
+            crate::table::attr::json_of_string_set(&texts)
+        }
         ("SS" | "BS", list) => list.clone(),
         ("NS", Value::Array(items)) => Value::Array(
             items.iter().map(|n| n.as_str().map_or(Value::Null, crate::table::attr::json_number)).collect(),
@@ -263,10 +267,33 @@ mod tests {
     }
 
     #[test]
-    fn numbers_stay_exact() {
-        assert_eq!(plain(&json!({"N": "12345678901234567890123"})), json!("12345678901234567890123"));
-        assert_eq!(plain(&json!({"N": "1.50"})), json!("1.50"), "a double would write 1.5");
-        assert_eq!(plain(&json!({"N": "-7"})), json!(-7));
+    fn numbers_stay_exact_json_numbers() {
+        let exact = |typed: Value| {
+            let value = plain(&typed);
+            assert!(value.is_number(), "{typed}: {value}");
+            value.to_string()
+        };
+        assert_eq!(exact(json!({"N": "98765432109876543210"})), "98765432109876543210");
+        assert_eq!(exact(json!({"N": "19.99"})), "19.99");
+        for (text, leaves) in [("1.50", "1.50"), ("-0", "-0"), ("1e400", "1e+400")] {
+            assert_eq!(exact(json!({"SS": [text]})), leaves, "stored as Attr::NumberText");
+        }
+        assert_eq!(plain(&json!({"SS": ["a", "b"]})), json!(["a", "b"]));
+    }
+
+    #[test]
+    fn an_announced_change_carries_each_number_as_sent() {
+        for (typed, text) in [
+            (json!({"N": "98765432109876543210"}), "98765432109876543210"),
+            (json!({"SS": ["1.50"]}), "1.50"),
+            (json!({"SS": ["-0"]}), "-0"),
+            (json!({"SS": ["1e400"]}), "1e+400"),
+            (json!({"N": "19.99"}), "19.99"),
+        ] {
+            let entry = entry_of(&record("INSERT", change(one_difference(typed)), None)).unwrap();
+            let expected = format!(r#""fields":[{{"key":"price","value":{text}}}]"#);
+            assert!(entry.detail.contains(&expected), "{}", entry.detail);
+        }
     }
 
     #[test]

@@ -324,8 +324,8 @@ pub fn plain_item(item: &HashMap<String, AttributeValue>) -> Row {
     item.iter().map(|(name, value)| (name.clone(), plain(value))).collect()
 }
 
-/// A value as plain JSON: numbers stay numbers when that writes back the same text, and
-/// are their exact text otherwise.
+/// A value as plain JSON: a number is a JSON number with the exact text it was stored
+/// with (a DynamoDB number, or the string set of an [`crate::table::Attr::NumberText`]).
 pub fn plain(value: &AttributeValue) -> Value {
     match value {
         AttributeValue::S(text) => Value::String(text.clone()),
@@ -334,7 +334,7 @@ pub fn plain(value: &AttributeValue) -> Value {
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(list) => Value::Array(list.iter().map(plain).collect()),
         AttributeValue::M(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
-        AttributeValue::Ss(list) => Value::Array(list.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ss(list) => crate::table::attr::json_of_string_set(list),
         AttributeValue::Ns(list) => Value::Array(list.iter().map(|n| crate::table::attr::json_number(n)).collect()),
         _ => Value::Null,
     }

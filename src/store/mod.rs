@@ -360,6 +360,7 @@ pub(crate) fn to_attribute_value(value: Attr) -> AttributeValue {
     match value {
         Attr::S(s) => AttributeValue::S(s),
         Attr::N(n) => AttributeValue::N(n),
+        Attr::NumberText(text) => AttributeValue::Ss(vec![text]),
         Attr::Bool(b) => AttributeValue::Bool(b),
         Attr::Null => AttributeValue::Null(true),
         Attr::L(list) => AttributeValue::L(list.into_iter().map(to_attribute_value).collect()),

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use super::{key_of, s, Store, Write};
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::change::{ChangePlan, Layout};
+use crate::table::change::{ChangePlan, Layout, COMPLETED_AT};
 use crate::table::{keys, Attr};
 use crate::timestamp::Timestamp;
 
@@ -107,7 +107,7 @@ impl Store {
         };
         let marker = keys::pending_sk(&text("workflowId")?, &text("changeId")?);
         self.write_all(parts.into_iter().map(Write::Put).collect()).await?;
-        change.insert("completedAt".into(), Attr::s(completed_at.to_key_string()));
+        change.insert(COMPLETED_AT.into(), Attr::s(completed_at.to_key_string()));
         self.put(change).await?;
         let replaced = previous.filter(|previous| *previous != layout).unwrap_or(Layout::Inline);
         let stale = replaced.part_keys(&change_sk).into_iter().map(|sk| Write::Delete(pk.clone(), sk));

@@ -14,8 +14,13 @@ pub type Item = BTreeMap<String, Attr>;
 pub enum Attr {
     /// String
     S(String),
-    /// Number, as its decimal text
+    /// Number, as its decimal text, in the form DynamoDB gives back
     N(String),
+    /// A JSON number DynamoDB would not give back as sent: beyond its range or 38 digits,
+    /// or not in the form it normalises to (`1.50` comes back `1.5`, `-0` as `0`, `1e5` as
+    /// `100000`). Stored as a string set of its one exact text: no JSON value is stored as
+    /// a set otherwise, so it reads back as that number, digit for digit.
+    NumberText(String),
     /// Boolean
     Bool(bool),
     /// Null
@@ -54,9 +59,9 @@ impl Attr {
     }
 
     /// The value of a JSON document, by these rules:
-    /// - a number keeps the exact text Kadoa sent when DynamoDB can hold it (at most 38
-    ///   significant digits, magnitude from 1e-130 to below 1e126); otherwise it is stored
-    ///   as a string holding that text;
+    /// - a number is a DynamoDB number when DynamoDB holds it and gives back the exact text
+    ///   Kadoa sent (at most 38 significant digits, magnitude from 1e-130 to below 1e126,
+    ///   written as DynamoDB writes it); otherwise [`Attr::NumberText`], its exact text;
     /// - an object with a key DynamoDB refuses (empty, or over 64 KB) is stored as a
     ///   string holding its JSON text;
     /// - everything else maps to its own type (string S, bool BOOL, null NULL, array L,
@@ -100,8 +105,9 @@ impl Attr {
             Some(b't') => Self::Bool(true),
             Some(b'f') => Self::Bool(false),
             Some(b'n') => Self::Null,
-            _ if fits_dynamodb_number(text) => Self::N(text.to_owned()),
-            _ => Self::S(text.to_owned()),
+            // What is left is a number (serde_json read the value as JSON).
+            _ if fits_dynamodb_number(text) && in_dynamodb_form(text) => Self::N(text.to_owned()),
+            _ => Self::NumberText(text.to_owned()),
         })
     }
 }
@@ -164,12 +170,36 @@ pub fn fits_dynamodb_number(number: &str) -> bool {
     significant <= MAX_NUMBER_DIGITS && (-130..=125).contains(&leading_power) && last_power >= -130
 }
 
-/// A number DynamoDB stored (its exact text) as JSON: a JSON number when that writes back
-/// the same text, else the text itself (too many digits for a double, or `1.50`).
+/// Whether `number` (JSON number text) is written as DynamoDB writes numbers back: no
+/// exponent, no leading zeros, no trailing zeros after the point, no `-0`.
+pub fn in_dynamodb_form(number: &str) -> bool {
+    let unsigned = number.strip_prefix('-').unwrap_or(number);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let whole_ok = whole == "0" || (digits(whole) && !whole.starts_with('0'));
+    let fraction_ok = fraction.is_none_or(|fraction| digits(fraction) && !fraction.ends_with('0'));
+    whole_ok && fraction_ok && number != "-0"
+}
+
+/// A stored number (its exact text) as JSON: a JSON number with those very digits (serde_json
+/// keeps them, `arbitrary_precision`; an exponent it writes `e+400`, `e-3`, the same
+/// number); the text as a string only if it is no JSON number.
 pub fn json_number(text: &str) -> serde_json::Value {
     match serde_json::from_str::<serde_json::Number>(text) {
-        Ok(number) if number.to_string() == text => serde_json::Value::Number(number),
-        _ => serde_json::Value::String(text.to_owned()),
+        Ok(number) => serde_json::Value::Number(number),
+        Err(_) => serde_json::Value::String(text.to_owned()),
+    }
+}
+
+/// A stored string set as JSON: the one text of an [`Attr::NumberText`] is that number;
+/// any other set is a list of its strings.
+pub fn json_of_string_set(texts: &[String]) -> serde_json::Value {
+    match texts {
+        [text] if serde_json::from_str::<serde_json::Number>(text).is_ok() => json_number(text),
+        _ => serde_json::Value::Array(texts.iter().cloned().map(serde_json::Value::String).collect()),
     }
 }
 
@@ -186,17 +216,21 @@ mod tests {
         assert_eq!(attr("98765432109876543210"), Attr::N("98765432109876543210".into()));
         assert_eq!(attr("29.99"), Attr::N("29.99".into()));
         assert_eq!(attr("-0.000001"), Attr::N("-0.000001".into()));
-        assert_eq!(attr("1e5"), Attr::N("1e5".into()));
+        assert_eq!(attr("1e5"), Attr::NumberText("1e5".into()));
         let digits38 = "12345678901234567890123456789012345678";
         assert_eq!(attr(digits38), Attr::N(digits38.into()));
     }
 
     #[test]
-    fn numbers_dynamodb_cannot_hold_are_kept_as_their_exact_text() {
+    fn numbers_dynamodb_cannot_hold_or_would_rewrite_are_kept_as_their_exact_text() {
         for text in ["1e200", "123456789012345678901234567890123456789", "1e-131", "-9e126", "1e99999999999999999999"] {
-            assert_eq!(attr(text), Attr::S(text.into()), "{text}");
+            assert_eq!(attr(text), Attr::NumberText(text.into()), "{text}");
         }
-        for text in ["1e125", "9.9999999999999999999999999999999999999e125", "1e-130", "0e999", "0.0", "-0"] {
+        // DynamoDB holds these, but gives them back as 1e+125 … 0, 0, 1.5, 100000.
+        for text in ["1e125", "1e-130", "0e999", "0.0", "-0", "1.50", "1e5", "1E5", "-0.0"] {
+            assert_eq!(attr(text), Attr::NumberText(text.into()), "{text}");
+        }
+        for text in ["0", "-7", "19.99", "0.001", "-0.5", "98765432109876543210", "100"] {
             assert_eq!(attr(text), Attr::N(text.into()), "{text}");
         }
         // Trailing zeros are not significant digits.
@@ -237,5 +271,28 @@ mod tests {
         assert_eq!(attr(r#"{"": 1, "a": 2}"#), Attr::s(r#"{"": 1, "a": 2}"#));
         let nested = attr(r#"[{"ok": {"": 1}}]"#);
         assert_eq!(nested, Attr::L(vec![Attr::M(vec![("ok".to_owned(), Attr::s(r#"{"": 1}"#))])]));
+    }
+
+    #[test]
+    fn stored_numbers_leave_as_json_numbers_with_their_exact_text() {
+        // Every digit and sign as sent; an exponent as serde_json writes one (same number).
+        for (text, leaves) in [
+            ("98765432109876543210", "98765432109876543210"),
+            ("1.50", "1.50"),
+            ("-0", "-0"),
+            ("1e400", "1e+400"),
+            ("19.99", "19.99"),
+            ("-2.50E-3", "-2.50e-3"),
+        ] {
+            let json = match attr(text) {
+                Attr::N(n) => json_number(&n),
+                Attr::NumberText(n) => json_of_string_set(&[n]),
+                other => panic!("{other:?}"),
+            };
+            assert!(json.is_number(), "{text}");
+            assert_eq!(json.to_string(), leaves);
+        }
+        assert_eq!(json_of_string_set(&["a".into()]), serde_json::json!(["a"]));
+        assert_eq!(json_of_string_set(&["1".into(), "2".into()]), serde_json::json!(["1", "2"]));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::attr::FromJsonError;
 use super::event_log::EventRecord;
-use super::limits::{item_size, value_size, MAX_ITEM_BYTES};
+use super::limits::{self, item_size, value_size, MAX_ITEM_BYTES};
 use super::{ensure_storable, keyed, keys, Attr, Item, Receipt, ENTITY_CHANGE, ENTITY_CHANGE_PART, OWNED_ATTRIBUTES};
 use crate::digest::ShortHasher;
 use crate::envelope::Envelope;
@@ -115,7 +115,6 @@ impl ChangePlan {
         item.insert("timestamp".into(), Attr::s(envelope.timestamp.to_key_string()));
         item.insert("eventKey".into(), Attr::S(record.key().1));
         receipt.stamp(&mut item);
-        ensure_storable(&item, "data")?;
 
         let pending = (item.get("dataPending") == Some(&Attr::Bool(true))).then(|| {
             let mut marker =
@@ -134,17 +133,44 @@ impl ChangePlan {
             differences_size += 1 + value_size(&attr);
             differences.push(attr);
         }
-        let inline_size = item_size(&item) + DIFFERENCES.len() + 3 + differences_size;
-        if inline_size <= MAX_ITEM_BYTES {
+        let inline_size = item_size(&item) + COMPLETED_AT_BYTES + DIFFERENCES.len() + 3 + differences_size;
+        let parts = if inline_size <= MAX_ITEM_BYTES {
             item.insert(DIFFERENCES.into(), Attr::L(differences));
-            return Ok(Self { pk, change_sk, change: item, parts: Vec::new(), pending });
-        }
+            Vec::new()
+        } else {
+            let version = version_of(&change.differences);
+            let parts =
+                Parts { pk: &pk, change_sk: &change_sk, version: &version, change, receipt }.pack(differences)?;
+            item.insert("partVersion".into(), Attr::s(&version));
+            item.insert("partCount".into(), Attr::n(parts.len() as u64));
+            parts
+        };
+        let plan = Self { pk, change_sk, change: item, parts, pending };
+        plan.ensure_every_item_fits()?;
+        Ok(plan)
+    }
 
-        let version = version_of(&change.differences);
-        let parts = Parts { pk: &pk, change_sk: &change_sk, version: &version, change, receipt }.pack(differences)?;
-        item.insert("partVersion".into(), Attr::s(&version));
-        item.insert("partCount".into(), Attr::n(parts.len() as u64));
-        Ok(Self { pk, change_sk, change: item, parts, pending })
+    /// Checks every item exactly as it will be sent, before anything is written: the change
+    /// item with all it will ever carry (`completedAt` too, which completing a pending
+    /// change adds), each part, the marker. So a change is stored whole or refused (413),
+    /// never refused by DynamoDB after its parts went in.
+    fn ensure_every_item_fits(&self) -> Result<(), Error> {
+        if let Err(exceeded) = limits::check_leaving(&self.change, COMPLETED_AT_BYTES) {
+            let largest = self
+                .change
+                .iter()
+                .map(|(name, value)| (name, name.len() + value_size(value)))
+                .max_by_key(|(_, bytes)| *bytes)
+                .map(|(name, bytes)| format!(" (the largest attribute, {name}, takes {bytes})"));
+            return Err(Error::too_large(format!("data {exceeded}{}", largest.unwrap_or_default())));
+        }
+        for part in &self.parts {
+            ensure_storable(part, "data.differences")?;
+        }
+        if let Some(marker) = &self.pending {
+            ensure_storable(marker, "data")?;
+        }
+        Ok(())
     }
 
     /// How this plan keeps its differences.
@@ -158,6 +184,10 @@ impl ChangePlan {
 
 /// The attribute that holds a change's (or a part's) differences.
 pub const DIFFERENCES: &str = "differences";
+/// The attribute that completing a pending change adds to its item (a key string).
+pub const COMPLETED_AT: &str = "completedAt";
+/// What [`COMPLETED_AT`] adds to an item: its name and a 24-byte key string.
+const COMPLETED_AT_BYTES: usize = COMPLETED_AT.len() + 24;
 
 /// `{index, type, fields}`: one difference as the change keeps it; 413 naming it when it
 /// nests deeper than DynamoDB allows.
@@ -418,7 +448,11 @@ mod tests {
         let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt).unwrap();
         let Some(Attr::L(fields)) = differences(&plan.change)[0].get("fields") else { panic!() };
         assert_eq!(fields[0].get("value"), Some(&n("98765432109876543210")));
-        assert_eq!(fields[0].get("previousValue"), Some(&s("1e200")), "out of DynamoDB's range: its exact text");
+        assert_eq!(
+            fields[0].get("previousValue"),
+            Some(&Attr::NumberText("1e200".into())),
+            "out of DynamoDB's range: its exact text"
+        );
         drop(data);
     }
 
@@ -490,5 +524,81 @@ mod tests {
         assert!(limits::check(&plan.change).is_ok(), "32 levels as stored");
         data["differences"][0]["fields"][0]["value"] = nested(29);
         assert!(matches!(plan_of(data, 0), Err(Error::TooLarge(_))));
+    }
+
+    /// A change with `attribute` (summary, url, name, tags or an extra field) grown to
+    /// `bytes` bytes, and `differences` differences of about 300 bytes (none: the two of
+    /// [`documented`]).
+    fn grown(attribute: &str, bytes: usize, differences: usize) -> Value {
+        let mut data = if differences == 0 { documented() } else { large(differences, 300, "a") };
+        let text = json!("x".repeat(bytes));
+        match attribute {
+            "summary" => data["summary"] = text,
+            "url" => data["url"] = text,
+            "name" => data["metadata"]["workflowName"] = text,
+            "tags" => data["metadata"]["tags"] = json!(["pricing", text]),
+            "extra" => data["customNote"] = text,
+            other => panic!("no attribute {other}"),
+        }
+        data
+    }
+
+    /// The change item as completing it would finally send it, and every part.
+    fn items_as_sent(plan: &ChangePlan) -> Vec<Item> {
+        let mut change = plan.change.clone();
+        change.insert(COMPLETED_AT.into(), s("2025-01-16T00:00:00.000Z"));
+        std::iter::once(change).chain(plan.parts.iter().cloned()).collect()
+    }
+
+    /// The largest size within 4 KB under the limit that `holds` (true below it, false above).
+    fn largest_where(holds: impl Fn(usize) -> bool) -> usize {
+        let (mut yes, mut no) = (MAX_ITEM_BYTES - 4096, MAX_ITEM_BYTES);
+        assert!(holds(yes) && !holds(no));
+        while no - yes > 1 {
+            let middle = (yes + no) / 2;
+            if holds(middle) {
+                yes = middle
+            } else {
+                no = middle
+            }
+        }
+        yes
+    }
+
+    #[test]
+    fn each_attribute_that_grows_is_stored_whole_or_refused_before_any_write() {
+        for attribute in ["summary", "url", "name", "tags", "extra"] {
+            for differences in [0, 1500] {
+                let plan = |bytes| plan_of(grown(attribute, bytes, differences), 0);
+                let fits = largest_where(|bytes| plan(bytes).is_ok());
+                for bytes in [fits - 64, fits - 1, fits] {
+                    let planned = plan(bytes).unwrap();
+                    for item in items_as_sent(&planned) {
+                        assert_eq!(limits::check(&item), Ok(()), "{attribute} of {bytes} bytes, {differences}");
+                    }
+                }
+                // Refused at the limit itself, not early.
+                let at_limit = limits::item_size(&items_as_sent(&plan(fits).unwrap())[0]);
+                assert!(at_limit > MAX_ITEM_BYTES - 8, "{attribute}: {at_limit}");
+                for bytes in [fits + 1, fits + 64] {
+                    let error = plan(bytes).unwrap_err();
+                    assert!(matches!(error, Error::TooLarge(_)), "{attribute} of {bytes} bytes: {error:?}");
+                    assert!(error.detail().starts_with("data needs "), "{}", error.detail());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_that_fits_only_without_its_differences_moves_them_to_parts() {
+        // Just under the limit with its two differences inline: they move to a part, and
+        // the change item keeps room for `completedAt`.
+        let inline_max =
+            largest_where(|bytes| plan_of(grown("summary", bytes, 0), 0).is_ok_and(|p| p.parts.is_empty()));
+        let moved = plan_of(grown("summary", inline_max + 1, 0), 0).unwrap();
+        assert_eq!(moved.parts.len(), 1);
+        let inline = plan_of(grown("summary", inline_max, 0), 0).unwrap();
+        let with_completion = limits::item_size(&items_as_sent(&inline)[0]);
+        assert!(with_completion <= MAX_ITEM_BYTES && with_completion > MAX_ITEM_BYTES - 8, "{with_completion}");
     }
 }

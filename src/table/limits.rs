@@ -52,6 +52,12 @@ impl std::fmt::Display for LimitExceeded {
 
 /// Checks every rule DynamoDB applies to one item.
 pub fn check(item: &Item) -> Result<(), LimitExceeded> {
+    check_leaving(item, 0)
+}
+
+/// [`check`] for an item that will later gain attributes of `reserved` bytes (names
+/// included): it must fit with them.
+pub fn check_leaving(item: &Item, reserved: usize) -> Result<(), LimitExceeded> {
     for (name, max) in [("pk", MAX_PARTITION_KEY_BYTES), ("sk", MAX_SORT_KEY_BYTES)] {
         match item.get(name) {
             Some(Attr::S(key)) if !key.is_empty() && key.len() <= max => {}
@@ -66,7 +72,7 @@ pub fn check(item: &Item) -> Result<(), LimitExceeded> {
     if depth > MAX_NESTING {
         return Err(LimitExceeded::Nesting { depth });
     }
-    let bytes = item_size(item);
+    let bytes = item_size(item) + reserved;
     if bytes > MAX_ITEM_BYTES {
         return Err(LimitExceeded::Size { bytes });
     }
@@ -85,6 +91,8 @@ pub fn value_size(value: &Attr) -> usize {
         // A number takes about one byte per two significant digits plus one; the length of
         // its text plus one never undercounts.
         Attr::N(n) => n.len() + 1,
+        // A set of one string: the string, and the overhead of a list to be safe.
+        Attr::NumberText(text) => text.len() + 3,
         Attr::Bool(_) | Attr::Null => 1,
         Attr::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         Attr::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),

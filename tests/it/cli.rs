@@ -540,3 +540,95 @@ async fn a_change_missing_a_part_says_so_and_exits_1() {
     assert_eq!(jsonl.status.code(), Some(1));
     assert_eq!(serde_json::from_slice::<Value>(&jsonl.stdout).unwrap()["incomplete"]["missingParts"], json!([1]));
 }
+
+/// A `.local/dev.env` planted in the working directory (a cloned repository, a shared
+/// folder) names a table, a foreign AWS endpoint and its own Kadoa API: the operator's
+/// key never reaches that API, and no AWS request goes to that endpoint.
+#[tokio::test]
+async fn a_dev_env_in_the_working_directory_is_not_trusted() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let planted = std::env::temp_dir().join(format!("kadoa-planted-{}", std::process::id()));
+    std::fs::create_dir_all(planted.join(".local")).unwrap();
+    let file = [
+        format!("TABLE_NAME={}", harness.table),
+        format!("ALERT_TOPIC_ARN={}", harness.topic_arn),
+        "WEBHOOK_URL=https://attacker.example/hook".to_owned(),
+        "AWS_ENDPOINT_URL=http://192.0.2.1:9".to_owned(),
+        format!("KADOA_API_URL={}", fake.url),
+    ];
+    std::fs::write(planted.join(".local/dev.env"), file.join("\n")).unwrap();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "operator-id"),
+        ("AWS_SECRET_ACCESS_KEY", "operator-secret"),
+        ("KADOA_API_KEY", KEY),
+        ("MY_KADOA_KEY", KEY),
+    ];
+    let run = |args: &'static [&'static str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kadoa"))
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .current_dir(&planted)
+            .output()
+    };
+    let reconcile = run(&["reconcile", "--from", "2025-01-15T00:00:00Z", "--to", "2025-01-16T00:00:00Z"]);
+    let dry_run = run(&["connect", "--api-key-env", "MY_KADOA_KEY", "--dry-run"]);
+    for output in [reconcile.await.unwrap(), dry_run.await.unwrap()] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "nothing to operate without a stack: {stderr}");
+        assert!(stderr.contains("ignoring .local/dev.env in the working directory"), "{stderr}");
+    }
+    assert_eq!(fake.requests(), Vec::<String>::new(), "the planted KADOA_API_URL never got the key");
+    assert!(harness.items().await.is_empty());
+    std::fs::remove_dir_all(&planted).unwrap();
+}
+
+/// Five numbers as Kadoa may send them leave as JSON numbers with the digits they came
+/// with, in `export -o json`, in `export` (JSONL) and in the outbox's bus entry (read from
+/// the table's stream, as the drain reads it). An exponent is written as serde_json
+/// writes one: `1e400` as `1e+400`, the same number.
+#[tokio::test]
+async fn numbers_leave_the_way_they_came_in() {
+    let harness = Harness::builder().event_bus().build().await;
+    let sent = [
+        ("98765432109876543210", "98765432109876543210"),
+        ("1.50", "1.50"),
+        ("-0", "-0"),
+        ("1e400", "1e+400"),
+        ("19.99", "19.99"),
+    ];
+    let fields: Vec<Value> =
+        (0..sent.len()).map(|i| json!({"key": format!("k{i}"), "value": format!("V{i}")})).collect();
+    let mut body = change("c-numbers", "wf_1", "2025-01-15T10:00:00Z", json!(fields));
+    for (i, (text, _)) in sent.iter().enumerate() {
+        body = body.replace(&format!("\"V{i}\""), text);
+    }
+    assert_eq!(harness.deliver(&body).await.0, 200);
+    let expected: Vec<String> =
+        sent.iter().enumerate().map(|(i, (_, leaves))| format!(r#""key":"k{i}","value":{leaves}}}"#)).collect();
+
+    let env = stack_env(&harness);
+    for args in [&["export", "-o", "json"][..], &["export"][..]] {
+        let text = stdout(&kadoa(args, &env).await);
+        for field in &expected {
+            assert!(text.contains(field.as_str()), "{args:?}: {field} in {text}");
+        }
+    }
+
+    let stream = crate::support::resources::stream_event(&harness.outbox.as_ref().unwrap().stream_arn).await;
+    let entries: Vec<_> = stream["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|record| {
+            let raw = serde_json::value::RawValue::from_string(record.to_string()).unwrap();
+            kadoa_webhook::outbox::read_record(&raw).entry.unwrap()
+        })
+        .collect();
+    assert_eq!(entries.len(), 1);
+    for field in &expected {
+        assert!(entries[0].detail.contains(field.as_str()), "{field} in {}", entries[0].detail);
+    }
+}

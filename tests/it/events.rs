@@ -279,3 +279,33 @@ fn a_record_the_outbox_cannot_publish_alarms_long_before_it_is_dead_lettered() {
     assert!(alarm_after_ms <= 20 * 60 * 1000, "people hear of a stuck shard within 20 minutes: {alarm_after_ms} ms");
     assert!(alarm_after_ms < dead_lettered_after_ms / 10);
 }
+
+/// One malformed record fails itself, not the batch: the records before it are published,
+/// it is reported (Lambda sends it and those after it again); one without a sequence
+/// number cannot be reported, so it is skipped and counted, and the batch goes on.
+#[tokio::test]
+async fn a_malformed_record_is_reported_alone_and_one_without_a_position_is_skipped() {
+    let harness = Harness::builder().event_bus().build().await;
+    let change = |id: &str| {
+        format!(
+            r#"{{"pk": {{"S": "WORKFLOW#wf"}}, "sk": {{"S": "CHANGE#{id}#"}}, "entity": {{"S": "change"}},
+            "changeId": {{"S": "{id}"}}, "workflowId": {{"S": "wf"}}, "createdAt": {{"S": "2025-01-15T10:30:00.000Z"}}}}"#
+        )
+    };
+    let record = |image: String, sequence: Option<&str>| {
+        let position = sequence.map(|s| format!(r#", "SequenceNumber": "{s}""#)).unwrap_or_default();
+        format!(r#"{{"eventName": "INSERT", "dynamodb": {{"NewImage": {image}{position}}}}}"#)
+    };
+    let batch = [
+        record(change("c1"), Some("100")),
+        record("\"not a map\"".to_owned(), None),
+        record(change("c2"), None),
+        record(change("c3").replace("\"c3\"}", "\"c3\\ud800\"}"), Some("400")),
+        record(change("c5"), Some("500")),
+    ];
+    let answer = harness.drain_text(&format!(r#"{{"Records": [{}]}}"#, batch.join(","))).await;
+    assert_eq!(answer.failures.iter().map(|f| f.item_identifier.as_str()).collect::<Vec<_>>(), ["400"]);
+    let published: Vec<Value> =
+        harness.bus_events("all").await.into_iter().map(|e| e["detail"]["changeId"].clone()).collect();
+    assert_eq!(published, [json!("c1"), json!("c2")], "before the reported record; none after it");
+}

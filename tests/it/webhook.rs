@@ -507,3 +507,45 @@ async fn payload_2_answers_carry_cookies_and_rest_answers_do_not() {
     assert_eq!(answer["statusCode"], 200);
     assert!(answer.get("cookies").is_none(), "a REST API refuses fields it does not know: {answer}");
 }
+
+/// A change whose summary leaves its item just too little room for what is added after
+/// the differences move to parts (`partVersion`, `partCount`, and the `completedAt` that
+/// completing it would add) is refused before anything is written: no part is left behind.
+#[tokio::test]
+async fn a_change_just_over_400_kb_is_refused_before_any_write() {
+    use kadoa_webhook::table::change::ChangePlan;
+    use kadoa_webhook::table::limits::MAX_ITEM_BYTES;
+    use kadoa_webhook::table::Receipt;
+
+    let with_summary = |change_id: &str, bytes: usize| {
+        let mut body: Value = serde_json::from_str(&change_with_text(change_id, 30, 15_000, 'd')).unwrap();
+        body["data"]["summary"] = json!("s".repeat(bytes));
+        body.to_string()
+    };
+    let plans = |bytes: usize| {
+        let body = with_summary("c-edge", bytes);
+        let envelope = kadoa_webhook::envelope::Envelope::parse(body.as_bytes(), None).unwrap();
+        let change = kadoa_webhook::events::DataChange::parse(&envelope).unwrap();
+        let receipt =
+            Receipt::new(kadoa_webhook::timestamp::Timestamp::now(), 0, kadoa_webhook::outcome::Arrival::Webhook);
+        ChangePlan::new(&change, &envelope, receipt).is_ok()
+    };
+    let (mut fits, mut refused) = (MAX_ITEM_BYTES - 4096, MAX_ITEM_BYTES);
+    while refused - fits > 1 {
+        let middle = (fits + refused) / 2;
+        if plans(middle) {
+            fits = middle
+        } else {
+            refused = middle
+        }
+    }
+
+    let harness = Harness::new().await;
+    let (status, answer) = harness.deliver(&with_summary("c-edge", fits + 1)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"].as_str().unwrap().starts_with("data needs "), "{answer}");
+    assert!(harness.items().await.is_empty(), "no part was written");
+
+    // (A byte less is stored whole on AWS, whose limit is 409,600 bytes; moto refuses items
+    // over 405,000, so that side is tested on the plan: table::change's boundary tests.)
+}

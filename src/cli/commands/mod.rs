@@ -76,14 +76,16 @@ impl Context {
 
 /// Runs `cli`'s command: `Ok(true)` all well, `Ok(false)` something needs attention.
 pub async fn run(cli: Cli) -> Result<bool, Error> {
-    let choice = target::choose(cli.stack.as_deref());
+    let choice = target::choose(cli.stack.as_deref())?;
     let config = crate::aws::load_sdk_config().await;
     let target = match choice {
         StackChoice::Named(stack) | StackChoice::Configured(stack) => {
             let outputs = target::stack_outputs(&aws_sdk_cloudformation::Client::new(&config), &stack).await?;
             target::resolve(format!("stack {stack}"), &outputs)
         }
-        StackChoice::Local => target::resolve(format!("the local stack ({})", target::LOCAL_ENV), &Default::default()),
+        StackChoice::Local(outputs) => {
+            target::resolve(format!("the local stack ({})", target::local_env_path().display()), &outputs)
+        }
         StackChoice::None => target::resolve("the environment".to_owned(), &Default::default()),
     };
     let context = Context { target, format: cli.output, config };
