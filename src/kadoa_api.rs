@@ -244,9 +244,34 @@ impl KadoaApi {
         self.send(reqwest::Method::PUT, &path, channel).await.map(|_| ())
     }
 
-    /// Subscribes channels to an event type, workspace-wide.
-    pub async fn subscribe(&self, setting: &serde_json::Value) -> Result<(), Error> {
-        self.send(reqwest::Method::POST, "/v5/notifications/settings", setting).await.map(|_| ())
+    /// The workspace-wide notification settings of `event_type` (Kadoa keeps one per
+    /// event type, or none): `workflowId=null` asks for the workspace's, and a setting of
+    /// one workflow is left out here too, whatever the answer holds.
+    pub async fn workspace_settings(&self, event_type: &str) -> Result<Vec<serde_json::Value>, Error> {
+        let query = [("eventType", event_type.to_owned()), ("workflowId", "null".to_owned())];
+        let text = self.get("/v5/notifications/settings", &query).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's notification settings are not as documented: {e}")))?;
+        let list = [answer.pointer("/data/settings"), answer.get("settings"), answer.get("data")]
+            .into_iter()
+            .find_map(|v| v.and_then(serde_json::Value::as_array).cloned())
+            .ok_or_else(|| Error::invalid("Kadoa's notification settings are not as documented: no list"))?;
+        Ok(list
+            .into_iter()
+            .filter(|s| s.get("eventType").is_none_or(|t| t == event_type))
+            .filter(|s| s.get("workflowId").is_none_or(serde_json::Value::is_null))
+            .collect())
+    }
+
+    /// Creates the settings of a (workflow or workspace, event type) pair that has none.
+    pub async fn create_settings(&self, settings: &serde_json::Value) -> Result<(), Error> {
+        self.send(reqwest::Method::POST, "/v5/notifications/settings", settings).await.map(|_| ())
+    }
+
+    /// Replaces settings `id` (its channels, `enabled`, `eventConfiguration`).
+    pub async fn update_settings(&self, id: &str, settings: &serde_json::Value) -> Result<(), Error> {
+        let path = format!("/v5/notifications/settings/{}", urlencode(id));
+        self.send(reqwest::Method::PUT, &path, settings).await.map(|_| ())
     }
 
     /// Asks Kadoa to send a test notification of `event_type` through the channels.

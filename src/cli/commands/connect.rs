@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::notifications::{self, channel_auth, channel_body, SettingsPlan};
 use super::{println_out, report, Context};
 use crate::cli::render;
 use crate::cli::ConnectArgs;
@@ -29,33 +30,6 @@ pub const SUBSCRIBED: &[&str] = &[
 /// stored like any other, and alerts nobody.
 const TEST_EVENT: &str = "workflow_data_change";
 
-/// The channel's `auth` for the stack's header and secret.
-pub fn channel_auth(header: &str, secret: &str) -> Value {
-    match header {
-        "authorization" => json!({"type": "bearer", "token": secret}),
-        other => json!({"type": "header", "headers": {other: secret}}),
-    }
-}
-
-/// A webhook channel's body: `name`, POST to `url`, authenticated by `auth`.
-pub fn channel_body(name: &str, url: &str, auth: Value) -> Value {
-    json!({"name": name, "channelType": "WEBHOOK", "config": {"webhookUrl": url, "httpMethod": "POST", "auth": auth}})
-}
-
-/// `body` with the secret replaced, for printing.
-fn masked(body: &Value) -> Value {
-    let mut body = body.clone();
-    if let Some(auth) = body.pointer_mut("/config/auth") {
-        if auth.get("token").is_some() {
-            auth["token"] = json!("****");
-        }
-        if let Some(headers) = auth.get_mut("headers").and_then(Value::as_object_mut) {
-            headers.values_mut().for_each(|v| *v = json!("****"));
-        }
-    }
-    body
-}
-
 fn api_key(args: &ConnectArgs) -> Result<String, Error> {
     match (&args.api_key, &args.api_key_env) {
         (Some(key), _) => Ok(key.clone()),
@@ -73,9 +47,10 @@ pub fn api(key: String) -> Result<KadoaApi, Error> {
     KadoaApi::new(&url, key, ApiRetry::default())
 }
 
-/// The channel of `channels` that points at `url`, if any.
-pub fn find_channel<'a>(channels: &'a [Value], url: &str) -> Option<&'a Value> {
-    channels.iter().find(|c| [c.pointer("/config/webhookUrl"), c.get("webhookUrl")].contains(&Some(&json!(url))))
+/// The name `connect` gives the stack's channel (how it is found again after the stack's
+/// URL changed).
+pub fn channel_name(context: &Context) -> String {
+    format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"))
 }
 
 /// `kadoa connect`
@@ -83,73 +58,74 @@ pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Erro
     let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?.to_owned();
     let secret = context.newest_secret().await?;
     let api = api(api_key(args)?)?;
-    let name = format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"));
-    let wanted = channel_body(&name, &url, channel_auth(&context.target.auth_header, &secret));
+    let wanted = channel_body(&channel_name(context), &url, channel_auth(&context.target.auth_header, &secret));
     let mut steps: Vec<(String, String)> = Vec::new();
-
-    let channels = api.channels().await?;
-    let existing = find_channel(&channels, &url).cloned();
-    let id = match &existing {
-        Some(channel) if channel.pointer("/config/auth") == wanted.pointer("/config/auth") => {
-            let id = render::cell(channel.get("id"));
-            steps.push((
-                "channel".into(),
-                format!("{id} already points at {url} with the current secret: nothing to change"),
-            ));
-            report(context, &steps, json!({"channelId": id, "changed": false}))?;
-            return Ok(true);
-        }
-        Some(channel) => {
-            let id = render::cell(channel.get("id"));
-            if args.dry_run {
-                steps.push(("would send".into(), format!("PUT /v5/notifications/channels/{id} {}", masked(&wanted))));
-            } else {
-                api.update_channel(&id, &wanted).await?;
-                steps.push(("channel".into(), format!("{id} updated: {url}, the current secret")));
-            }
-            id
-        }
-        None if args.dry_run => {
-            steps.push(("would send".into(), format!("POST /v5/notifications/channels {}", masked(&wanted))));
-            "<new channel>".to_owned()
-        }
-        None => {
-            let id = api.create_channel(&wanted).await?;
-            steps.push(("channel".into(), format!("{id} created: {url}")));
-            id
-        }
-    };
+    let channel = notifications::ensure_channel(&api, &wanted, true, args.dry_run, &mut steps).await?;
+    let mut plans = Vec::new();
     for event_type in SUBSCRIBED {
-        let setting = json!({"eventType": event_type, "eventConfiguration": {}, "enabled": true, "channelIds": [id]});
-        if args.dry_run {
-            steps.push(("would send".into(), format!("POST /v5/notifications/settings {setting}")));
-        } else {
-            api.subscribe(&setting).await?;
-        }
+        let plan =
+            notifications::subscribe(&api, event_type, &channel.id, args.enable_disabled, args.dry_run, &mut steps)
+                .await?;
+        plans.push((*event_type, plan));
     }
-    if !args.dry_run {
-        steps.push((
-            "subscribed".into(),
-            format!("{} (not workflow_finished: Kadoa sends workflow_recovered instead)", SUBSCRIBED.join(", ")),
-        ));
+    let not_reaching: Vec<&str> =
+        plans.iter().filter(|(_, plan)| *plan == SettingsPlan::DisabledLeftAlone).map(|(t, _)| *t).collect();
+    if !not_reaching.is_empty() {
+        steps.push(("not reaching the stack".into(), format!("{} (disabled in Kadoa)", not_reaching.join(", "))));
+    }
+    let changed = channel.changed
+        || plans.iter().any(|(_, p)| matches!(p, SettingsPlan::Create(_) | SettingsPlan::Update { .. }));
+    let outcomes: serde_json::Map<String, Value> =
+        plans.iter().map(|(t, plan)| ((*t).to_owned(), json!(plan.outcome()))).collect();
+    let mut summary =
+        json!({"channelId": channel.id, "changed": changed, "subscriptions": outcomes, "notReaching": not_reaching});
+    let tested = match test_step(args, changed, &not_reaching) {
+        Some(skipped) => {
+            steps.push(skipped);
+            None
+        }
+        None => Some(send_test(context, &api, args.wait, &mut steps).await?),
+    };
+    if let Some(stored) = tested {
+        summary["testStored"] = json!(stored);
     }
     if args.dry_run {
-        steps.push(("would send".into(), format!("POST /v5/notifications/test {}", json!({"eventType": TEST_EVENT}))));
-        report(context, &steps, json!({"dryRun": true}))?;
-        return Ok(true);
+        summary["dryRun"] = json!(true);
     }
+    report(context, &steps, summary)?;
+    Ok(tested.unwrap_or(true))
+}
 
+/// Why no test notification is sent, when none is: a dry run, nothing changed, or the
+/// test's event type does not reach the stack.
+fn test_step(args: &ConnectArgs, changed: bool, not_reaching: &[&str]) -> Option<(String, String)> {
+    let step = |what: String| Some(("test notification".to_owned(), what));
+    if !changed {
+        return step("not sent: nothing changed".to_owned());
+    }
+    if not_reaching.contains(&TEST_EVENT) {
+        return step(format!("not sent: {TEST_EVENT} is disabled in Kadoa, so it would not reach the stack"));
+    }
+    args.dry_run.then(|| notifications::would_send("POST", "/v5/notifications/test", &json!({"eventType": TEST_EVENT})))
+}
+
+/// Asks Kadoa for a test notification and waits for it to be stored; whether it was.
+async fn send_test(
+    context: &Context,
+    api: &KadoaApi,
+    wait: u64,
+    steps: &mut Vec<(String, String)>,
+) -> Result<bool, Error> {
     let started = Timestamp::now();
     let test = api.test_notification(TEST_EVENT).await?;
     steps.push(("test notification".into(), format!("sent ({})", render::cell(test.get("eventId")))));
     let workflow = test.get("workflowId").and_then(Value::as_str).map(str::to_owned);
-    let stored = wait_for_change(context, workflow, started, Duration::from_secs(args.wait)).await?;
+    let stored = wait_for_change(context, workflow, started, Duration::from_secs(wait)).await?;
     let arrived = match &stored {
         Some(change) => format!("stored as change {}", render::cell(change.get("changeId"))),
-        None => format!("not stored within {} s: check `kadoa status` and the webhook's log", args.wait),
+        None => format!("not stored within {wait} s: check `kadoa status` and the webhook's log"),
     };
     steps.push(("test delivery".into(), arrived));
-    report(context, &steps, json!({"channelId": id, "changed": true, "testStored": stored.is_some()}))?;
     Ok(stored.is_some())
 }
 

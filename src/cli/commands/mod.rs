@@ -3,6 +3,7 @@
 mod browse;
 mod connect;
 mod dlq;
+mod notifications;
 mod secret;
 mod status;
 

@@ -6,9 +6,10 @@
 //!    when given `--kadoa-api-key`, then keeps only the new line.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::connect::{api, channel_auth, channel_body, find_channel};
+use super::connect::{api, channel_name};
+use super::notifications::{channel_auth, channel_body, ensure_channel};
 use super::{report, Context};
 use crate::cli::RotateArgs;
 use crate::error::Error;
@@ -103,16 +104,12 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
     match key {
         Some(key) => {
             let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?;
-            let api = api(key)?;
-            let channels = api.channels().await?;
-            let channel = find_channel(&channels, url).ok_or_else(|| {
-                Error::invalid(format!("no Kadoa channel points at {url}: run `kadoa connect` first"))
-            })?;
-            let id = crate::cli::render::cell(channel.get("id"));
-            let name = channel.get("name").and_then(Value::as_str).unwrap_or("AWS");
-            let body = channel_body(name, url, channel_auth(&context.target.auth_header, &newest));
-            api.update_channel(&id, &body).await?;
-            steps.push(("Kadoa".to_owned(), format!("channel {id} now sends the new secret")));
+            let wanted = channel_body(&channel_name(context), url, channel_auth(&context.target.auth_header, &newest));
+            // The channel only: its settings already send it every subscribed event type.
+            let channel = ensure_channel(&api(key)?, &wanted, false, false, &mut steps).await?;
+            if channel.changed {
+                steps.push(("Kadoa".to_owned(), format!("channel {} now sends the new secret", channel.id)));
+            }
         }
         None => {
             steps.push(("Kadoa".to_owned(), "not changed here (--force): it already sends the new secret".to_owned()))
