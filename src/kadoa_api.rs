@@ -25,6 +25,37 @@ pub const CHANGES_PAGE_SIZE: u32 = 10;
 pub const MAX_PAGES: u64 = 2_000;
 /// Redirects followed, only to the same origin: the API key goes with every request.
 const MAX_REDIRECTS: usize = 5;
+/// The most of one answer read from Kadoa. The largest legitimate answer is a page of the
+/// change list: [`CHANGES_PAGE_SIZE`] (10) changes, each with Kadoa's dataset snapshot
+/// (`data`, a few MB for a large workflow), so 32 MiB leaves about 3 MiB a change. The
+/// reconcile function holds an answer up to about three times while reading it (the
+/// read buffer, a copy with lone surrogates repaired, what is parsed from it), which
+/// stays inside its 256 MB. Past it the read stops and that request fails: a broken or
+/// hostile API cannot grow the function's memory without end.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// `answer`'s body, read chunk by chunk and refused as soon as it passes `limit` bytes
+/// (`what` names the sender in errors). A `Content-Length` above `limit` is refused
+/// before anything is read.
+pub async fn read_capped(mut answer: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>, Error> {
+    let too_large = || {
+        Error::invalid(format!(
+            "{what} answered more than {limit} bytes: not read further (no legitimate answer is that large)"
+        ))
+    };
+    let announced = answer.content_length().map(|length| usize::try_from(length).unwrap_or(usize::MAX));
+    if announced.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = answer.chunk().await.map_err(|e| Error::unavailable(what, e.without_url()))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// How failed requests are tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +163,7 @@ pub struct KadoaApi {
     base_url: String,
     api_key: String,
     retry: ApiRetry,
+    answer_limit: usize,
 }
 
 impl std::fmt::Debug for KadoaApi {
@@ -164,7 +196,15 @@ impl KadoaApi {
             .user_agent("kadoa-webhook-receiver")
             .build()
             .map_err(|e| Error::internal("HTTP client", e))?;
-        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, retry })
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Ok(Self { http, base_url, api_key, retry, answer_limit: MAX_ANSWER_BYTES })
+    }
+
+    /// The same client, reading at most `bytes` of an answer instead of
+    /// [`MAX_ANSWER_BYTES`] (for a function given less memory, and for tests).
+    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
+        self.answer_limit = bytes;
+        self
     }
 
     /// The changes created in `[from, to)`, `skip` of them skipped.
@@ -311,7 +351,9 @@ impl KadoaApi {
             let sent = request.send().await;
             let retry_after = match sent {
                 Ok(answer) if answer.status().is_success() => {
-                    let text = answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e))?;
+                    let body = read_capped(answer, self.answer_limit, &format!("Kadoa API {path}")).await?;
+                    let text =
+                        String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     // As the webhook reads its bodies (see `repair_lone_surrogates`).
                     return Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
                         std::borrow::Cow::Borrowed(_) => text,

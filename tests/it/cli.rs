@@ -420,6 +420,53 @@ async fn test_sends_an_authenticated_sample_and_shows_it_stored() {
 }
 
 #[tokio::test]
+async fn test_never_follows_a_redirect_with_the_secret() {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string("{}")).mount(&elsewhere).await;
+    for status in [302, 307] {
+        let webhook = MockServer::start().await;
+        let location = format!("{}/collect", elsewhere.uri());
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(status).insert_header("location", location.as_str()))
+            .mount(&webhook)
+            .await;
+        let mut env = stack_env(&harness);
+        env.push(("WEBHOOK_URL", webhook.uri()));
+        env.push(("AUTH_HEADER_NAME", "X-Webhook-Secret".to_owned()));
+        let tested = kadoa(&["test"], &env).await;
+        let stderr = String::from_utf8_lossy(&tested.stderr);
+        assert_eq!(tested.status.code(), Some(1), "{status}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the webhook answered {status}, a redirect to \"{location}\": not followed")),
+            "{stderr}"
+        );
+        let sent = webhook.received_requests().await.unwrap();
+        assert_eq!(sent[0].headers.get("x-webhook-secret").unwrap(), SECRET, "the stack itself gets it");
+    }
+    let received = elsewhere.received_requests().await.unwrap();
+    assert!(received.is_empty(), "nothing reached the other origin, least of all the secret: {received:?}");
+}
+
+#[tokio::test]
+async fn test_reads_a_bounded_answer() {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let webhook = MockServer::start().await;
+    let endless = format!("{{\"status\":\"{}\"}}", "x".repeat(100 * 1024));
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(endless)).mount(&webhook).await;
+    let mut env = stack_env(&harness);
+    env.push(("WEBHOOK_URL", webhook.uri()));
+    let tested = kadoa(&["test"], &env).await;
+    let stderr = String::from_utf8_lossy(&tested.stderr);
+    assert_eq!(tested.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the webhook answered more than 65536 bytes: not read further"), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
     let fake = FakeKadoa::start(KEY).await;

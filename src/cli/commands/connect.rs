@@ -10,7 +10,7 @@ use super::{println_out, report, Context};
 use crate::cli::render;
 use crate::cli::ConnectArgs;
 use crate::error::Error;
-use crate::kadoa_api::{ApiRetry, KadoaApi, DEFAULT_API_URL};
+use crate::kadoa_api::{read_capped, ApiRetry, KadoaApi, DEFAULT_API_URL};
 use crate::store::browse::Window;
 use crate::timestamp::Timestamp;
 
@@ -176,19 +176,7 @@ pub async fn test(context: &Context) -> Result<bool, Error> {
         "data": {"id": change_id, "workflowId": "kadoa-cli-test", "workflowName": "kadoa test",
                  "url": "https://example.com/kadoa-test",
                  "differences": [{"type": "changed", "fields": [{"key": "price", "value": "19.99", "previousValue": "24.99"}]}]}});
-    let header = context.target.auth_header.as_str();
-    let credential = if header == "authorization" { format!("Bearer {secret}") } else { secret };
-    let answer = reqwest::Client::new()
-        .post(&url)
-        .header(header, credential)
-        .header("x-kadoa-event", "workflow_data_change")
-        .json(&body)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| Error::unavailable("the webhook", e.without_url()))?;
-    let status = answer.status().as_u16();
-    let text = answer.text().await.unwrap_or_default();
+    let (status, text) = send_sample(&url, &context.target.auth_header, secret, &body).await?;
     let store = context.store()?;
     let stored = store.change_with_differences(&change_id, Some("kadoa-cli-test")).await?;
     let steps = vec![
@@ -217,4 +205,39 @@ pub async fn test(context: &Context) -> Result<bool, Error> {
         }
     }
     Ok(status == 200 && stored.is_some())
+}
+
+/// The most of the webhook's answer `kadoa test` reads: the receiver answers one line of
+/// JSON; anything longer is not the stack.
+const TEST_ANSWER_BYTES: usize = 64 * 1024;
+
+/// POSTs `body` to `url` with the secret in `header`; the answer's status and text. A
+/// redirect is not followed (the secret would go with it, to wherever it points: reqwest
+/// strips only `authorization` on the way) and fails the test, naming where it pointed.
+async fn send_sample(url: &str, header: &str, secret: String, body: &Value) -> Result<(u16, String), Error> {
+    let credential = if header == "authorization" { format!("Bearer {secret}") } else { secret };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::internal("HTTP client", e))?;
+    let answer = client
+        .post(url)
+        .header(header, credential)
+        .header("x-kadoa-event", "workflow_data_change")
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| Error::unavailable("the webhook", e.without_url()))?;
+    let status = answer.status().as_u16();
+    if answer.status().is_redirection() {
+        let location = answer.headers().get("location").map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        return Err(Error::invalid(format!(
+            "the webhook answered {status}, a redirect to {:?}: not followed, so the secret did not go there; \
+             WEBHOOK_URL should be the stack's own URL",
+            location.unwrap_or_default()
+        )));
+    }
+    let text = read_capped(answer, TEST_ANSWER_BYTES, "the webhook").await?;
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
