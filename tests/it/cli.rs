@@ -482,7 +482,9 @@ async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     env.push(("WEBHOOK_URL", url.to_owned()));
     let secret = || async {
         let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
-        let value = sm.get_secret_value().secret_id(harness.secret_arn.as_ref().unwrap()).send().await.unwrap();
+        let arn = harness.secret_arn.as_ref().unwrap();
+        // The version in use (moto answers an unlabelled read with the first version it made).
+        let value = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
         value.secret_string().unwrap().lines().map(str::to_owned).collect::<Vec<String>>()
     };
 
@@ -509,6 +511,40 @@ async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     assert!(!stdout(&finished).contains(&lines[1]), "the secret is never printed");
     let nothing = kadoa(&["secret", "rotate", "--finish"], &env).await;
     assert!(stdout(&nothing).contains("nothing to finish"));
+}
+
+/// The lines of the webhook secret in use.
+async fn secret_in_use(harness: &Harness) -> Vec<String> {
+    let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
+    let arn = harness.secret_arn.as_ref().unwrap();
+    let value = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
+    value.secret_string().unwrap().lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn of_two_rotations_at_once_exactly_one_wins() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let env = stack_env(&harness);
+    let (a, b) = tokio::join!(kadoa(&["secret", "rotate"], &env), kadoa(&["secret", "rotate"], &env));
+    assert_eq!([&a, &b].iter().filter(|run| run.status.success()).count(), 1, "{a:?} {b:?}");
+    let lost = if a.status.success() { &b } else { &a };
+    let why = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(lost.status.code(), Some(1));
+    // Both read the one-line secret (another rotation won), or the loser read the winner's.
+    assert!(why.contains("another rotation won") || why.contains("a rotation is under way"), "{why}");
+    let lines = secret_in_use(&harness).await;
+    assert_eq!((lines.len(), lines[0].as_str()), (2, SECRET), "one new secret beside the old: {lines:?}");
+
+    // Deterministically: two writers that read the same version (the second's read is stale).
+    let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
+    let arn = harness.secret_arn.as_ref().unwrap();
+    let read = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
+    let read = read.version_id().unwrap();
+    let replace = kadoa_webhook::secrets::replace_current;
+    replace(&sm, arn, read, format!("{SECRET}\nfirst")).await.unwrap();
+    let second = replace(&sm, arn, read, format!("{SECRET}\nsecond")).await.unwrap_err();
+    assert!(second.detail().contains("another rotation won"), "{second:?}");
+    assert_eq!(secret_in_use(&harness).await, [SECRET, "first"], "the second never in use");
 }
 
 #[tokio::test]

@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::connect::{api, channel_name};
 use super::notifications::{channel_auth, channel_body, ensure_channel};
-use super::{report, Context};
+use super::{report, Context, WebhookSecret};
 use crate::cli::RotateArgs;
 use crate::error::Error;
+use crate::secrets::replace_current;
 
 /// How long the webhook keeps a secret it read (`SecretPolicy`'s refresh), in seconds.
 const CACHE_SECS: i64 = 300;
@@ -36,22 +37,16 @@ fn new_secret() -> Result<String, Error> {
     Ok(secret)
 }
 
-async fn put(context: &Context, value: String) -> Result<(), Error> {
+/// Writes `value` as the secret in use, if the version in use is still `read` (see
+/// [`replace_current`]: of two rotations at once, one wins and the other fails).
+async fn put(context: &Context, read: &str, value: String) -> Result<(), Error> {
     let arn = context.target.need(&context.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
-    context
-        .secrets()
-        .put_secret_value()
-        .secret_id(arn)
-        .secret_string(value)
-        .send()
-        .await
-        .map_err(|e| crate::aws::sdk_error("PutSecretValue", e))?;
-    Ok(())
+    replace_current(&context.secrets(), arn, read, value).await.map(|_| ())
 }
 
 /// `kadoa secret rotate`
 pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error> {
-    let (lines, age) = context.secret().await?;
+    let WebhookSecret { lines, age, version } = context.secret().await?;
     let mut steps = Vec::new();
     if !args.finish {
         if lines.len() > 1 {
@@ -62,7 +57,7 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
         let mut value = lines.join("\n");
         value.push('\n');
         value.push_str(&new_secret()?);
-        put(context, value).await?;
+        put(context, &version, value).await?;
         steps.push(("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()));
         steps.push((
             "next".to_owned(),
@@ -115,7 +110,7 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
             steps.push(("Kadoa".to_owned(), "not changed here (--force): it already sends the new secret".to_owned()))
         }
     }
-    put(context, format!("{newest}\n")).await?;
+    put(context, &version, format!("{newest}\n")).await?;
     steps.push(("secret".to_owned(), "the old secret dropped; only the new one is accepted from now on".to_owned()));
     report(context, &steps, json!({"finished": true, "changed": true}))?;
     Ok(true)
