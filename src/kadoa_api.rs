@@ -350,16 +350,7 @@ impl KadoaApi {
             }
             let sent = request.send().await;
             let retry_after = match sent {
-                Ok(answer) if answer.status().is_success() => {
-                    let body = read_capped(answer, self.answer_limit, &format!("Kadoa API {path}")).await?;
-                    let text =
-                        String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                    // As the webhook reads its bodies (see `repair_lone_surrogates`).
-                    return Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
-                        std::borrow::Cow::Borrowed(_) => text,
-                        std::borrow::Cow::Owned(repaired) => String::from_utf8_lossy(&repaired).into_owned(),
-                    });
-                }
+                Ok(answer) if answer.status().is_success() => return self.read_text(answer, path).await,
                 Ok(answer) if matches!(answer.status().as_u16(), 401 | 403) => {
                     return Err(Error::invalid(format!(
                         "Kadoa refused the API key ({}): check KADOA_API_KEY",
@@ -398,6 +389,19 @@ impl KadoaApi {
             }
         }
         Err(Error::Unavailable(format!("Kadoa API {path}: no answer after {} tries", self.retry.tries)))
+    }
+}
+
+impl KadoaApi {
+    /// A successful answer's text, read within the cap.
+    async fn read_text(&self, answer: reqwest::Response, path: &str) -> Result<String, Error> {
+        let body = read_capped(answer, self.answer_limit, &format!("Kadoa API {path}")).await?;
+        let text = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        // As the webhook reads its bodies (see `repair_lone_surrogates`).
+        Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(repaired) => String::from_utf8_lossy(&repaired).into_owned(),
+        })
     }
 }
 

@@ -86,11 +86,13 @@ pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Erro
         }
         None => Some(send_test(context, &api, args.wait, &mut steps).await?),
     };
-    if let Some(stored) = tested {
-        summary["testStored"] = json!(stored);
-    }
-    if args.dry_run {
-        summary["dryRun"] = json!(true);
+    if let Some(summary) = summary.as_object_mut() {
+        if let Some(stored) = tested {
+            summary.insert("testStored".into(), json!(stored));
+        }
+        if args.dry_run {
+            summary.insert("dryRun".into(), json!(true));
+        }
     }
     report(context, &steps, summary)?;
     Ok(tested.unwrap_or(true))

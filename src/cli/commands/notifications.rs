@@ -61,8 +61,9 @@ fn sends_as_wanted(channel: &Value, wanted: &Value) -> bool {
 /// `wanted` under the name `channel` has now (the user may have renamed it).
 fn keeping_name(channel: &Value, wanted: &Value) -> Value {
     let mut body = wanted.clone();
-    if let Some(name) = channel.get("name").filter(|n| n.as_str().is_some_and(|n| !n.is_empty())) {
-        body["name"] = name.clone();
+    let name = channel.get("name").filter(|n| n.as_str().is_some_and(|n| !n.is_empty()));
+    if let (Some(name), Some(body)) = (name, body.as_object_mut()) {
+        body.insert("name".into(), name.clone());
     }
     body
 }
