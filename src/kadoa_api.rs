@@ -1,7 +1,8 @@
 //! The Kadoa REST API adapter: what reconciliation reads (the change list, one change, the
 //! notification delivery log) and what `kadoa connect` writes (webhook channels, their
 //! subscriptions, the test notification). Kadoa answering 429 or 5xx is retried with
-//! backoff, honouring `Retry-After`; the API key is sent, never logged.
+//! backoff, honouring `Retry-After`; the API key is sent, never logged, and never follows
+//! a redirect to another origin; an answer is read up to [`MAX_ANSWER_BYTES`], no further.
 
 use std::time::Duration;
 

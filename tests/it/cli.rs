@@ -451,6 +451,26 @@ async fn test_never_follows_a_redirect_with_the_secret() {
 }
 
 #[tokio::test]
+async fn connect_sends_the_api_key_to_no_other_origin() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let elsewhere = FakeKadoa::start(KEY).await;
+    for status in [302, 307, 308] {
+        fake.redirect_with(&elsewhere.url, status);
+        let connected = kadoa(&["connect", "--api-key", KEY], &connect_env(&harness, &fake)).await;
+        let stderr = String::from_utf8_lossy(&connected.stderr);
+        assert_eq!(connected.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "Kadoa answered {status} for /v5/notifications/channels, to another origin: not followed"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(elsewhere.requests().is_empty(), "the key went nowhere else: {:?}", elsewhere.requests());
+}
+
+#[tokio::test]
 async fn test_reads_a_bounded_answer() {
     use wiremock::matchers::any;
     use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -210,7 +210,10 @@ fn is_enabled(settings: &Value) -> bool {
 /// channel `ours` receives it.
 pub fn plan_settings(event_type: &str, existing: &[Value], ours: &str, enable_disabled: bool) -> SettingsPlan {
     let subscribed = |s: &&Value| is_enabled(s) && channel_ids(s).iter().any(|id| id == ours);
-    let Some(settings) = existing.iter().find(subscribed).or(existing.first()) else {
+    // Kadoa keeps one per pair; should it list more, the one that already sends to us,
+    // else an enabled one, is the one that counts.
+    let chosen = existing.iter().find(subscribed).or_else(|| existing.iter().find(|s| is_enabled(s)));
+    let Some(settings) = chosen.or(existing.first()) else {
         let body = json!({"eventType": event_type, "eventConfiguration": {}, "enabled": true, "channelIds": [ours]});
         return SettingsPlan::Create(body);
     };
@@ -307,6 +310,13 @@ mod tests {
             let SettingsPlan::Update { body, enables: true, .. } = plan else { panic!("{plan:?}") };
             assert_eq!((body["enabled"].clone(), body["channelIds"].clone()), (json!(true), json!(["mail", "ours"])));
         }
+    }
+
+    #[test]
+    fn of_two_listed_settings_the_enabled_one_counts() {
+        let existing = [settings("s1", false, &["mail"]), settings("s2", true, &["mail"])];
+        let plan = plan_settings("workflow_failed", &existing, "ours", false);
+        assert!(matches!(&plan, SettingsPlan::Update { id, enables: false, .. } if id == "s2"), "{plan:?}");
     }
 
     #[test]

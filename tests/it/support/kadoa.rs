@@ -28,8 +28,8 @@ struct State {
     requests: Vec<String>,
     /// Every page is the first, and more always follow.
     broken_pagination: bool,
-    /// Every request is redirected here.
-    redirect_to: Option<String>,
+    /// Every request is redirected here, with this status.
+    redirect_to: Option<(String, u16)>,
     /// Requests for these paths are answered 500, always.
     broken_paths: Vec<String>,
     /// Every `CUT` in an answer is sent as a lone UTF-16 surrogate escape (`\ud83d`).
@@ -104,7 +104,12 @@ impl FakeKadoa {
 
     /// From now on every request is answered with a redirect to `url` (same path).
     pub fn redirect_to(&self, url: &str) {
-        self.state.lock().unwrap().redirect_to = Some(url.to_owned());
+        self.redirect_with(url, 302);
+    }
+
+    /// From now on every request is answered `status` (a 3xx) to `url` (same path).
+    pub fn redirect_with(&self, url: &str, status: u16) {
+        self.state.lock().unwrap().redirect_to = Some((url.to_owned(), status));
     }
 
     /// The channels Kadoa holds.
@@ -193,9 +198,9 @@ impl Respond for Api {
             let text = if cut { text.replace("CUT", r"\ud83d") } else { text };
             ResponseTemplate::new(status).set_body_raw(text, "application/json")
         };
-        if let Some(target) = &state.redirect_to {
+        if let Some((target, status)) = &state.redirect_to {
             let location = format!("{target}{}", request.url.path());
-            return ResponseTemplate::new(302).insert_header("location", location.as_str());
+            return ResponseTemplate::new(*status).insert_header("location", location.as_str());
         }
         let key = request.headers.get("x-api-key").and_then(|value| value.to_str().ok());
         if key != Some(state.key.as_str()) {
