@@ -46,42 +46,61 @@ async fn put(context: &Context, read: &str, value: String) -> Result<(), Error> 
 
 /// `kadoa secret rotate`
 pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error> {
-    let WebhookSecret { lines, age, version } = context.secret().await?;
-    let mut steps = Vec::new();
-    if !args.finish {
-        if lines.len() > 1 {
-            return Err(Error::invalid(
-                "a rotation is under way (the secret has two lines): finish it first with `kadoa secret rotate --finish`",
-            ));
-        }
-        let mut value = lines.join("\n");
-        value.push('\n');
-        value.push_str(&new_secret()?);
-        put(context, &version, value).await?;
-        steps.push(("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()));
-        steps.push((
+    let secret = context.secret().await?;
+    if args.finish {
+        finish(context, args, secret).await
+    } else {
+        start(context, secret).await
+    }
+}
+
+/// `rotate`: a new secret beside the current one.
+async fn start(context: &Context, secret: WebhookSecret) -> Result<bool, Error> {
+    let WebhookSecret { lines, version, .. } = secret;
+    if lines.len() > 1 {
+        return Err(Error::invalid(
+            "a rotation is under way (the secret has two lines): finish it first with `kadoa secret rotate --finish`",
+        ));
+    }
+    let mut value = lines.join("\n");
+    value.push('\n');
+    value.push_str(&new_secret()?);
+    put(context, &version, value).await?;
+    let steps = [
+        ("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()),
+        (
             "next".to_owned(),
             "wait 5 minutes (the webhook's cache), then `kadoa secret rotate --finish --kadoa-api-key …`".to_owned(),
-        ));
-        report(context, &steps, json!({"finished": false}))?;
-        return Ok(true);
+        ),
+    ];
+    report(context, &steps, json!({"finished": false}))?;
+    Ok(true)
+}
+
+/// The Kadoa API key `--finish` was given, if any.
+fn kadoa_key(args: &RotateArgs) -> Result<Option<String>, Error> {
+    match (&args.kadoa_api_key, &args.kadoa_api_key_env) {
+        (Some(key), _) => Ok(Some(key.clone())),
+        (None, Some(variable)) => std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("{variable} holds no API key"))),
+        (None, None) => Ok(None),
     }
+}
+
+/// `rotate --finish`: Kadoa switched to the newest secret (with a key), then only it kept.
+async fn finish(context: &Context, args: &RotateArgs, secret: WebhookSecret) -> Result<bool, Error> {
+    let WebhookSecret { lines, age, version } = secret;
+    let mut steps = Vec::new();
     let Some(newest) = lines.last().cloned() else { return Err(Error::invalid("the webhook secret is empty")) };
     if lines.len() == 1 {
         steps.push(("secret".to_owned(), "one secret only: nothing to finish".to_owned()));
         report(context, &steps, json!({"finished": true, "changed": false}))?;
         return Ok(true);
     }
-    let key = match (&args.kadoa_api_key, &args.kadoa_api_key_env) {
-        (Some(key), _) => Some(key.clone()),
-        (None, Some(variable)) => Some(
-            std::env::var(variable)
-                .ok()
-                .filter(|k| !k.trim().is_empty())
-                .ok_or_else(|| Error::invalid(format!("{variable} holds no API key")))?,
-        ),
-        (None, None) => None,
-    };
+    let key = kadoa_key(args)?;
     if key.is_none() && !args.force {
         return Err(Error::invalid(
             "--finish drops the old secret: give --kadoa-api-key (or --kadoa-api-key-env) to switch Kadoa first, \
