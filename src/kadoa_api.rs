@@ -1,7 +1,8 @@
 //! The Kadoa REST API adapter: what reconciliation reads (the change list, one change, the
 //! notification delivery log) and what `kadoa connect` writes (webhook channels, their
 //! subscriptions, the test notification). Kadoa answering 429 or 5xx is retried with
-//! backoff, honouring `Retry-After`; the API key is sent, never logged.
+//! backoff, honouring `Retry-After`; the API key is sent, never logged, and never follows
+//! a redirect to another origin; an answer is read up to [`MAX_ANSWER_BYTES`], no further.
 
 use std::time::Duration;
 
@@ -25,6 +26,37 @@ pub const CHANGES_PAGE_SIZE: u32 = 10;
 pub const MAX_PAGES: u64 = 2_000;
 /// Redirects followed, only to the same origin: the API key goes with every request.
 const MAX_REDIRECTS: usize = 5;
+/// The most of one answer read from Kadoa. The largest legitimate answer is a page of the
+/// change list: [`CHANGES_PAGE_SIZE`] (10) changes, each with Kadoa's dataset snapshot
+/// (`data`, a few MB for a large workflow), so 32 MiB leaves about 3 MiB a change. The
+/// reconcile function holds an answer up to about three times while reading it (the
+/// read buffer, a copy with lone surrogates repaired, what is parsed from it), which
+/// stays inside its 256 MB. Past it the read stops and that request fails: a broken or
+/// hostile API cannot grow the function's memory without end.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// `answer`'s body, read chunk by chunk and refused as soon as it passes `limit` bytes
+/// (`what` names the sender in errors). A `Content-Length` above `limit` is refused
+/// before anything is read.
+pub async fn read_capped(mut answer: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>, Error> {
+    let too_large = || {
+        Error::invalid(format!(
+            "{what} answered more than {limit} bytes: not read further (no legitimate answer is that large)"
+        ))
+    };
+    let announced = answer.content_length().map(|length| usize::try_from(length).unwrap_or(usize::MAX));
+    if announced.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = answer.chunk().await.map_err(|e| Error::unavailable(what, e.without_url()))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// How failed requests are tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +164,7 @@ pub struct KadoaApi {
     base_url: String,
     api_key: String,
     retry: ApiRetry,
+    answer_limit: usize,
 }
 
 impl std::fmt::Debug for KadoaApi {
@@ -164,7 +197,15 @@ impl KadoaApi {
             .user_agent("kadoa-webhook-receiver")
             .build()
             .map_err(|e| Error::internal("HTTP client", e))?;
-        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, retry })
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Ok(Self { http, base_url, api_key, retry, answer_limit: MAX_ANSWER_BYTES })
+    }
+
+    /// The same client, reading at most `bytes` of an answer instead of
+    /// [`MAX_ANSWER_BYTES`] (for a function given less memory, and for tests).
+    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
+        self.answer_limit = bytes;
+        self
     }
 
     /// The changes created in `[from, to)`, `skip` of them skipped.
@@ -244,9 +285,34 @@ impl KadoaApi {
         self.send(reqwest::Method::PUT, &path, channel).await.map(|_| ())
     }
 
-    /// Subscribes channels to an event type, workspace-wide.
-    pub async fn subscribe(&self, setting: &serde_json::Value) -> Result<(), Error> {
-        self.send(reqwest::Method::POST, "/v5/notifications/settings", setting).await.map(|_| ())
+    /// The workspace-wide notification settings of `event_type` (Kadoa keeps one per
+    /// event type, or none): `workflowId=null` asks for the workspace's, and a setting of
+    /// one workflow is left out here too, whatever the answer holds.
+    pub async fn workspace_settings(&self, event_type: &str) -> Result<Vec<serde_json::Value>, Error> {
+        let query = [("eventType", event_type.to_owned()), ("workflowId", "null".to_owned())];
+        let text = self.get("/v5/notifications/settings", &query).await?;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("Kadoa's notification settings are not as documented: {e}")))?;
+        let list = [answer.pointer("/data/settings"), answer.get("settings"), answer.get("data")]
+            .into_iter()
+            .find_map(|v| v.and_then(serde_json::Value::as_array).cloned())
+            .ok_or_else(|| Error::invalid("Kadoa's notification settings are not as documented: no list"))?;
+        Ok(list
+            .into_iter()
+            .filter(|s| s.get("eventType").is_none_or(|t| t == event_type))
+            .filter(|s| s.get("workflowId").is_none_or(serde_json::Value::is_null))
+            .collect())
+    }
+
+    /// Creates the settings of a (workflow or workspace, event type) pair that has none.
+    pub async fn create_settings(&self, settings: &serde_json::Value) -> Result<(), Error> {
+        self.send(reqwest::Method::POST, "/v5/notifications/settings", settings).await.map(|_| ())
+    }
+
+    /// Replaces settings `id` (its channels, `enabled`, `eventConfiguration`).
+    pub async fn update_settings(&self, id: &str, settings: &serde_json::Value) -> Result<(), Error> {
+        let path = format!("/v5/notifications/settings/{}", urlencode(id));
+        self.send(reqwest::Method::PUT, &path, settings).await.map(|_| ())
     }
 
     /// Asks Kadoa to send a test notification of `event_type` through the channels.
@@ -285,14 +351,7 @@ impl KadoaApi {
             }
             let sent = request.send().await;
             let retry_after = match sent {
-                Ok(answer) if answer.status().is_success() => {
-                    let text = answer.text().await.map_err(|e| Error::unavailable("Kadoa API", e))?;
-                    // As the webhook reads its bodies (see `repair_lone_surrogates`).
-                    return Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
-                        std::borrow::Cow::Borrowed(_) => text,
-                        std::borrow::Cow::Owned(repaired) => String::from_utf8_lossy(&repaired).into_owned(),
-                    });
-                }
+                Ok(answer) if answer.status().is_success() => return self.read_text(answer, path).await,
                 Ok(answer) if matches!(answer.status().as_u16(), 401 | 403) => {
                     return Err(Error::invalid(format!(
                         "Kadoa refused the API key ({}): check KADOA_API_KEY",
@@ -331,6 +390,19 @@ impl KadoaApi {
             }
         }
         Err(Error::Unavailable(format!("Kadoa API {path}: no answer after {} tries", self.retry.tries)))
+    }
+}
+
+impl KadoaApi {
+    /// A successful answer's text, read within the cap.
+    async fn read_text(&self, answer: reqwest::Response, path: &str) -> Result<String, Error> {
+        let body = read_capped(answer, self.answer_limit, &format!("Kadoa API {path}")).await?;
+        let text = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        // As the webhook reads its bodies (see `repair_lone_surrogates`).
+        Ok(match crate::envelope::repair_lone_surrogates(text.as_bytes()) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(repaired) => String::from_utf8_lossy(&repaired).into_owned(),
+        })
     }
 }
 

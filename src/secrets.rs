@@ -178,6 +178,8 @@ impl RemoteSecret {
             .client
             .get_secret_value()
             .secret_id(&self.arn)
+            // What a rotation moves (see `replace_current`); the default, said explicitly.
+            .version_stage(CURRENT)
             .customize()
             .config_override(
                 aws_sdk_secretsmanager::config::Builder::default().timeout_config(
@@ -215,6 +217,74 @@ pub async fn kadoa_api_key(
         .map(|key| key.trim().to_owned())
         .filter(|key| !key.is_empty())
         .ok_or_else(|| Error::invalid("the secret in KADOA_API_KEY_ARN is empty"))
+}
+
+/// The staging label of the version in use.
+pub const CURRENT: &str = "AWSCURRENT";
+/// The staging label of a version on its way in (written, not yet in use).
+const PENDING: &str = "AWSPENDING";
+
+/// Says that the secret changed between a rotation's read and its write.
+pub const ANOTHER_ROTATION_WON: &str = "another rotation won";
+
+/// Puts `value` in use as secret `arn`'s current version, only if the current version is
+/// still `read_version` (the one the caller read): `value` is written as a pending
+/// version, then the current label is moved to it from `read_version`, which Secrets
+/// Manager refuses once the label has moved (someone wrote in between). Of two rotations
+/// that read the same version, exactly one succeeds; the other's value is never used.
+/// The new version's id.
+pub async fn replace_current(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    read_version: &str,
+    value: String,
+) -> Result<String, Error> {
+    let written = client
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .version_stages(PENDING)
+        .send()
+        .await
+        .map_err(|e| sdk_error("PutSecretValue", e))?;
+    let new_version =
+        written.version_id().ok_or_else(|| Error::internal("PutSecretValue", "no version id"))?.to_owned();
+    let moved = client
+        .update_secret_version_stage()
+        .secret_id(arn)
+        .version_stage(CURRENT)
+        .remove_from_version_id(read_version)
+        .move_to_version_id(&new_version)
+        .send()
+        .await;
+    // The pending label has done its work (or belongs to a loser): off, where it still is.
+    let untagged =
+        client.update_secret_version_stage().secret_id(arn).version_stage(PENDING).remove_from_version_id(&new_version);
+    if let Err(error) = untagged.send().await {
+        tracing::debug!(error = %sdk_error("UpdateSecretVersionStage", error), "pending label already moved on");
+    }
+    match moved {
+        Ok(_) => Ok(new_version),
+        Err(error) => match current_version(client, arn).await? {
+            Some(current) if current != read_version => Err(Error::invalid(format!(
+                "{ANOTHER_ROTATION_WON}: the secret changed after this run read it, so this run's secret was not \
+                 put in use; look again (`kadoa secret rotate` says whether a rotation is under way)"
+            ))),
+            _ => Err(sdk_error("UpdateSecretVersionStage", error)),
+        },
+    }
+}
+
+/// The id of the version in use.
+async fn current_version(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Option<String>, Error> {
+    let current = client
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage(CURRENT)
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetSecretValue", e))?;
+    Ok(current.version_id().map(str::to_owned))
 }
 
 #[cfg(test)]

@@ -150,6 +150,10 @@ pub struct ConnectArgs {
     /// Show the requests instead of sending them.
     #[arg(long)]
     pub dry_run: bool,
+    /// Enable the event types whose Kadoa settings are disabled (their other channels get
+    /// them again too); without it they stay disabled and do not reach the stack.
+    #[arg(long)]
+    pub enable_disabled: bool,
     /// How long to wait for the test notification to be stored.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub wait: u64,

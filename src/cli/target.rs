@@ -83,7 +83,8 @@ const LOCAL_AWS_VARIABLES: &[&str] = &["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_AC
 
 /// The local stack's file of the checkout this binary was built from. `make dev` writes
 /// it there; a `.local/dev.env` in the working directory is anyone's (a cloned repository,
-/// a shared folder), so it is not read unless it is this same file.
+/// a shared folder), so it is not read unless it is this same file. It is read only while
+/// the command runs inside that checkout.
 pub fn local_env_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(LOCAL_ENV)
 }
@@ -100,7 +101,10 @@ pub fn choose(stack: Option<&str>) -> Result<StackChoice, Error> {
     }
     let own = local_env_path();
     warn_about_a_foreign_local_env(&own);
-    if let Ok(text) = std::fs::read_to_string(&own) {
+    // Only inside the checkout: elsewhere the command means the stack samconfig.toml names,
+    // or the one given, not whatever `make dev` last left running.
+    let text = if working_in_the_checkout() { std::fs::read_to_string(&own).ok() } else { None };
+    if let Some(text) = text {
         let local = parse_local_env(&text);
         ensure_loopback(local.get("AWS_ENDPOINT_URL").map(String::as_str), &own)?;
         for name in LOCAL_AWS_VARIABLES {
@@ -119,6 +123,13 @@ pub fn choose(stack: Option<&str>) -> Result<StackChoice, Error> {
         Some(stack) => StackChoice::Configured(stack),
         None => StackChoice::None,
     })
+}
+
+/// Whether the working directory is this binary's checkout or inside it.
+fn working_in_the_checkout() -> bool {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize();
+    let here = std::env::current_dir().and_then(|here| here.canonicalize());
+    matches!((checkout, here), (Ok(checkout), Ok(here)) if here.starts_with(&checkout))
 }
 
 /// Says on standard error that a `.local/dev.env` in the working directory, other than

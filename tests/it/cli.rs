@@ -211,54 +211,199 @@ async fn the_event_log_is_listed_and_followed() {
     follow.kill().await.unwrap();
 }
 
+const WEBHOOK_URL: &str = "https://abc.lambda-url.us-east-1.on.aws/";
+
+/// `harness`'s environment, with Kadoa at `fake` and the stack's URL.
+fn connect_env(harness: &Harness, fake: &FakeKadoa) -> Vec<(&'static str, String)> {
+    let mut env = stack_env(harness);
+    env.push(("KADOA_API_URL", fake.url.clone()));
+    env.push(("WEBHOOK_URL", WEBHOOK_URL.to_owned()));
+    env
+}
+
+/// Runs `kadoa connect args…` while playing Kadoa: once it asks for the test notification,
+/// the mock change reaches the webhook as any delivery would.
+async fn connect_playing_kadoa(harness: &Harness, fake: &FakeKadoa, args: &[&str]) -> Output {
+    let env = connect_env(harness, fake);
+    let tests_before = fake.tests();
+    let mut command = vec!["connect", "--api-key", KEY, "--wait", "30"];
+    command.extend_from_slice(args);
+    let args: Vec<String> = command.iter().map(|a| (*a).to_owned()).collect();
+    let run = tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kadoa(&args, &env).await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while fake.tests() == tests_before && !run.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "no test notification asked for");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if fake.tests() > tests_before {
+        let now = kadoa_webhook::timestamp::Timestamp::now().to_key_string();
+        let id = format!("mock-change-{}", fake.tests());
+        harness.deliver(&change(&id, "wf_test", &now, json!([{"key": "price", "value": 1}]))).await;
+    }
+    run.await.unwrap()
+}
+
+/// The id of the channel that points at the stack.
+fn our_channel(fake: &FakeKadoa) -> String {
+    let channels = fake.channels();
+    let ours: Vec<&Value> = channels.iter().filter(|c| c["config"]["webhookUrl"] == WEBHOOK_URL).collect();
+    assert_eq!(ours.len(), 1, "one channel points at the stack: {channels:?}");
+    ours[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// (workflow or `-`, event type) → (enabled, channel ids).
+fn subscription(enabled: bool, channels: &[&str]) -> (bool, Vec<String>) {
+    (enabled, channels.iter().map(|c| (*c).to_owned()).collect())
+}
+
+fn pair(workflow: &str, event_type: &str) -> (String, String) {
+    (workflow.to_owned(), event_type.to_owned())
+}
+
 #[tokio::test]
 async fn connect_creates_subscribes_tests_and_then_changes_nothing() {
     let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
     let fake = FakeKadoa::start(KEY).await;
-    let mut env = stack_env(&harness);
-    env.push(("KADOA_API_URL", fake.url.clone()));
-    env.push(("WEBHOOK_URL", "https://abc.lambda-url.us-east-1.on.aws/".to_owned()));
+    let mut env = connect_env(&harness, &fake);
     env.push(("MY_KADOA_KEY", KEY.to_owned()));
 
     let dry = kadoa(&["connect", "--api-key-env", "MY_KADOA_KEY", "--dry-run"], &env).await;
     assert_eq!(dry.status.code(), Some(0));
     let text = stdout(&dry);
     assert!(text.contains("would send: POST /v5/notifications/channels") && text.contains("****"), "{text}");
+    assert_eq!(text.matches("would send: POST /v5/notifications/settings").count(), 6, "{text}");
+    assert!(text.contains("would send: POST /v5/notifications/test"), "{text}");
     assert!(!text.contains(SECRET), "the secret is never printed");
-    assert!(fake.channels().is_empty() && fake.settings().is_empty() && fake.tests() == 0, "a dry run sends nothing");
+    assert!(fake.writes().is_empty() && fake.tests() == 0, "a dry run sends nothing: {:?}", fake.writes());
 
-    // Kadoa's test notification reaches the webhook as any delivery: the test plays Kadoa.
-    let env_for_run = env.clone();
-    let run = tokio::spawn(async move { kadoa(&["connect", "--api-key", KEY, "--wait", "30"], &env_for_run).await });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while fake.tests() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no test notification asked for");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let now = kadoa_webhook::timestamp::Timestamp::now().to_key_string();
-    harness.deliver(&change("mock-change", "wf_test", &now, json!([{"key": "price", "value": 1}]))).await;
-    let connected = run.await.unwrap();
+    let connected = connect_playing_kadoa(&harness, &fake, &[]).await;
     let text = stdout(&connected);
     assert_eq!(connected.status.code(), Some(0), "{text}");
     assert!(text.contains("created: https://abc.lambda-url.us-east-1.on.aws/"), "{text}");
+    assert!(text.contains("workflow_failed: no settings yet: created, with our channel"), "{text}");
     assert!(text.contains("stored as change mock-change"), "{text}");
     let channels = fake.channels();
     assert_eq!(channels.len(), 1);
     assert_eq!(channels[0]["config"]["auth"], json!({"type": "bearer", "token": SECRET}));
-    assert_eq!(channels[0]["config"]["webhookUrl"], "https://abc.lambda-url.us-east-1.on.aws/");
-    let subscribed: Vec<Value> = fake.settings().iter().map(|s| s["eventType"].clone()).collect();
+    assert_eq!(channels[0]["config"]["webhookUrl"], WEBHOOK_URL);
+    let subscribed = fake.subscriptions();
     assert_eq!(subscribed.len(), 6);
-    assert!(!subscribed.contains(&json!("workflow_finished")), "workflow_recovered would be suppressed");
-    assert!(fake.settings().iter().all(|s| s["channelIds"] == json!(["ch_1"])));
+    assert!(!subscribed.contains_key(&pair("-", "workflow_finished")), "workflow_recovered would be suppressed");
+    assert!(subscribed.values().all(|s| *s == subscription(true, &["ch_1"])), "{subscribed:?}");
+    assert_eq!(fake.violations(), Vec::<String>::new(), "every body as Kadoa's description asks");
 
+    let writes = fake.writes().len();
     let again = kadoa(&["connect", "--api-key", KEY, "-o", "json"], &env).await;
     assert_eq!(again.status.code(), Some(0));
-    assert_eq!(json_out(&again)["changed"], false);
-    assert_eq!((fake.channels().len(), fake.settings().len(), fake.tests()), (1, 6, 1), "a second run changes nothing");
+    let answer = json_out(&again);
+    assert_eq!(answer["changed"], false);
+    assert_eq!(answer["subscriptions"]["workflow_failed"], "alreadyThere");
+    assert_eq!(fake.writes().len(), writes, "a second run sends no POST or PUT: {:?}", fake.writes());
+    assert_eq!(fake.tests(), 1);
 
     let wrong = kadoa(&["connect", "--api-key", "nope"], &env).await;
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("Kadoa refused the API key (401)"));
+}
+
+#[tokio::test]
+async fn connect_joins_settings_that_send_elsewhere_and_leaves_disabled_ones_alone() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let fake = FakeKadoa::start(KEY).await;
+    fake.add_channel(json!({"id": "mail", "name": "Ops e-mail", "channelType": "EMAIL",
+        "config": {"recipients": ["ops@example.com"]}}));
+    fake.add_settings(None, "workflow_failed", true, &["mail"]);
+    fake.add_settings(None, "credits_low", false, &["mail"]);
+    fake.add_settings(Some("wf_9"), "workflow_data_change", true, &["mail"]);
+    let env = connect_env(&harness, &fake);
+
+    let dry = kadoa(&["connect", "--api-key", KEY, "--dry-run"], &env).await;
+    let text = stdout(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{text}");
+    assert!(text.contains(r#"would send: PUT /v5/notifications/settings/set_1 {"channelIds":["mail","<new channel>"],"enabled":true,"eventConfiguration":{"digest":false},"eventType":"workflow_failed"}"#), "{text}");
+    assert_eq!(text.matches("would send: POST /v5/notifications/settings").count(), 4, "{text}");
+    assert!(text.contains("credits_low: disabled in Kadoa: left alone"), "{text}");
+    assert!(fake.writes().is_empty(), "{:?}", fake.writes());
+
+    let connected = connect_playing_kadoa(&harness, &fake, &["-o", "json"]).await;
+    assert_eq!(connected.status.code(), Some(0), "{}", stdout(&connected));
+    let answer = json_out(&connected);
+    assert_eq!(answer["notReaching"], json!(["credits_low"]));
+    assert_eq!(answer["subscriptions"]["workflow_failed"], "added");
+    assert_eq!(answer["subscriptions"]["credits_low"], "disabledLeftAlone");
+    assert_eq!(answer["subscriptions"]["workflow_data_change"], "created");
+    assert_eq!(answer["testStored"], true);
+    let ours = our_channel(&fake);
+    let subscribed = fake.subscriptions();
+    assert_eq!(subscribed[&pair("-", "workflow_failed")], subscription(true, &["mail", &ours]), "the e-mail kept");
+    assert_eq!(subscribed[&pair("-", "credits_low")], subscription(false, &["mail"]), "disabled, untouched");
+    assert_eq!(subscribed[&pair("wf_9", "workflow_data_change")], subscription(true, &["mail"]), "a workflow's own");
+    assert_eq!(subscribed[&pair("-", "workflow_data_change")], subscription(true, &[&ours]));
+    assert_eq!(subscribed.len(), 7);
+    assert_eq!(fake.violations(), Vec::<String>::new());
+    let settings = fake.settings();
+    let failed = settings.iter().find(|s| s["eventType"] == "workflow_failed").unwrap();
+    assert_eq!(failed["eventConfiguration"], json!({"digest": false}), "its configuration kept");
+
+    let writes = fake.writes().len();
+    let again = kadoa(&["connect", "--api-key", KEY], &env).await;
+    let text = stdout(&again);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    assert!(text.contains("not reaching the stack: credits_low (disabled in Kadoa)"), "{text}");
+    assert_eq!(fake.writes().len(), writes, "nothing sent the second time: {:?}", fake.writes());
+
+    let enabled = connect_playing_kadoa(&harness, &fake, &["--enable-disabled"]).await;
+    let text = stdout(&enabled);
+    assert_eq!(enabled.status.code(), Some(0), "{text}");
+    assert!(text.contains("credits_low: was disabled: enabled (--enable-disabled)"), "{text}");
+    assert_eq!(fake.subscriptions()[&pair("-", "credits_low")], subscription(true, &["mail", &ours]));
+    let sent: Vec<String> = fake.writes().split_off(writes);
+    assert_eq!(sent, ["PUT /v5/notifications/settings/set_2", "POST /v5/notifications/test"], "only what was disabled");
+    assert_eq!(fake.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn connect_replaces_a_stale_url_or_secret_in_place() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let name = format!("AWS {}", harness.table);
+    // Made by an earlier connect, before the stack was deployed again and its secret rotated.
+    fake.add_channel(json!({"id": "ch_old", "name": name, "channelType": "WEBHOOK",
+        "config": {"webhookUrl": "https://old.lambda-url.us-east-1.on.aws/", "httpMethod": "POST",
+                   "auth": {"type": "bearer", "token": "an-old-secret"}}}));
+    fake.add_settings(None, "workflow_failed", true, &["ch_old"]);
+
+    let connected = connect_playing_kadoa(&harness, &fake, &[]).await;
+    let text = stdout(&connected);
+    assert_eq!(connected.status.code(), Some(0), "{text}");
+    assert!(text.contains("ch_old updated: https://abc.lambda-url.us-east-1.on.aws/, the current secret"), "{text}");
+    assert!(text.contains("workflow_failed: our channel already there"), "{text}");
+    assert_eq!(our_channel(&fake), "ch_old", "updated in place, no second channel");
+    assert_eq!(fake.channels().len(), 1);
+    assert_eq!(fake.channels()[0]["config"]["auth"], json!({"type": "bearer", "token": SECRET}));
+    let subscribed = fake.subscriptions();
+    assert!(subscribed.values().all(|s| *s == subscription(true, &["ch_old"])) && subscribed.len() == 6);
+    let writes = fake.writes();
+    assert_eq!(writes[0], "PUT /v5/notifications/channels/ch_old");
+    assert!(!writes.contains(&"PUT /v5/notifications/settings/set_1".to_owned()), "{writes:?}");
+    assert_eq!(writes.iter().filter(|w| *w == "POST /v5/notifications/settings").count(), 5, "{writes:?}");
+
+    // Only the secret stale: the channel is replaced, every subscription already there.
+    let mut channel = fake.channels()[0].clone();
+    channel["config"]["auth"]["token"] = json!("rotated-away");
+    fake.remove_channel("ch_old");
+    fake.add_channel(channel);
+    let writes = fake.writes().len();
+    let connected = connect_playing_kadoa(&harness, &fake, &["-o", "json"]).await;
+    assert_eq!(connected.status.code(), Some(0), "{}", stdout(&connected));
+    assert_eq!(json_out(&connected)["changed"], true);
+    let sent: Vec<String> = fake.writes().split_off(writes);
+    assert_eq!(sent, ["PUT /v5/notifications/channels/ch_old", "POST /v5/notifications/test"]);
+    assert_eq!(fake.channels()[0]["config"]["auth"], json!({"type": "bearer", "token": SECRET}));
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -275,18 +420,91 @@ async fn test_sends_an_authenticated_sample_and_shows_it_stored() {
 }
 
 #[tokio::test]
+async fn test_never_follows_a_redirect_with_the_secret() {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string("{}")).mount(&elsewhere).await;
+    for status in [302, 307] {
+        let webhook = MockServer::start().await;
+        let location = format!("{}/collect", elsewhere.uri());
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(status).insert_header("location", location.as_str()))
+            .mount(&webhook)
+            .await;
+        let mut env = stack_env(&harness);
+        env.push(("WEBHOOK_URL", webhook.uri()));
+        env.push(("AUTH_HEADER_NAME", "X-Webhook-Secret".to_owned()));
+        let tested = kadoa(&["test"], &env).await;
+        let stderr = String::from_utf8_lossy(&tested.stderr);
+        assert_eq!(tested.status.code(), Some(1), "{status}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the webhook answered {status}, a redirect to \"{location}\": not followed")),
+            "{stderr}"
+        );
+        let sent = webhook.received_requests().await.unwrap();
+        assert_eq!(sent[0].headers.get("x-webhook-secret").unwrap(), SECRET, "the stack itself gets it");
+    }
+    let received = elsewhere.received_requests().await.unwrap();
+    assert!(received.is_empty(), "nothing reached the other origin, least of all the secret: {received:?}");
+}
+
+#[tokio::test]
+async fn connect_sends_the_api_key_to_no_other_origin() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let fake = FakeKadoa::start(KEY).await;
+    let elsewhere = FakeKadoa::start(KEY).await;
+    for status in [302, 307, 308] {
+        fake.redirect_with(&elsewhere.url, status);
+        let connected = kadoa(&["connect", "--api-key", KEY], &connect_env(&harness, &fake)).await;
+        let stderr = String::from_utf8_lossy(&connected.stderr);
+        assert_eq!(connected.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "Kadoa answered {status} for /v5/notifications/channels, to another origin: not followed"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(elsewhere.requests().is_empty(), "the key went nowhere else: {:?}", elsewhere.requests());
+}
+
+#[tokio::test]
+async fn test_reads_a_bounded_answer() {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let webhook = MockServer::start().await;
+    let endless = format!("{{\"status\":\"{}\"}}", "x".repeat(100 * 1024));
+    Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string(endless)).mount(&webhook).await;
+    let mut env = stack_env(&harness);
+    env.push(("WEBHOOK_URL", webhook.uri()));
+    let tested = kadoa(&["test"], &env).await;
+    let stderr = String::from_utf8_lossy(&tested.stderr);
+    assert_eq!(tested.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the webhook answered more than 65536 bytes: not read further"), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
     let fake = FakeKadoa::start(KEY).await;
     let url = "https://abc.lambda-url.us-east-1.on.aws/";
     fake.add_channel(json!({"id": "ch_7", "name": "AWS", "channelType": "WEBHOOK",
         "config": {"webhookUrl": url, "httpMethod": "POST", "auth": {"type": "bearer", "token": SECRET}}}));
+    fake.add_channel(json!({"id": "mail", "name": "Ops e-mail", "channelType": "EMAIL",
+        "config": {"recipients": ["ops@example.com"]}}));
+    fake.add_settings(None, "workflow_failed", true, &["mail", "ch_7"]);
+    let subscribed = fake.subscriptions();
     let mut env = stack_env(&harness);
     env.push(("KADOA_API_URL", fake.url.clone()));
     env.push(("WEBHOOK_URL", url.to_owned()));
     let secret = || async {
         let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
-        let value = sm.get_secret_value().secret_id(harness.secret_arn.as_ref().unwrap()).send().await.unwrap();
+        let arn = harness.secret_arn.as_ref().unwrap();
+        // The version in use (moto answers an unlabelled read with the first version it made).
+        let value = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
         value.secret_string().unwrap().lines().map(str::to_owned).collect::<Vec<String>>()
     };
 
@@ -307,9 +525,46 @@ async fn a_secret_rotation_adds_then_finishes_and_switches_kadoa() {
     assert_eq!(finished.status.code(), Some(0), "{}", stdout(&finished));
     assert_eq!(secret().await, [lines[1].clone()]);
     assert_eq!(fake.channels()[0]["config"]["auth"], json!({"type": "bearer", "token": lines[1]}));
+    assert_eq!(fake.writes(), ["PUT /v5/notifications/channels/ch_7"], "the channel only, in place");
+    assert_eq!(fake.subscriptions(), subscribed, "the settings as they were");
+    assert_eq!(fake.violations(), Vec::<String>::new());
     assert!(!stdout(&finished).contains(&lines[1]), "the secret is never printed");
     let nothing = kadoa(&["secret", "rotate", "--finish"], &env).await;
     assert!(stdout(&nothing).contains("nothing to finish"));
+}
+
+/// The lines of the webhook secret in use.
+async fn secret_in_use(harness: &Harness) -> Vec<String> {
+    let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
+    let arn = harness.secret_arn.as_ref().unwrap();
+    let value = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
+    value.secret_string().unwrap().lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn of_two_rotations_at_once_exactly_one_wins() {
+    let harness = Harness::builder().secrets_manager(SECRET.to_owned()).build().await;
+    let env = stack_env(&harness);
+    let (a, b) = tokio::join!(kadoa(&["secret", "rotate"], &env), kadoa(&["secret", "rotate"], &env));
+    assert_eq!([&a, &b].iter().filter(|run| run.status.success()).count(), 1, "{a:?} {b:?}");
+    let lost = if a.status.success() { &b } else { &a };
+    let why = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(lost.status.code(), Some(1));
+    // Both read the one-line secret (another rotation won), or the loser read the winner's.
+    assert!(why.contains("another rotation won") || why.contains("a rotation is under way"), "{why}");
+    let lines = secret_in_use(&harness).await;
+    assert_eq!((lines.len(), lines[0].as_str()), (2, SECRET), "one new secret beside the old: {lines:?}");
+
+    // Deterministically: two writers that read the same version (the second's read is stale).
+    let sm = aws_sdk_secretsmanager::Client::new(&crate::support::sdk_config(&moto().endpoint).await);
+    let arn = harness.secret_arn.as_ref().unwrap();
+    let read = sm.get_secret_value().secret_id(arn).version_stage("AWSCURRENT").send().await.unwrap();
+    let read = read.version_id().unwrap();
+    let replace = kadoa_webhook::secrets::replace_current;
+    replace(&sm, arn, read, format!("{SECRET}\nfirst")).await.unwrap();
+    let second = replace(&sm, arn, read, format!("{SECRET}\nsecond")).await.unwrap_err();
+    assert!(second.detail().contains("another rotation won"), "{second:?}");
+    assert_eq!(secret_in_use(&harness).await, [SECRET, "first"], "the second never in use");
 }
 
 #[tokio::test]

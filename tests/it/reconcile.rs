@@ -1,7 +1,11 @@
 //! Reconciliation against a local fake of Kadoa's API: what never reached the receiver is
 //! stored and alerted once; what did costs reads only; pending changes are completed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use kadoa_webhook::kadoa_api::{ApiRetry, KadoaApi};
@@ -301,6 +305,77 @@ async fn the_api_key_never_follows_a_redirect_to_another_origin() {
     assert!(elsewhere.requests().is_empty(), "nothing went to the other origin: {:?}", elsewhere.requests());
     assert!(report.failures.join("\n").contains("to another origin: not followed"), "{report}");
     assert!(!report.is_clean());
+}
+
+#[tokio::test]
+async fn an_answer_past_the_cap_fails_its_list_and_the_run_moves_on() {
+    let harness = Harness::new().await;
+    let fake = FakeKadoa::start(KEY).await;
+    fake.put_change(change("c-huge", 400, "2025-01-15T10:00:00Z"));
+    fake.add_delivery(failure("2025-01-15T10:30:00Z"));
+    let api = api(&fake, KEY).with_answer_limit(16 * 1024);
+    let receiver = harness.receiver();
+    let report = Reconciler::new(&api, &receiver, &harness.store, 0)
+        .run(ts("2025-01-15T00:00:00Z"), ts("2025-01-16T00:00:00Z"), &|_| {})
+        .await;
+    let failures = report.failures.join("\n");
+    assert!(failures.contains("change list: Kadoa API /v5/changes answered more than 16384 bytes"), "{failures}");
+    assert_eq!(report.events_replayed, 1, "the delivery log is still read: {report}");
+    assert!(!report.is_clean(), "the window is checked again next time");
+    assert_eq!(fake.requests().iter().filter(|r| r.starts_with("/v5/changes?")).count(), 1, "not retried");
+}
+
+/// A server that answers every request 200 with a JSON body that never ends (chunked);
+/// how many bytes it managed to send, over all connections.
+async fn endless_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                let chunk = format!("10000\r\n{}\r\n", "[".repeat(0x10000));
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                while socket.write_all(chunk.as_bytes()).await.is_ok() {
+                    counter.fetch_add(0x10000, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (url, sent)
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_cap_and_fails_the_run_clearly() {
+    let harness = Harness::new().await;
+    let (url, sent) = endless_server().await;
+    let retry = ApiRetry { tries: 1, first_wait: Duration::from_millis(10), max_wait: Duration::from_millis(10) };
+    let api = KadoaApi::new(&url, KEY.to_owned(), retry).unwrap();
+    let receiver = harness.receiver();
+    let reconciler = Reconciler::new(&api, &receiver, &harness.store, 0);
+    let run = reconciler.run(ts("2025-01-15T00:00:00Z"), ts("2025-01-16T00:00:00Z"), &|_| {});
+    let report = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the reads stop");
+    let failures = report.failures.join("\n");
+    let cap = kadoa_webhook::kadoa_api::MAX_ANSWER_BYTES;
+    for list in ["change list: Kadoa API /v5/changes", "delivery log: Kadoa API /v5/notifications/logs"] {
+        assert!(failures.contains(&format!("{list} answered more than {cap} bytes")), "{failures}");
+    }
+    // Two answers read up to the cap, plus what sat in socket buffers when each stopped.
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent <= 2 * cap + 16 * 1024 * 1024, "{sent} bytes sent: the reads stopped at the cap");
 }
 
 #[tokio::test]

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::notifications::{self, channel_auth, channel_body, SettingsPlan};
 use super::{report, Context};
 use crate::cli::render;
 use crate::cli::ConnectArgs;
 use crate::error::Error;
-use crate::kadoa_api::{ApiRetry, KadoaApi, DEFAULT_API_URL};
+use crate::kadoa_api::{read_capped, ApiRetry, KadoaApi, DEFAULT_API_URL};
 use crate::store::browse::Window;
 use crate::timestamp::Timestamp;
 
@@ -29,33 +30,6 @@ pub const SUBSCRIBED: &[&str] = &[
 /// stored like any other, and alerts nobody.
 const TEST_EVENT: &str = "workflow_data_change";
 
-/// The channel's `auth` for the stack's header and secret.
-pub fn channel_auth(header: &str, secret: &str) -> Value {
-    match header {
-        "authorization" => json!({"type": "bearer", "token": secret}),
-        other => json!({"type": "header", "headers": {other: secret}}),
-    }
-}
-
-/// A webhook channel's body: `name`, POST to `url`, authenticated by `auth`.
-pub fn channel_body(name: &str, url: &str, auth: Value) -> Value {
-    json!({"name": name, "channelType": "WEBHOOK", "config": {"webhookUrl": url, "httpMethod": "POST", "auth": auth}})
-}
-
-/// `body` with the secret replaced, for printing.
-fn masked(body: &Value) -> Value {
-    let mut body = body.clone();
-    if let Some(auth) = body.pointer_mut("/config/auth") {
-        if auth.get("token").is_some() {
-            auth["token"] = json!("****");
-        }
-        if let Some(headers) = auth.get_mut("headers").and_then(Value::as_object_mut) {
-            headers.values_mut().for_each(|v| *v = json!("****"));
-        }
-    }
-    body
-}
-
 fn api_key(args: &ConnectArgs) -> Result<String, Error> {
     match (&args.api_key, &args.api_key_env) {
         (Some(key), _) => Ok(key.clone()),
@@ -73,9 +47,10 @@ pub fn api(key: String) -> Result<KadoaApi, Error> {
     KadoaApi::new(&url, key, ApiRetry::default())
 }
 
-/// The channel of `channels` that points at `url`, if any.
-pub fn find_channel<'a>(channels: &'a [Value], url: &str) -> Option<&'a Value> {
-    channels.iter().find(|c| [c.pointer("/config/webhookUrl"), c.get("webhookUrl")].contains(&Some(&json!(url))))
+/// The name `connect` gives the stack's channel (how it is found again after the stack's
+/// URL changed).
+pub fn channel_name(context: &Context) -> String {
+    format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"))
 }
 
 /// `kadoa connect`
@@ -83,73 +58,76 @@ pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Erro
     let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?.to_owned();
     let secret = context.newest_secret().await?;
     let api = api(api_key(args)?)?;
-    let name = format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"));
-    let wanted = channel_body(&name, &url, channel_auth(&context.target.auth_header, &secret));
+    let wanted = channel_body(&channel_name(context), &url, channel_auth(&context.target.auth_header, &secret));
     let mut steps: Vec<(String, String)> = Vec::new();
-
-    let channels = api.channels().await?;
-    let existing = find_channel(&channels, &url).cloned();
-    let id = match &existing {
-        Some(channel) if channel.pointer("/config/auth") == wanted.pointer("/config/auth") => {
-            let id = render::cell(channel.get("id"));
-            steps.push((
-                "channel".into(),
-                format!("{id} already points at {url} with the current secret: nothing to change"),
-            ));
-            report(context, &steps, json!({"channelId": id, "changed": false}))?;
-            return Ok(true);
-        }
-        Some(channel) => {
-            let id = render::cell(channel.get("id"));
-            if args.dry_run {
-                steps.push(("would send".into(), format!("PUT /v5/notifications/channels/{id} {}", masked(&wanted))));
-            } else {
-                api.update_channel(&id, &wanted).await?;
-                steps.push(("channel".into(), format!("{id} updated: {url}, the current secret")));
-            }
-            id
-        }
-        None if args.dry_run => {
-            steps.push(("would send".into(), format!("POST /v5/notifications/channels {}", masked(&wanted))));
-            "<new channel>".to_owned()
-        }
-        None => {
-            let id = api.create_channel(&wanted).await?;
-            steps.push(("channel".into(), format!("{id} created: {url}")));
-            id
-        }
-    };
+    let channel = notifications::ensure_channel(&api, &wanted, true, args.dry_run, &mut steps).await?;
+    let mut plans = Vec::new();
     for event_type in SUBSCRIBED {
-        let setting = json!({"eventType": event_type, "eventConfiguration": {}, "enabled": true, "channelIds": [id]});
+        let plan =
+            notifications::subscribe(&api, event_type, &channel.id, args.enable_disabled, args.dry_run, &mut steps)
+                .await?;
+        plans.push((*event_type, plan));
+    }
+    let not_reaching: Vec<&str> =
+        plans.iter().filter(|(_, plan)| *plan == SettingsPlan::DisabledLeftAlone).map(|(t, _)| *t).collect();
+    if !not_reaching.is_empty() {
+        steps.push(("not reaching the stack".into(), format!("{} (disabled in Kadoa)", not_reaching.join(", "))));
+    }
+    let changed = channel.changed
+        || plans.iter().any(|(_, p)| matches!(p, SettingsPlan::Create(_) | SettingsPlan::Update { .. }));
+    let outcomes: serde_json::Map<String, Value> =
+        plans.iter().map(|(t, plan)| ((*t).to_owned(), json!(plan.outcome()))).collect();
+    let mut summary =
+        json!({"channelId": channel.id, "changed": changed, "subscriptions": outcomes, "notReaching": not_reaching});
+    let tested = match test_step(args, changed, &not_reaching) {
+        Some(skipped) => {
+            steps.push(skipped);
+            None
+        }
+        None => Some(send_test(context, &api, args.wait, &mut steps).await?),
+    };
+    if let Some(summary) = summary.as_object_mut() {
+        if let Some(stored) = tested {
+            summary.insert("testStored".into(), json!(stored));
+        }
         if args.dry_run {
-            steps.push(("would send".into(), format!("POST /v5/notifications/settings {setting}")));
-        } else {
-            api.subscribe(&setting).await?;
+            summary.insert("dryRun".into(), json!(true));
         }
     }
-    if !args.dry_run {
-        steps.push((
-            "subscribed".into(),
-            format!("{} (not workflow_finished: Kadoa sends workflow_recovered instead)", SUBSCRIBED.join(", ")),
-        ));
-    }
-    if args.dry_run {
-        steps.push(("would send".into(), format!("POST /v5/notifications/test {}", json!({"eventType": TEST_EVENT}))));
-        report(context, &steps, json!({"dryRun": true}))?;
-        return Ok(true);
-    }
+    report(context, &steps, summary)?;
+    Ok(tested.unwrap_or(true))
+}
 
+/// Why no test notification is sent, when none is: a dry run, nothing changed, or the
+/// test's event type does not reach the stack.
+fn test_step(args: &ConnectArgs, changed: bool, not_reaching: &[&str]) -> Option<(String, String)> {
+    let step = |what: String| Some(("test notification".to_owned(), what));
+    if !changed {
+        return step("not sent: nothing changed".to_owned());
+    }
+    if not_reaching.contains(&TEST_EVENT) {
+        return step(format!("not sent: {TEST_EVENT} is disabled in Kadoa, so it would not reach the stack"));
+    }
+    args.dry_run.then(|| notifications::would_send("POST", "/v5/notifications/test", &json!({"eventType": TEST_EVENT})))
+}
+
+/// Asks Kadoa for a test notification and waits for it to be stored; whether it was.
+async fn send_test(
+    context: &Context,
+    api: &KadoaApi,
+    wait: u64,
+    steps: &mut Vec<(String, String)>,
+) -> Result<bool, Error> {
     let started = Timestamp::now();
     let test = api.test_notification(TEST_EVENT).await?;
     steps.push(("test notification".into(), format!("sent ({})", render::cell(test.get("eventId")))));
     let workflow = test.get("workflowId").and_then(Value::as_str).map(str::to_owned);
-    let stored = wait_for_change(context, workflow, started, Duration::from_secs(args.wait)).await?;
+    let stored = wait_for_change(context, workflow, started, Duration::from_secs(wait)).await?;
     let arrived = match &stored {
         Some(change) => format!("stored as change {}", render::cell(change.get("changeId"))),
-        None => format!("not stored within {} s: check `kadoa status` and the webhook's log", args.wait),
+        None => format!("not stored within {wait} s: check `kadoa status` and the webhook's log"),
     };
     steps.push(("test delivery".into(), arrived));
-    report(context, &steps, json!({"channelId": id, "changed": true, "testStored": stored.is_some()}))?;
     Ok(stored.is_some())
 }
 
@@ -200,19 +178,7 @@ pub async fn test(context: &Context) -> Result<bool, Error> {
         "data": {"id": change_id, "workflowId": "kadoa-cli-test", "workflowName": "kadoa test",
                  "url": "https://example.com/kadoa-test",
                  "differences": [{"type": "changed", "fields": [{"key": "price", "value": "19.99", "previousValue": "24.99"}]}]}});
-    let header = context.target.auth_header.as_str();
-    let credential = if header == "authorization" { format!("Bearer {secret}") } else { secret };
-    let answer = reqwest::Client::new()
-        .post(&url)
-        .header(header, credential)
-        .header("x-kadoa-event", "workflow_data_change")
-        .json(&body)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| Error::unavailable("the webhook", e.without_url()))?;
-    let status = answer.status().as_u16();
-    let text = answer.text().await.unwrap_or_default();
+    let (status, text) = send_sample(&url, &context.target.auth_header, secret, &body).await?;
     let store = context.store()?;
     let stored = store.change_with_differences(&change_id, Some("kadoa-cli-test")).await?;
     let steps = vec![
@@ -241,4 +207,39 @@ pub async fn test(context: &Context) -> Result<bool, Error> {
         }
     }
     Ok(status == 200 && stored.is_some())
+}
+
+/// The most of the webhook's answer `kadoa test` reads: the receiver answers one line of
+/// JSON; anything longer is not the stack.
+const TEST_ANSWER_BYTES: usize = 64 * 1024;
+
+/// POSTs `body` to `url` with the secret in `header`; the answer's status and text. A
+/// redirect is not followed (the secret would go with it, to wherever it points: reqwest
+/// strips only `authorization` on the way) and fails the test, naming where it pointed.
+async fn send_sample(url: &str, header: &str, secret: String, body: &Value) -> Result<(u16, String), Error> {
+    let credential = if header == "authorization" { format!("Bearer {secret}") } else { secret };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::internal("HTTP client", e))?;
+    let answer = client
+        .post(url)
+        .header(header, credential)
+        .header("x-kadoa-event", "workflow_data_change")
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| Error::unavailable("the webhook", e.without_url()))?;
+    let status = answer.status().as_u16();
+    if answer.status().is_redirection() {
+        let location = answer.headers().get("location").map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        return Err(Error::invalid(format!(
+            "the webhook answered {status}, a redirect to {:?}: not followed, so the secret did not go there; \
+             WEBHOOK_URL should be the stack's own URL",
+            location.unwrap_or_default()
+        )));
+    }
+    let text = read_capped(answer, TEST_ANSWER_BYTES, "the webhook").await?;
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }

@@ -3,6 +3,7 @@
 mod browse;
 mod connect;
 mod dlq;
+mod notifications;
 mod secret;
 mod status;
 
@@ -42,14 +43,16 @@ impl Context {
         aws_sdk_secretsmanager::Client::new(&self.config)
     }
 
-    /// The webhook secret: its lines (the newest last), and the seconds since this value
-    /// was written, when Secrets Manager says.
-    pub async fn secret(&self) -> Result<(Vec<String>, Option<i64>), Error> {
+    /// The webhook secret in use: its lines (the newest last), the seconds since this value
+    /// was written when Secrets Manager says, and its version (a rotation writes only while
+    /// it is still the one in use).
+    pub async fn secret(&self) -> Result<WebhookSecret, Error> {
         let arn = self.target.need(&self.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
         let output = self
             .secrets()
             .get_secret_value()
             .secret_id(arn)
+            .version_stage(crate::secrets::CURRENT)
             .send()
             .await
             .map_err(|e| crate::aws::sdk_error("GetSecretValue", e))?;
@@ -65,13 +68,25 @@ impl Context {
             return Err(Error::invalid("the webhook secret is empty"));
         }
         let age = output.created_date().map(|created| Timestamp::now().unix_seconds() - created.secs());
-        Ok((lines, age))
+        let version = output.version_id().map(str::to_owned);
+        let version = version.ok_or_else(|| Error::internal("GetSecretValue", "no version id"))?;
+        Ok(WebhookSecret { lines, age, version })
     }
 
     /// The secret Kadoa should send: the newest line.
     pub async fn newest_secret(&self) -> Result<String, Error> {
-        Ok(self.secret().await?.0.pop().unwrap_or_default())
+        Ok(self.secret().await?.lines.pop().unwrap_or_default())
     }
+}
+
+/// The webhook secret as read from Secrets Manager.
+pub struct WebhookSecret {
+    /// Its lines, the newest last (never empty).
+    pub lines: Vec<String>,
+    /// Seconds since this version was written, when Secrets Manager says.
+    pub age: Option<i64>,
+    /// The version read.
+    pub version: String,
 }
 
 /// Runs `cli`'s command: `Ok(true)` all well, `Ok(false)` something needs attention.

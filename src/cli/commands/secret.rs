@@ -6,12 +6,14 @@
 //!    when given `--kadoa-api-key`, then keeps only the new line.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::connect::{api, channel_auth, channel_body, find_channel};
-use super::{report, Context};
+use super::connect::{api, channel_name};
+use super::notifications::{channel_auth, channel_body, ensure_channel};
+use super::{report, Context, WebhookSecret};
 use crate::cli::RotateArgs;
 use crate::error::Error;
+use crate::secrets::replace_current;
 
 /// How long the webhook keeps a secret it read (`SecretPolicy`'s refresh), in seconds.
 const CACHE_SECS: i64 = 300;
@@ -35,57 +37,70 @@ fn new_secret() -> Result<String, Error> {
     Ok(secret)
 }
 
-async fn put(context: &Context, value: String) -> Result<(), Error> {
+/// Writes `value` as the secret in use, if the version in use is still `read` (see
+/// [`replace_current`]: of two rotations at once, one wins and the other fails).
+async fn put(context: &Context, read: &str, value: String) -> Result<(), Error> {
     let arn = context.target.need(&context.target.secret_arn, "webhook secret", "WEBHOOK_SECRET_ARN")?;
-    context
-        .secrets()
-        .put_secret_value()
-        .secret_id(arn)
-        .secret_string(value)
-        .send()
-        .await
-        .map_err(|e| crate::aws::sdk_error("PutSecretValue", e))?;
-    Ok(())
+    replace_current(&context.secrets(), arn, read, value).await.map(|_| ())
 }
 
 /// `kadoa secret rotate`
 pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error> {
-    let (lines, age) = context.secret().await?;
-    let mut steps = Vec::new();
-    if !args.finish {
-        if lines.len() > 1 {
-            return Err(Error::invalid(
-                "a rotation is under way (the secret has two lines): finish it first with `kadoa secret rotate --finish`",
-            ));
-        }
-        let mut value = lines.join("\n");
-        value.push('\n');
-        value.push_str(&new_secret()?);
-        put(context, value).await?;
-        steps.push(("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()));
-        steps.push((
+    let secret = context.secret().await?;
+    if args.finish {
+        finish(context, args, secret).await
+    } else {
+        start(context, secret).await
+    }
+}
+
+/// `rotate`: a new secret beside the current one.
+async fn start(context: &Context, secret: WebhookSecret) -> Result<bool, Error> {
+    let WebhookSecret { lines, version, .. } = secret;
+    if lines.len() > 1 {
+        return Err(Error::invalid(
+            "a rotation is under way (the secret has two lines): finish it first with `kadoa secret rotate --finish`",
+        ));
+    }
+    let mut value = lines.join("\n");
+    value.push('\n');
+    value.push_str(&new_secret()?);
+    put(context, &version, value).await?;
+    let steps = [
+        ("secret".to_owned(), "a new secret added beside the current one; both are accepted".to_owned()),
+        (
             "next".to_owned(),
             "wait 5 minutes (the webhook's cache), then `kadoa secret rotate --finish --kadoa-api-key …`".to_owned(),
-        ));
-        report(context, &steps, json!({"finished": false}))?;
-        return Ok(true);
+        ),
+    ];
+    report(context, &steps, json!({"finished": false}))?;
+    Ok(true)
+}
+
+/// The Kadoa API key `--finish` was given, if any.
+fn kadoa_key(args: &RotateArgs) -> Result<Option<String>, Error> {
+    match (&args.kadoa_api_key, &args.kadoa_api_key_env) {
+        (Some(key), _) => Ok(Some(key.clone())),
+        (None, Some(variable)) => std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("{variable} holds no API key"))),
+        (None, None) => Ok(None),
     }
+}
+
+/// `rotate --finish`: Kadoa switched to the newest secret (with a key), then only it kept.
+async fn finish(context: &Context, args: &RotateArgs, secret: WebhookSecret) -> Result<bool, Error> {
+    let WebhookSecret { lines, age, version } = secret;
+    let mut steps = Vec::new();
     let Some(newest) = lines.last().cloned() else { return Err(Error::invalid("the webhook secret is empty")) };
     if lines.len() == 1 {
         steps.push(("secret".to_owned(), "one secret only: nothing to finish".to_owned()));
         report(context, &steps, json!({"finished": true, "changed": false}))?;
         return Ok(true);
     }
-    let key = match (&args.kadoa_api_key, &args.kadoa_api_key_env) {
-        (Some(key), _) => Some(key.clone()),
-        (None, Some(variable)) => Some(
-            std::env::var(variable)
-                .ok()
-                .filter(|k| !k.trim().is_empty())
-                .ok_or_else(|| Error::invalid(format!("{variable} holds no API key")))?,
-        ),
-        (None, None) => None,
-    };
+    let key = kadoa_key(args)?;
     if key.is_none() && !args.force {
         return Err(Error::invalid(
             "--finish drops the old secret: give --kadoa-api-key (or --kadoa-api-key-env) to switch Kadoa first, \
@@ -103,22 +118,18 @@ pub async fn rotate(context: &Context, args: &RotateArgs) -> Result<bool, Error>
     match key {
         Some(key) => {
             let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?;
-            let api = api(key)?;
-            let channels = api.channels().await?;
-            let channel = find_channel(&channels, url).ok_or_else(|| {
-                Error::invalid(format!("no Kadoa channel points at {url}: run `kadoa connect` first"))
-            })?;
-            let id = crate::cli::render::cell(channel.get("id"));
-            let name = channel.get("name").and_then(Value::as_str).unwrap_or("AWS");
-            let body = channel_body(name, url, channel_auth(&context.target.auth_header, &newest));
-            api.update_channel(&id, &body).await?;
-            steps.push(("Kadoa".to_owned(), format!("channel {id} now sends the new secret")));
+            let wanted = channel_body(&channel_name(context), url, channel_auth(&context.target.auth_header, &newest));
+            // The channel only: its settings already send it every subscribed event type.
+            let channel = ensure_channel(&api(key)?, &wanted, false, false, &mut steps).await?;
+            if channel.changed {
+                steps.push(("Kadoa".to_owned(), format!("channel {} now sends the new secret", channel.id)));
+            }
         }
         None => {
             steps.push(("Kadoa".to_owned(), "not changed here (--force): it already sends the new secret".to_owned()))
         }
     }
-    put(context, format!("{newest}\n")).await?;
+    put(context, &version, format!("{newest}\n")).await?;
     steps.push(("secret".to_owned(), "the old secret dropped; only the new one is accepted from now on".to_owned()));
     report(context, &steps, json!({"finished": true, "changed": true}))?;
     Ok(true)

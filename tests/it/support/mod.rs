@@ -6,6 +6,7 @@ pub mod faults;
 pub mod http_server;
 pub mod kadoa;
 pub mod moto;
+pub mod openapi;
 pub mod proxy;
 pub mod resources;
 pub mod sent;
