@@ -685,8 +685,20 @@ async fn dead_letters_and_kadoas_ids_are_shown_never_executed() {
 
     let fake = FakeKadoa::start(KEY).await;
     let url = "https://abc.lambda-url.us-east-1.on.aws/";
-    fake.add_channel(json!({"id": format!("ch{HOSTILE}"), "name": "AWS", "channelType": "WEBHOOK",
+    let channel = format!("ch{HOSTILE}");
+    fake.add_channel(json!({"id": channel, "name": "AWS", "channelType": "WEBHOOK",
         "config": {"webhookUrl": url, "httpMethod": "POST", "auth": {"type": "bearer", "token": SECRET}}}));
+    // Connected already: every subscription sends to that channel, so nothing is sent.
+    for event_type in [
+        "workflow_data_change",
+        "workflow_failed",
+        "credits_low",
+        "free_trial_ending",
+        "service_degradation",
+        "system_maintenance",
+    ] {
+        fake.add_settings(None, event_type, true, &[channel.as_str()]);
+    }
     env.push(("KADOA_API_URL", fake.url.clone()));
     env.push(("WEBHOOK_URL", url.to_owned()));
     let connected = kadoa(&["connect", "--api-key", KEY], &env).await;
