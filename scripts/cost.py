@@ -26,14 +26,15 @@ HOURS = 730  # CloudWatch's month
 TRAFFIC = {"change": 0.98, "duplicate": 0.01, "failure": 0.005, "recovery": 0.005}
 STANDING_LIMIT = 4.00
 
-# Billed milliseconds of the webhook by MemorySize, `make memory-size` on 2026-12-06 (medians,
-# this shared 2-core machine against moto; docs/performance.md#memorysize): a warm
-# 10-difference change, an alert, and a cold start (init + first delivery; Lambda bills init).
+# Milliseconds of the webhook by MemorySize: `make memory-size` on 2026-12-06, medians of
+# the second round (every size with the 2-core machine 100% busy, against moto;
+# docs/performance.md#memorysize-by-measurement): a warm 10-difference change, an alert, and
+# a cold start (process start to the first answer: init and first delivery; Lambda bills init).
 MEASURED_MS = {
-    128: {"warm": 120, "alert": 150, "cold": 520},
-    256: {"warm": 60, "alert": 80, "cold": 260},
-    512: {"warm": 31, "alert": 45, "cold": 150},
-    1024: {"warm": 25, "alert": 35, "cold": 110},
+    128: {"warm": 24, "alert": 234, "cold": 60},
+    256: {"warm": 14, "alert": 56, "cold": 61},
+    512: {"warm": 13, "alert": 56, "cold": 57},
+    1024: {"warm": 14, "alert": 48, "cold": 54},
 }
 # Lambda keeps an idle environment for some minutes: at most one cold start per 10 minutes.
 MAX_COLD_STARTS = HOURS * 6
