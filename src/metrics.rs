@@ -293,10 +293,10 @@ impl Document {
             // A metric whose dimensions this line lacks is left out, not half-published.
             if !published
                 || !metric
-                .dimensions
-                .iter()
-                .flat_map(|set| set.iter())
-                .all(|d| *d == "Function" || self.dimensions.contains_key(d))
+                    .dimensions
+                    .iter()
+                    .flat_map(|set| set.iter())
+                    .all(|d| *d == "Function" || self.dimensions.contains_key(d))
             {
                 continue;
             }
@@ -360,7 +360,10 @@ mod tests {
         assert_eq!((line["Deliveries"].clone(), line["Duration"].clone()), (json!(1.0), json!(12.5)));
         assert_eq!(line["DifferencesStored"], json!(10.0));
         assert_eq!((line["Function"].as_str(), line["Outcome"].as_str()), (Some("webhook"), Some("stored")));
-        assert_eq!((line["EventType"].as_str(), line["workflowId"].as_str()), (Some("workflow_data_change"), Some("wf-1")));
+        assert_eq!(
+            (line["EventType"].as_str(), line["workflowId"].as_str()),
+            (Some("workflow_data_change"), Some("wf-1"))
+        );
     }
 
     #[test]

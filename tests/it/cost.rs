@@ -130,11 +130,36 @@ const INDEXES: &[(&str, &[&str])] = &[
     (
         "createdAt",
         &[
-            "entity", "workflowId", "changeId", "workflowName", "url", "differenceCount", "addedCount", "changedCount",
-            "removedCount", "receivedAt", "arrival", "dataPending", "completedAt", "partCount",
+            "entity",
+            "workflowId",
+            "changeId",
+            "workflowName",
+            "url",
+            "differenceCount",
+            "addedCount",
+            "changedCount",
+            "removedCount",
+            "receivedAt",
+            "arrival",
+            "dataPending",
+            "completedAt",
+            "partCount",
         ],
     ),
-    ("eventKey", &["entity", "eventType", "timestamp", "status", "arrival", "receivedAt", "workflowId", "changeId", "differenceCount"]),
+    (
+        "eventKey",
+        &[
+            "entity",
+            "eventType",
+            "timestamp",
+            "status",
+            "arrival",
+            "receivedAt",
+            "workflowId",
+            "changeId",
+            "differenceCount",
+        ],
+    ),
 ];
 
 /// Write units of the index entries a request writes: a put item in an index costs its
@@ -154,9 +179,9 @@ fn index_units(sent: &[(String, Value)]) -> (usize, usize) {
                     .flat_map(|r| r.as_array().unwrap())
                     .filter_map(|r| r.get("PutRequest").map(|put| &put["Item"])),
             ),
-            "TransactWriteItems" => {
-                items.extend(body["TransactItems"].as_array().unwrap().iter().filter_map(|a| a.get("Put").map(|p| &p["Item"])))
-            }
+            "TransactWriteItems" => items.extend(
+                body["TransactItems"].as_array().unwrap().iter().filter_map(|a| a.get("Put").map(|p| &p["Item"])),
+            ),
             "UpdateItem" => {
                 let expression = body["UpdateExpression"].as_str().unwrap_or_default().to_owned()
                     + &body["ExpressionAttributeNames"].to_string();

@@ -302,8 +302,27 @@ fn is_published(
 /// quoted strings and aliases aside, are its commands, functions or the lines' fields.
 fn assert_query_reads_emitted_fields(query: &str, lines: &[&Value]) {
     const WORDS: &[&str] = &[
-        "SOURCE", "filter", "fields", "stats", "sort", "limit", "by", "as", "and", "or", "in", "desc", "count",
-        "sum", "max", "pct", "ispresent", "message", "timestamp", "resource", "WebhookLogGroup",
+        "SOURCE",
+        "filter",
+        "fields",
+        "stats",
+        "sort",
+        "limit",
+        "by",
+        "as",
+        "and",
+        "or",
+        "in",
+        "desc",
+        "count",
+        "sum",
+        "max",
+        "pct",
+        "ispresent",
+        "message",
+        "timestamp",
+        "resource",
+        "WebhookLogGroup",
     ];
     let mut unquoted = String::new();
     for (i, part) in query.split(['"', '\'']).enumerate() {
@@ -318,7 +337,10 @@ fn assert_query_reads_emitted_fields(query: &str, lines: &[&Value]) {
         if WORDS.contains(&word) || aliases.contains(word) || word.chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        assert!(lines.iter().any(|line| line.get(word).is_some()), "the query reads {word}, on no metric line: {query}");
+        assert!(
+            lines.iter().any(|line| line.get(word).is_some()),
+            "the query reads {word}, on no metric line: {query}"
+        );
     }
 }
 
@@ -359,7 +381,9 @@ async fn the_dashboard_and_alarms_read_only_published_metrics_and_few_of_them() 
         }
     }
     assert!(shown >= 20 && log_widgets >= 4, "{shown} metrics, {log_widgets} log widgets");
-    for name in ["AuthenticatedDeliveries", "AlertsPublished", "Spooled", "ReplayApplied", "ReconcileMissing", "Connected"] {
+    for name in
+        ["AuthenticatedDeliveries", "AlertsPublished", "Spooled", "ReplayApplied", "ReconcileMissing", "Connected"]
+    {
         assert!(dashboard.to_string().contains(&format!("\"{name}\"")), "{name}");
     }
     // The breakdowns: by outcome and event type, delay percentiles, per workflow.
