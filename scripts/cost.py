@@ -63,7 +63,7 @@ def deployed(resources):
     """Resources a default stack deploys (no Kadoa API key, no bus, DetailedMetrics off),
     with SilenceHours on."""
     off = {"HasKadoaApiKey", "HasEventBus", "CreateEventBus", "HasDetailedMetrics", "HasAlertPhone",
-           "HasReservedConcurrency", "HasAlertEmail", "FilterSms"}
+           "HasReservedConcurrency", "FilterSms"}
     return {k: v for k, v in resources.items() if v.get("Condition") not in off}
 
 
@@ -103,7 +103,7 @@ def bill(n, figures, resources):
 
     per_line = LOG_BYTES["delivery_line"] + LOG_BYTES["platform"]
     log_bytes = sum(counts[k] * (figures[k]["metric_line_bytes"] + per_line) for k in TRAFFIC)
-    log_bytes += watch_runs * (300 + LOG_BYTES["platform"]) + IDLE_SQS_REQUESTS * 0
+    log_bytes += watch_runs * (300 + LOG_BYTES["platform"])  # the watch's metric line is ~300 bytes
     log_gb = log_bytes / 1e9
     add("Log ingestion", log_gb * price("logs_ingestion"), f"{log_gb:,.3f} GB")
     retention = 30  # LogRetentionDays' default
