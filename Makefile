@@ -1,5 +1,5 @@
 # Every command a person needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev show samples test sam-build bootstrap profile cost
+.PHONY: dev show samples test sam-build bootstrap profile cost memory-size
 
 dev:        ## run the function locally against moto (Ctrl-C stops it)
 	scripts/dev
@@ -13,7 +13,9 @@ bootstrap:  ## install the pinned tools into .venv
 	scripts/bootstrap
 sam-build:  ## `sam build` (arm64, offline with cargo-lambda + zig), checked
 	scripts/sam-build
-cost:       ## DynamoDB write units and calls per data change, from the requests as sent
+cost:       ## the monthly bill at 1k, 100k and 10M deliveries, beside Hookdeck and Svix
 	scripts/cost
 profile:    ## instruction counts of the release webhook under callgrind (slow; not part of test)
 	scripts/profile
+memory-size: ## the webhook's latency and cost at 128-1024 MB under a CPU quota (root; slow)
+	scripts/memory-size

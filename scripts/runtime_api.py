@@ -6,7 +6,8 @@ Serves `GET /2018-06-01/runtime/invocation/next` from the list (the function's d
 60 s after each hand-over), records every answer (`…/response`, `…/error`), and writes them
 to --answers. Once the list is used up, `next` gets no answer (the connection is closed):
 the function's runtime stops and its process ends, which `make profile` needs for callgrind
-to write its counts.
+to write its counts. Each answer carries when its event was handed over and when it was
+answered (`handed_at`, `answered_at`: seconds since the epoch), for scripts/memory_size.py.
 """
 
 import argparse
@@ -26,6 +27,7 @@ def main():
     with open(args.events, encoding="utf-8") as file:
         events = json.load(file)
     answers = []
+    handed = {}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -47,6 +49,7 @@ def main():
             if len(answers) < len(events) and events:
                 index = len(answers)
                 answers.append(None)
+                handed[index] = time.time()
                 body = json.dumps(events[index]).encode()
                 return self.reply(200, body, {
                     "Content-Type": "application/json",
@@ -74,7 +77,8 @@ def main():
             parts = self.path[len(PREFIX):].strip("/").split("/")
             if len(parts) == 3 and parts[0] == "invocation":
                 index = int(parts[1].rsplit("-", 1)[1])
-                answers[index] = {"kind": parts[2], "body": body}
+                answers[index] = {"kind": parts[2], "body": body, "handed_at": handed.get(index),
+                                  "answered_at": time.time()}
             return self.reply(202, b"{}")
 
     ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()

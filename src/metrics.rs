@@ -10,6 +10,12 @@
 //! Dimensions stay few and bounded: the function, an outcome from a fixed set, and an
 //! event type from the known list (anything else is `other`). A workflow id is a property
 //! of the line, searchable in Logs Insights, never a dimension.
+//!
+//! Designed for the bill: CloudWatch charges each metric (name × dimension values) for
+//! every hour it receives data. Every value is a field of the line, for Logs Insights, but
+//! only a few are published as metrics (see [`Publish`]): what an alarm needs or only a
+//! metric shows well, and what only happens when something is wrong, published in the
+//! hours it happens. AWS's own metrics (Lambda, SQS, SNS) cover the rest for free.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -67,7 +73,22 @@ impl Unit {
     }
 }
 
-/// One metric: its name, unit and the dimension sets it is published under.
+/// When a recorded value is published as a CloudWatch metric (it is on the line, for Logs
+/// Insights, in any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// On every line that records it: billed every hour the function runs.
+    Always,
+    /// Only when the value is not zero: failures and finds, billed only in the hours they
+    /// happen (an alarm on it treats a missing hour as not breaching).
+    WhenNonZero,
+    /// Never: a field for Logs Insights (the dashboard's log widgets and saved queries), or
+    /// for the metric filters of the template's `DetailedMetrics` parameter. AWS publishes
+    /// durations, and the outcome and event type are breakdowns of a count.
+    Never,
+}
+
+/// One metric: its name, unit, the dimension sets it is published under, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
     /// The metric's name.
@@ -76,58 +97,58 @@ pub struct Metric {
     pub unit: Unit,
     /// Each set is one CloudWatch metric; every set names the function.
     pub dimensions: &'static [&'static [&'static str]],
+    /// When the line publishes it.
+    pub publish: Publish,
 }
 
 const BY_FUNCTION: &[&[&str]] = &[&["Function"]];
 
-const fn metric(name: &'static str, unit: Unit) -> Metric {
-    Metric { name, unit, dimensions: BY_FUNCTION }
+const fn metric(name: &'static str, unit: Unit, publish: Publish) -> Metric {
+    Metric { name, unit, dimensions: BY_FUNCTION, publish }
 }
 
-/// Webhook requests, by outcome, and by event type and outcome.
-pub const DELIVERIES: Metric = Metric {
-    name: "Deliveries",
-    unit: Unit::Count,
-    dimensions: &[&["Function", "Outcome"], &["Function", "EventType", "Outcome"]],
-};
+/// Webhook requests (with `Outcome` and `EventType` on the line): a breakdown for Logs
+/// Insights, and for `DetailedMetrics`' metric filters.
+pub const DELIVERIES: Metric = metric("Deliveries", Unit::Count, Publish::Never);
 /// Requests that passed authentication: what the silence alarm watches.
-pub const AUTHENTICATED_DELIVERIES: Metric = metric("AuthenticatedDeliveries", Unit::Count);
+pub const AUTHENTICATED_DELIVERIES: Metric = metric("AuthenticatedDeliveries", Unit::Count, Publish::Always);
 /// Differences in the changes stored (a duplicate stores none).
-pub const DIFFERENCES_STORED: Metric = metric("DifferencesStored", Unit::Count);
-/// Alerts handed to SNS.
-pub const ALERTS_PUBLISHED: Metric = metric("AlertsPublished", Unit::Count);
-/// From the event's timestamp to the alert's publish, per alert.
-pub const ALERT_DELAY: Metric = metric("AlertDelay", Unit::Milliseconds);
-/// From the event's timestamp to its receipt by the webhook.
-pub const DELIVERY_DELAY: Metric = metric("DeliveryDelay", Unit::Milliseconds);
+pub const DIFFERENCES_STORED: Metric = metric("DifferencesStored", Unit::Count, Publish::Never);
+/// Alerts handed to SNS (AWS/SNS counts what was delivered).
+pub const ALERTS_PUBLISHED: Metric = metric("AlertsPublished", Unit::Count, Publish::WhenNonZero);
+/// From the event's timestamp to the alert's publish, per alert (recorded only then).
+pub const ALERT_DELAY: Metric = metric("AlertDelay", Unit::Milliseconds, Publish::Always);
+/// From the event's timestamp to its receipt by the webhook: Kadoa's side of the latency,
+/// which no AWS metric shows.
+pub const DELIVERY_DELAY: Metric = metric("DeliveryDelay", Unit::Milliseconds, Publish::Always);
 /// Deliveries put in the spool (answered 202).
-pub const SPOOLED: Metric = metric("Spooled", Unit::Count);
+pub const SPOOLED: Metric = metric("Spooled", Unit::Count, Publish::WhenNonZero);
 /// Spooled deliveries applied by the replay.
-pub const REPLAY_APPLIED: Metric = metric("ReplayApplied", Unit::Count);
+pub const REPLAY_APPLIED: Metric = metric("ReplayApplied", Unit::Count, Publish::WhenNonZero);
 /// Spooled deliveries the replay failed (tried again, or dead-lettered).
-pub const REPLAY_FAILED: Metric = metric("ReplayFailed", Unit::Count);
+pub const REPLAY_FAILED: Metric = metric("ReplayFailed", Unit::Count, Publish::WhenNonZero);
 /// Changes and events reconciliation found missing from the table.
-pub const RECONCILE_MISSING: Metric = metric("ReconcileMissing", Unit::Count);
+pub const RECONCILE_MISSING: Metric = metric("ReconcileMissing", Unit::Count, Publish::WhenNonZero);
 /// Of those (and pending changes completed), applied by the run.
-pub const RECONCILE_APPLIED: Metric = metric("ReconcileApplied", Unit::Count);
+pub const RECONCILE_APPLIED: Metric = metric("ReconcileApplied", Unit::Count, Publish::WhenNonZero);
 /// Events reconciliation skipped (the receiver refuses them as Kadoa has them).
-pub const RECONCILE_SKIPPED: Metric = metric("ReconcileSkipped", Unit::Count);
+pub const RECONCILE_SKIPPED: Metric = metric("ReconcileSkipped", Unit::Count, Publish::WhenNonZero);
 /// Items a reconciliation run could not do now (retried by the next run).
-pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count);
+pub const RECONCILE_FAILURES: Metric = metric("ReconcileFailures", Unit::Count, Publish::WhenNonZero);
 /// 1 once Kadoa delivered to the stack (a change or event that arrived by the webhook),
 /// 0 before: the silence alarm stays quiet on a stack that never received a delivery.
-pub const CONNECTED: Metric = metric("Connected", Unit::Count);
+pub const CONNECTED: Metric = metric("Connected", Unit::Count, Publish::Always);
 /// Events the outbox drain put on the bus.
-pub const EVENTS_PUBLISHED: Metric = metric("EventsPublished", Unit::Count);
+pub const EVENTS_PUBLISHED: Metric = metric("EventsPublished", Unit::Count, Publish::Always);
 /// The record a batch stopped at (0 or 1): not published, and sent again by Lambda with
 /// the records after it.
-pub const EVENTS_FAILED: Metric = metric("EventsFailed", Unit::Count);
+pub const EVENTS_FAILED: Metric = metric("EventsFailed", Unit::Count, Publish::WhenNonZero);
 /// Stream records the outbox drain skipped: unreadable, or not published, and without the
 /// `SequenceNumber` that would let Lambda send them again. DynamoDB does not produce them;
 /// any is worth a look (the log line says why).
-pub const RECORDS_SKIPPED: Metric = metric("RecordsSkipped", Unit::Count);
-/// The invocation's own duration.
-pub const DURATION: Metric = metric("Duration", Unit::Milliseconds);
+pub const RECORDS_SKIPPED: Metric = metric("RecordsSkipped", Unit::Count, Publish::WhenNonZero);
+/// The invocation's own duration (AWS/Lambda's Duration is the metric).
+pub const DURATION: Metric = metric("Duration", Unit::Milliseconds, Publish::Never);
 
 /// Every metric the functions emit.
 pub const CATALOGUE: &[Metric] = &[
@@ -265,12 +286,23 @@ impl Document {
         let mut directives: Vec<(&[&[&str]], Vec<Value>)> = Vec::new();
         let mut root = self.properties.clone();
         for (metric, values) in self.values.values() {
+            let value = match values.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            root.insert(metric.name.to_owned(), value);
+            let published = match metric.publish {
+                Publish::Always => true,
+                Publish::WhenNonZero => values.iter().any(|v| *v != 0.0),
+                Publish::Never => false,
+            };
             // A metric whose dimensions this line lacks is left out, not half-published.
-            if !metric
-                .dimensions
-                .iter()
-                .flat_map(|set| set.iter())
-                .all(|d| *d == "Function" || self.dimensions.contains_key(d))
+            if !published
+                || !metric
+                    .dimensions
+                    .iter()
+                    .flat_map(|set| set.iter())
+                    .all(|d| *d == "Function" || self.dimensions.contains_key(d))
             {
                 continue;
             }
@@ -279,11 +311,6 @@ impl Document {
                 Some((_, metrics)) => metrics.push(definition),
                 None => directives.push((metric.dimensions, vec![definition])),
             }
-            let value = match values.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            };
-            root.insert(metric.name.to_owned(), value);
         }
         root.insert("Function".into(), self.function.as_str().into());
         for (name, value) in &self.dimensions {
@@ -314,10 +341,12 @@ mod tests {
     }
 
     #[test]
-    fn a_line_is_emf_with_its_metrics_grouped_by_dimension_sets() {
+    fn a_line_is_emf_publishing_only_what_is_worth_a_metric() {
         let mut document = Document::new(Function::Webhook);
         document
             .record(DELIVERIES, 1.0)
+            .record(AUTHENTICATED_DELIVERIES, 1.0)
+            .record(DELIVERY_DELAY, 800.0)
             .record(DIFFERENCES_STORED, 10.0)
             .record(DURATION, 12.5)
             .dimension("Outcome", "stored")
@@ -326,28 +355,46 @@ mod tests {
         let line = parsed(&document);
         assert_eq!(line["_aws"]["Timestamp"], 1_796_292_000_000i64);
         let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
-        assert_eq!(directives.len(), 2);
+        assert_eq!(directives.len(), 1);
         assert_eq!(directives[0]["Namespace"], "stack/KadoaWebhook");
-        assert_eq!(directives[0]["Dimensions"], json!([["Function", "Outcome"], ["Function", "EventType", "Outcome"]]));
-        assert_eq!(directives[0]["Metrics"], json!([{"Name": "Deliveries", "Unit": "Count"}]));
-        assert_eq!(directives[1]["Dimensions"], json!([["Function"]]));
+        assert_eq!(directives[0]["Dimensions"], json!([["Function"]]));
         assert_eq!(
-            directives[1]["Metrics"],
-            json!([{"Name": "DifferencesStored", "Unit": "Count"}, {"Name": "Duration", "Unit": "Milliseconds"}])
+            directives[0]["Metrics"],
+            json!([{"Name": "AuthenticatedDeliveries", "Unit": "Count"}, {"Name": "DeliveryDelay", "Unit": "Milliseconds"}])
         );
+        // What is not published is still on the line, for Logs Insights.
         assert_eq!((line["Deliveries"].clone(), line["Duration"].clone()), (json!(1.0), json!(12.5)));
+        assert_eq!(line["DifferencesStored"], json!(10.0));
         assert_eq!((line["Function"].as_str(), line["Outcome"].as_str()), (Some("webhook"), Some("stored")));
-        assert_eq!(line["workflowId"], "wf-1");
+        assert_eq!(
+            (line["EventType"].as_str(), line["workflowId"].as_str()),
+            (Some("workflow_data_change"), Some("wf-1"))
+        );
+    }
+
+    #[test]
+    fn failures_are_published_only_when_they_happen() {
+        let mut quiet = Document::new(Function::Reconcile);
+        quiet.record(RECONCILE_MISSING, 0.0).record(RECONCILE_FAILURES, 0.0).record(DURATION, 900.0);
+        let line = parsed(&quiet);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"], json!([]), "a clean run costs no metric");
+        assert_eq!(line["ReconcileMissing"], json!(0.0));
+        let mut found = Document::new(Function::Reconcile);
+        found.record(RECONCILE_MISSING, 2.0).record(RECONCILE_FAILURES, 0.0);
+        let directives = parsed(&found)["_aws"]["CloudWatchMetrics"].clone();
+        assert_eq!(directives[0]["Metrics"], json!([{"Name": "ReconcileMissing", "Unit": "Count"}]));
     }
 
     #[test]
     fn several_values_are_a_list_and_a_metric_without_its_dimensions_is_left_out() {
+        const BY_OUTCOME: Metric = Metric { dimensions: &[&["Function", "Outcome"]], ..AUTHENTICATED_DELIVERIES };
         let mut document = Document::new(Function::Replay);
-        document.record(ALERT_DELAY, 5.0).record(ALERT_DELAY, 7.0).record(DELIVERIES, 1.0);
+        document.record(ALERT_DELAY, 5.0).record(ALERT_DELAY, 7.0).record(BY_OUTCOME, 1.0);
         let line = parsed(&document);
         assert_eq!(line["AlertDelay"], json!([5.0, 7.0]));
-        assert!(line.get("Deliveries").is_none(), "no Outcome dimension: {line}");
-        assert_eq!(line["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "no Outcome dimension: {line}");
+        assert_eq!(directives[0]["Metrics"], json!([{"Name": "AlertDelay", "Unit": "Milliseconds"}]));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::sent::{bill, units};
+use crate::support::sent::{bill, item_size, units};
 use crate::support::Harness;
 
 /// A change shaped as `make profile`'s: a price and a name per difference.
@@ -122,4 +122,140 @@ async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
     assert!(large.now.0 as f64 <= 1.25 * large.kb, "3000 differences: {:?} for {:.0} KB", large.now, large.kb);
     assert!(large.now.1 <= 5, "3000 differences: {} calls", large.now.1);
     assert!(small.before.0 > 5 * small.now.0, "the per-difference layout cost more: {:?}", small.before);
+}
+
+/// The table's indexes (template.yaml): the attribute that puts an item in each, and what
+/// each projects besides the keys.
+const INDEXES: &[(&str, &[&str])] = &[
+    (
+        "createdAt",
+        &[
+            "entity",
+            "workflowId",
+            "changeId",
+            "workflowName",
+            "url",
+            "differenceCount",
+            "addedCount",
+            "changedCount",
+            "removedCount",
+            "receivedAt",
+            "arrival",
+            "dataPending",
+            "completedAt",
+            "partCount",
+        ],
+    ),
+    (
+        "eventKey",
+        &[
+            "entity",
+            "eventType",
+            "timestamp",
+            "status",
+            "arrival",
+            "receivedAt",
+            "workflowId",
+            "changeId",
+            "differenceCount",
+        ],
+    ),
+];
+
+/// Write units of the index entries a request writes: a put item in an index costs its
+/// projection's size; an update of an attribute an index projects, one unit per index (an
+/// upper bound: the item may not be in it). Also the bytes the items and entries store.
+fn index_units(sent: &[(String, Value)]) -> (usize, usize) {
+    let (mut index_units, mut stored) = (0, 0);
+    let mut items: Vec<&Value> = Vec::new();
+    for (operation, body) in sent {
+        match operation.as_str() {
+            "PutItem" => items.push(&body["Item"]),
+            "BatchWriteItem" => items.extend(
+                body["RequestItems"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .flat_map(|r| r.as_array().unwrap())
+                    .filter_map(|r| r.get("PutRequest").map(|put| &put["Item"])),
+            ),
+            "TransactWriteItems" => items.extend(
+                body["TransactItems"].as_array().unwrap().iter().filter_map(|a| a.get("Put").map(|p| &p["Item"])),
+            ),
+            "UpdateItem" => {
+                let expression = body["UpdateExpression"].as_str().unwrap_or_default().to_owned()
+                    + &body["ExpressionAttributeNames"].to_string();
+                index_units += INDEXES
+                    .iter()
+                    .filter(|(_, projected)| projected.iter().any(|name| expression.contains(name)))
+                    .count();
+            }
+            _ => {}
+        }
+    }
+    for item in items {
+        // DynamoDB counts 100 bytes of overhead per item and per index entry stored.
+        stored += item_size(item) + 100;
+        for (key, projected) in INDEXES {
+            if item.get(*key).is_none() {
+                continue;
+            }
+            let entry: serde_json::Map<String, Value> = item
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(name, _)| ["pk", "sk", key].contains(&name.as_str()) || projected.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            let entry = Value::Object(entry);
+            index_units += units(&entry);
+            stored += item_size(&entry) + 100;
+        }
+    }
+    (index_units, stored)
+}
+
+fn health(workflow: &str, event_type: &str, at: &str) -> String {
+    json!({"eventType": event_type, "timestamp": at, "data": {"workflowId": workflow, "workflowName": "Product Monitor",
+        "reason": "Access blocked by bot protection", "action": "No action needed.", "url": "https://monitored-page.com"}})
+    .to_string()
+}
+
+/// What `make cost` (scripts/cost.py) prices, per kind of delivery, from the requests as
+/// sent: write units of the items and of their index entries, calls, bytes stored, and the
+/// metric line's bytes (logged on every invocation). Written to $COST_FIGURES when set.
+#[tokio::test]
+async fn the_bill_per_delivery_counts_index_entries_and_the_metric_line() {
+    let harness = Harness::new().await;
+    let mut figures = serde_json::Map::new();
+    let deliveries = [
+        ("change", change("c-bill", 10).0, "stored"),
+        ("duplicate", change("c-bill", 10).0, "duplicate"),
+        ("failure", health("wf_bill", "workflow_failed", "2025-01-15T10:00:00Z"), "alerted"),
+        ("recovery", health("wf_bill", "workflow_recovered", "2025-01-15T11:00:00Z"), "alerted"),
+    ];
+    for (kind, body, status) in deliveries {
+        harness.sent.take();
+        assert_eq!(harness.deliver(&body).await.1["status"], status, "{kind}");
+        let sent = harness.sent.take();
+        let (write_units, calls) = bill(&sent);
+        // A duplicate's put fails its condition: its units are billed, nothing is written.
+        let (index, stored) = if status == "duplicate" { (0, 0) } else { index_units(&sent) };
+        let metric_line = harness.metrics.lines().last().map_or(0, String::len);
+        println!(
+            "  {kind:10} {write_units} WU + {index} WU of index entries, {calls} DynamoDB calls, {stored} bytes stored, \
+             metric line {metric_line} bytes"
+        );
+        figures.insert(
+            kind.into(),
+            json!({"write_units": write_units, "index_units": index, "calls": calls, "stored_bytes": stored,
+                   "metric_line_bytes": metric_line}),
+        );
+    }
+    // A change is in both indexes (its record carries eventKey): its entries cost units.
+    assert!(figures["change"]["index_units"].as_u64().unwrap() >= 2, "{figures:?}");
+    assert!(figures["failure"]["index_units"].as_u64().unwrap() >= 1, "the incident is in the event log's index");
+    if let Ok(path) = std::env::var("COST_FIGURES") {
+        std::fs::write(path, Value::Object(figures).to_string()).unwrap();
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kadoa_webhook::http::WATCH_EVENT;
 use kadoa_webhook::kadoa_api::{ApiRetry, KadoaApi};
-use kadoa_webhook::metrics::{Function, CATALOGUE, OUTCOMES};
+use kadoa_webhook::metrics::{Function, Publish, CATALOGUE, OUTCOMES};
 use kadoa_webhook::reconcile::Reconciler;
 use lambda_http::Body;
 use serde_json::{json, Value};
@@ -147,6 +147,9 @@ async fn every_line() -> (BTreeMap<String, Value>, Vec<Value>) {
     let fake = FakeKadoa::start("key").await;
     fake.put_change(json!({"id": "missed", "workflowId": "wf_metrics", "createdAt": "2025-01-15T12:00:00Z",
         "differences": [{"type": "added", "fields": [{"key": "price", "value": 1}]}]}));
+    // And a failure of another workflow, which it alerts.
+    fake.add_delivery(json!({"eventType": "workflow_failed", "timestamp": "2025-01-15T12:00:00Z",
+        "data": {"workflowId": "wf_missed", "reason": "blocked"}}));
     let api = KadoaApi::new(&fake.url, "key".into(), ApiRetry::default()).unwrap();
     let receiver = harness.receiver();
     let from = kadoa_webhook::timestamp::Timestamp::parse_rfc3339("2025-01-15T00:00:00Z").unwrap();
@@ -154,6 +157,11 @@ async fn every_line() -> (BTreeMap<String, Value>, Vec<Value>) {
         Reconciler::new(&api, &receiver, &harness.store, 0).run(from, from.plus_days(1).unwrap(), &|_| {}).await;
     assert!(report.is_clean(), "{report}");
     harness.metrics.emit(&report.metrics(std::time::Duration::from_millis(1500)));
+    others.push(emf(harness.metrics.lines().last().unwrap()));
+    // The next run finds nothing missing: what every hour of steady traffic looks like.
+    let report =
+        Reconciler::new(&api, &receiver, &harness.store, 0).run(from, from.plus_days(1).unwrap(), &|_| {}).await;
+    harness.metrics.emit(&report.metrics(std::time::Duration::from_millis(900)));
     others.push(emf(harness.metrics.lines().last().unwrap()));
     // The outbox announces what was stored and alerted.
     assert_eq!(harness.drain_outbox().await.failures, []);
@@ -205,20 +213,25 @@ async fn each_invocation_writes_one_emf_line_with_its_outcome_and_measures() {
     assert!(number(alerted, "DeliveryDelay") > 365.0 * 86_400_000.0);
     assert_eq!(by_outcome["failed"]["status"], 503);
 
-    let [replay, watch_connected, watch_empty, reconcile, outbox] = others.as_slice() else { panic!("{others:?}") };
+    let [replay, watch_connected, watch_empty, reconcile, clean_reconcile, outbox] = others.as_slice() else {
+        panic!("{others:?}")
+    };
+    assert_eq!(number(clean_reconcile, "ReconcileMissing"), 0.0);
+    assert!(published(clean_reconcile).is_empty(), "a clean run publishes no metric: {clean_reconcile}");
     assert_eq!(replay["Function"], "replay");
     assert_eq!((number(replay, "ReplayApplied"), number(replay, "ReplayFailed")), (1.0, 0.0));
     assert_eq!(number(replay, "AlertsPublished"), 1.0, "the recovery alerted on replay");
     assert_eq!((watch_connected["Function"].as_str(), number(watch_connected, "Connected")), (Some("watch"), 1.0));
     assert_eq!(number(watch_empty, "Connected"), 0.0);
     assert_eq!(reconcile["Function"], "reconcile");
-    assert_eq!((number(reconcile, "ReconcileMissing"), number(reconcile, "ReconcileApplied")), (1.0, 1.0));
+    assert_eq!((number(reconcile, "ReconcileMissing"), number(reconcile, "ReconcileApplied")), (2.0, 2.0));
+    assert_eq!(number(reconcile, "AlertsPublished"), 1.0, "{reconcile}");
     assert_eq!((number(reconcile, "ReconcileSkipped"), number(reconcile, "ReconcileFailures")), (0.0, 0.0));
     assert_eq!(number(reconcile, "Duration"), 1500.0);
-    // Two changes stored (c1, and reconciliation's), three alerts (failure, recovery; the
-    // second failure was suppressed).
+    // Two changes stored (c1, and reconciliation's), three alerts (failure, recovery,
+    // reconciliation's failure; the second failure was suppressed).
     assert_eq!(outbox["Function"], "outbox");
-    assert_eq!((number(outbox, "EventsPublished"), number(outbox, "EventsFailed")), (4.0, 0.0), "{outbox}");
+    assert_eq!((number(outbox, "EventsPublished"), number(outbox, "EventsFailed")), (5.0, 0.0), "{outbox}");
 }
 
 /// The dashboard's body with CloudFormation's substitutions made.
@@ -234,44 +247,205 @@ fn dashboard() -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}"))
 }
 
+/// AWS's own metrics the dashboard and alarms may read (published for free).
+const AWS_METRICS: &[(&str, &str)] = &[
+    ("AWS/Lambda", "Invocations"),
+    ("AWS/Lambda", "Errors"),
+    ("AWS/Lambda", "Duration"),
+    ("AWS/Lambda", "Throttles"),
+    ("AWS/Lambda", "IteratorAge"),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    ("AWS/SNS", "NumberOfNotificationsDelivered"),
+    ("AWS/SNS", "NumberOfNotificationsFailed"),
+];
+
+/// The metrics the template's log metric filters publish (name, dimension names), and
+/// whether each publishes on every log event (a DefaultValue: billed every hour); those
+/// of `DetailedMetrics` apart.
+fn filter_metrics(detailed: bool) -> Vec<(String, BTreeSet<String>, bool)> {
+    let mut metrics = Vec::new();
+    for resource in template()["Resources"].as_object().unwrap().values() {
+        let is_detailed = resource["Condition"] == "HasDetailedMetrics";
+        if resource["Type"] != "AWS::Logs::MetricFilter" || is_detailed != detailed {
+            continue;
+        }
+        for transformation in resource["Properties"]["MetricTransformations"].as_array().unwrap() {
+            assert_eq!(transformation["MetricNamespace"], json!({"Fn::Sub": "${AWS::StackName}/KadoaWebhook"}));
+            let dimensions = transformation["Dimensions"].as_array().into_iter().flatten();
+            let dimensions = dimensions.map(|d| d["Key"].as_str().unwrap().to_owned()).collect();
+            let name = transformation["MetricName"].as_str().unwrap().to_owned();
+            metrics.push((name, dimensions, transformation.get("DefaultValue").is_some()));
+        }
+    }
+    metrics
+}
+
+/// Whether a metric (namespace, name, dimensions) the dashboard or an alarm reads is
+/// published: by a metric line, by a metric filter, or by AWS.
+fn is_published(
+    emitted: &BTreeSet<(String, BTreeMap<String, String>)>,
+    namespace: &str,
+    name: &str,
+    dimensions: &BTreeMap<String, String>,
+) -> bool {
+    if namespace.starts_with("AWS/") {
+        return AWS_METRICS.contains(&(namespace, name));
+    }
+    assert_eq!(namespace, format!("stack/{NAMESPACE}"), "as the template's METRICS_NAMESPACE");
+    let keys: BTreeSet<String> = dimensions.keys().cloned().collect();
+    emitted.contains(&(name.to_owned(), dimensions.clone()))
+        || filter_metrics(false).iter().any(|(n, d, _)| n == name && *d == keys)
+}
+
+/// Every field a Logs Insights query reads is on some metric line: the words of the query,
+/// quoted strings and aliases aside, are its commands, functions or the lines' fields.
+fn assert_query_reads_emitted_fields(query: &str, lines: &[&Value]) {
+    const WORDS: &[&str] = &[
+        "SOURCE",
+        "filter",
+        "fields",
+        "stats",
+        "sort",
+        "limit",
+        "by",
+        "as",
+        "and",
+        "or",
+        "in",
+        "desc",
+        "count",
+        "sum",
+        "max",
+        "pct",
+        "ispresent",
+        "message",
+        "timestamp",
+        "resource",
+        "WebhookLogGroup",
+    ];
+    let mut unquoted = String::new();
+    for (i, part) in query.split(['"', '\'']).enumerate() {
+        if i % 2 == 0 {
+            unquoted.push_str(part);
+            unquoted.push(' ');
+        }
+    }
+    let words: Vec<&str> = unquoted.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let aliases: BTreeSet<&str> = words.windows(2).filter(|w| w[0] == "as").map(|w| w[1]).collect();
+    for word in words {
+        if WORDS.contains(&word) || aliases.contains(word) || word.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        assert!(
+            lines.iter().any(|line| line.get(word).is_some()),
+            "the query reads {word}, on no metric line: {query}"
+        );
+    }
+}
+
 #[tokio::test]
-async fn the_dashboard_shows_only_metrics_the_code_emits() {
+async fn the_dashboard_and_alarms_read_only_published_metrics_and_few_of_them() {
     let (by_outcome, others) = every_line().await;
-    let emitted: BTreeSet<_> = by_outcome.values().chain(&others).flat_map(published).collect();
+    let lines: Vec<&Value> = by_outcome.values().chain(&others).collect();
+    let mut emitted: BTreeSet<_> = lines.iter().copied().flat_map(published).collect();
+    // A failure counted 0 is on its line, and published in the hours it is not 0.
+    for line in &lines {
+        for metric in CATALOGUE.iter().filter(|m| m.publish == Publish::WhenNonZero && line.get(m.name).is_some()) {
+            let function = line["Function"].as_str().unwrap().to_owned();
+            emitted.insert((metric.name.to_owned(), BTreeMap::from([("Function".to_owned(), function)])));
+        }
+    }
     let dashboard = dashboard();
-    let widgets = dashboard["widgets"].as_array().unwrap();
-    let mut shown = 0;
-    for widget in widgets {
+    let (mut shown, mut log_widgets) = (0, 0);
+    for widget in dashboard["widgets"].as_array().unwrap() {
         let properties = &widget["properties"];
         let Some(metrics) = properties["metrics"].as_array() else {
             assert_eq!(widget["type"], "log");
-            assert!(properties["query"].as_str().unwrap().contains("SOURCE 'resource-WebhookLogGroup'"));
+            let query = properties["query"].as_str().unwrap();
+            assert!(query.contains("SOURCE 'resource-WebhookLogGroup'"), "{query}");
+            assert_query_reads_emitted_fields(query, &lines);
+            log_widgets += 1;
             continue;
         };
         for metric in metrics {
             let parts: Vec<&str> = metric.as_array().unwrap().iter().filter_map(Value::as_str).collect();
             let [namespace, name, dimensions @ ..] = parts.as_slice() else { panic!("{metric}") };
-            if namespace.starts_with("AWS/") {
-                continue;
-            }
-            assert_eq!(*namespace, format!("stack/{NAMESPACE}"), "as the template's METRICS_NAMESPACE");
             let dimensions: BTreeMap<String, String> =
                 dimensions.chunks(2).map(|pair| (pair[0].to_owned(), pair[1].to_owned())).collect();
             assert!(
-                emitted.contains(&(name.to_string(), dimensions.clone())),
-                "the dashboard shows {name} {dimensions:?}, which no line publishes"
+                is_published(&emitted, namespace, name, &dimensions),
+                "the dashboard shows {namespace} {name} {dimensions:?}, which nothing publishes"
             );
             shown += 1;
         }
     }
-    assert!(shown >= 20, "{shown}");
-    // Every function's own metrics are on it.
-    let names: BTreeSet<String> = emitted.iter().map(|(name, _)| name.clone()).collect();
-    for name in ["Deliveries", "AlertsPublished", "Spooled", "ReplayApplied", "ReconcileMissing", "Connected"] {
-        assert!(names.contains(name) && dashboard.to_string().contains(&format!("\"{name}\"")), "{name}");
+    assert!(shown >= 20 && log_widgets >= 4, "{shown} metrics, {log_widgets} log widgets");
+    for name in
+        ["AuthenticatedDeliveries", "AlertsPublished", "Spooled", "ReplayApplied", "ReconcileMissing", "Connected"]
+    {
+        assert!(dashboard.to_string().contains(&format!("\"{name}\"")), "{name}");
     }
+    // The breakdowns: by outcome and event type, delay percentiles, per workflow.
+    for clause in ["by EventType, Outcome", "pct(DeliveryDelay, 99)", "by workflowId"] {
+        assert!(dashboard.to_string().contains(clause), "{clause}");
+    }
+
+    // The saved queries over the metric lines read their fields.
+    let mut queries = 0;
+    for resource in template()["Resources"].as_object().unwrap().values() {
+        let query = resource["Properties"]["QueryString"].as_str().unwrap_or_default();
+        if resource["Type"] == "AWS::Logs::QueryDefinition" && query.contains("message = \"metrics\"") {
+            assert_query_reads_emitted_fields(query, &lines);
+            queries += 1;
+        }
+    }
+    assert_eq!(queries, 4, "deliveries by type, delay percentiles, per workflow, reconciliation runs");
+
+    // Every alarm reads a published metric.
+    let mut alarms = 0;
+    for (id, resource) in template()["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        let namespace = match &properties["Namespace"] {
+            Value::String(aws) => aws.clone(),
+            sub => sub["Fn::Sub"].as_str().unwrap().replace("${AWS::StackName}", "stack"),
+        };
+        let dimensions: BTreeMap<String, String> = properties["Dimensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| (d["Name"].as_str().unwrap().to_owned(), d["Value"].as_str().unwrap_or("resource").to_owned()))
+            .collect();
+        let name = properties["MetricName"].as_str().unwrap();
+        assert!(is_published(&emitted, &namespace, name, &dimensions), "{id} reads {namespace} {name}, not published");
+        alarms += 1;
+    }
+    assert_eq!(alarms, 12);
     for function in Function::ALL {
-        assert!(emitted.iter().any(|(_, d)| d.get("Function").map(String::as_str) == Some(function.as_str())));
+        assert!(lines.iter().any(|line| line["Function"] == function.as_str()), "{function:?} wrote no line");
+    }
+
+    // Steady traffic: a change stored, a retry's duplicate, the hourly watch, a clean
+    // reconciliation, an outbox batch; with the filters that publish on every log event.
+    let [_, watch, _, _, clean_reconcile, outbox] = others.as_slice() else { panic!() };
+    let steady: BTreeSet<_> = [&by_outcome["stored"], &by_outcome["duplicate"], watch, clean_reconcile, outbox]
+        .into_iter()
+        .flat_map(published)
+        .collect();
+    let always_filters = filter_metrics(false).into_iter().filter(|(_, _, every_event)| *every_event).count();
+    let count = steady.len() + always_filters;
+    assert!(count <= 10, "{count} custom metrics at continuous traffic: {steady:?}");
+    assert_eq!(count, 4, "AuthenticatedDeliveries, DeliveryDelay, Connected, EventsPublished: {steady:?}");
+    // DetailedMetrics' filters read fields the webhook's lines carry.
+    let detailed = filter_metrics(true);
+    assert_eq!(detailed.len(), 3);
+    for (name, dimensions, _) in detailed {
+        for field in dimensions.iter().chain([&name]).filter(|f| *f != "Deliveries") {
+            assert!(by_outcome["stored"].get(field).is_some(), "{field}");
+        }
     }
 }
 
@@ -372,6 +546,9 @@ fn saved_queries_read_the_log_lines_the_code_writes() {
         ("AlertsSentQuery", "outcome = \"alerted\""),
         ("SlowestDeliveriesQuery", "sort duration_ms desc"),
         ("SpooledAndReplayedQuery", "outcome = \"queued\""),
+        ("DeliveriesByTypeQuery", "by EventType, Outcome"),
+        ("DelayPercentilesQuery", "pct(DeliveryDelay, 99)"),
+        ("PerWorkflowQuery", "by workflowId"),
     ];
     for (id, clause) in expected {
         let query = &resource(id);
