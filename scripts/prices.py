@@ -1,6 +1,9 @@
 """Every list price `make cost` and `make memory-size` use, in one table: us-east-1, USD,
-without the free tier (an account's free tier is shared by everything in it), read from
-AWS's public pricing pages on the date below. Change a price here and both follow.
+without the free tier (an account's free tier is shared by everything in it), as AWS's
+pricing pages named beside each publish them. This machine reaches no pricing page: the
+figures are the published list prices as known on the date below, not fetched; check them
+against the pages (and your region) before relying on them. Change a price here and both
+scripts follow.
 """
 
 from typing import NamedTuple
@@ -22,7 +25,7 @@ PRICES = {
                                  "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
     "dynamodb_read_unit": Price(0.125 / 1e6, "read request unit (on-demand)",
                                 "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
-    "dynamodb_storage": Price(0.25, "GB-month (first 25 GB free)", "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
+    "dynamodb_storage": Price(0.25, "GB-month (25 GB a month are in the free tier, not counted here)", "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
     "dynamodb_pitr": Price(0.20, "GB-month of point-in-time recovery",
                            "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
     "logs_ingestion": Price(0.50, "GB ingested (standard)", "https://aws.amazon.com/cloudwatch/pricing/"),
