@@ -43,7 +43,7 @@ impl Store {
         let mut rows = Vec::new();
         let mut start = None;
         loop {
-            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start).await?;
+            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start, None).await?;
             rows.extend(page.rows);
             match page.next {
                 Some(next) => start = Some(next),
@@ -72,7 +72,9 @@ impl Store {
         start: Option<HashMap<String, AttributeValue>>,
         limit: Option<i32>,
     ) -> Result<Page, Error> {
-        let Some(workflow) = &window.workflow else { return self.scan_entity(ENTITY_CHANGE, window, start).await };
+        let Some(workflow) = &window.workflow else {
+            return self.scan_entity(ENTITY_CHANGE, window, start, limit).await;
+        };
         let partition = keys::workflow_pk(workflow.trim());
         self.newest_first("changesByTime", &partition, "#createdAt", window, start, limit).await
     }
@@ -89,7 +91,7 @@ impl Store {
         let pk = match (&window.workflow, account) {
             (Some(workflow), _) => keys::workflow_pk(workflow.trim()),
             (None, true) => keys::ACCOUNT_PK.to_owned(),
-            (None, false) => return self.scan_entity(ENTITY_EVENT, window, start).await,
+            (None, false) => return self.scan_entity(ENTITY_EVENT, window, start, None).await,
         };
         // Event keys are EVENT#<timestamp>#…: a time bound is a key bound.
         let bounds = Window {
@@ -268,6 +270,7 @@ impl Store {
         entity: &str,
         window: &Window,
         start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
     ) -> Result<Page, Error> {
         let time = if entity == ENTITY_EVENT { "#timestamp" } else { "#createdAt" };
         let (condition, values) = range_condition(time, window);
@@ -278,7 +281,8 @@ impl Store {
             .filter_expression(format!("#entity = :entity{condition}"))
             .expression_attribute_names("#entity", "entity")
             .expression_attribute_values(":entity", s(entity))
-            .set_exclusive_start_key(start);
+            .set_exclusive_start_key(start)
+            .set_limit(limit);
         if !values.is_empty() {
             scan = scan.expression_attribute_names(time, &time[1..]);
         }

@@ -103,7 +103,8 @@ impl Store {
         let mut keys = Vec::new();
         let directory = TimelineQuery { bucket: timeline::HEALTH_BUCKET, ..TimelineQuery::default() };
         self.each_in_timeline(&directory, |row| {
-            if let (Some(pk), Some(sk)) = (row.get("pk").and_then(|v| v.as_str()), row.get("sk").and_then(|v| v.as_str()))
+            if let (Some(pk), Some(sk)) =
+                (row.get("pk").and_then(|v| v.as_str()), row.get("sk").and_then(|v| v.as_str()))
             {
                 keys.push(key_of(pk, sk));
             }
@@ -128,7 +129,8 @@ impl Store {
             if round > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
             }
-            let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| Error::internal("keys", e))?;
+            let request =
+                KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| Error::internal("keys", e))?;
             let output = self
                 .client
                 .batch_get_item()
@@ -138,11 +140,7 @@ impl Store {
                 .map_err(|e| sdk_error("BatchGetItem", e))?;
             let found = output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
             rows.extend(found.iter().map(plain_item));
-            keys = output
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
+            keys = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
         }
         match keys.is_empty() {
             true => Ok(rows),
@@ -183,7 +181,8 @@ impl Store {
     /// Puts one item read by [`Self::backfill_page`] into the index, unless it is there
     /// already (a concurrent write, or a second run): `Ok(true)` when written now.
     pub async fn backfill_item(&self, row: &Row) -> Result<bool, Error> {
-        let (Some(pk), Some(sk)) = (row.get("pk").and_then(|v| v.as_str()), row.get("sk").and_then(|v| v.as_str())) else {
+        let (Some(pk), Some(sk)) = (row.get("pk").and_then(|v| v.as_str()), row.get("sk").and_then(|v| v.as_str()))
+        else {
             return Ok(false);
         };
         let Some((bucket, position)) = backfill_entry(row) else { return Ok(false) };

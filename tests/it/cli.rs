@@ -73,7 +73,9 @@ async fn help_needs_no_environment_and_matches_its_snapshot() {
     assert_eq!(help.status.code(), Some(0));
     let expected = include_str!("snapshots/kadoa-help.txt");
     assert_eq!(stdout(&help), expected, "update tests/it/snapshots/kadoa-help.txt if the change is meant");
-    for command in ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile", "backfill"] {
+    for command in
+        ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile", "backfill"]
+    {
         let help = kadoa(&[command, "--help"], &[]).await;
         assert_eq!(help.status.code(), Some(0), "{command} --help");
         assert!(stdout(&help).contains("Usage: kadoa"), "{command}");

@@ -202,8 +202,18 @@ fn the_table_matches_the_items_the_code_writes() {
     assert!(matches!(item["position"], Attr::S(_)));
     // Health items never update what the index projects (so their entry is written once).
     let projected = indexes[2]["Projection"]["NonKeyAttributes"].as_array().unwrap();
-    for updated in ["state", "lastEventAt", "lastEventType", "lastAlertAt", "failingSince", "updatedAt", "workflowName",
-                    "claimId", "claimExpiresAt", "expiresAt"] {
+    for updated in [
+        "state",
+        "lastEventAt",
+        "lastEventType",
+        "lastAlertAt",
+        "failingSince",
+        "updatedAt",
+        "workflowName",
+        "claimId",
+        "claimExpiresAt",
+        "expiresAt",
+    ] {
         assert!(!projected.contains(&json!(updated)), "{updated} would write the timeline on every health event");
     }
 }

@@ -37,6 +37,8 @@ const SHOW_DAYS: i64 = 30;
 /// How much earlier than the last poll `events --follow` asks again: what the index may
 /// show late (it is updated a moment after the table), and a clock a little off AWS's.
 const FOLLOW_MARGIN_MS: i64 = 5_000;
+/// Change items a page of a `Scan` of the table (an export of everything) holds at most.
+const SCAN_PAGE: i32 = 100;
 /// A page of the table's keys.
 type Key = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
@@ -51,7 +53,8 @@ fn window_buckets(window: &Window, prefix: &str, default_days: i64) -> Result<(S
     let since = window.since.clone().or_else(|| days_back(default_days));
     let until = window.until.clone().or_else(|| days_back(-1));
     let (Some(since), Some(until)) = (since, until) else { return Err(Error::invalid("a time out of range")) };
-    let days = timeline::days(&since, &until).ok_or_else(|| Error::invalid(format!("no days from {since} to {until}")))?;
+    let days =
+        timeline::days(&since, &until).ok_or_else(|| Error::invalid(format!("no days from {since} to {until}")))?;
     Ok((since, days.into_iter().map(|day| format!("{prefix}{day}")).collect()))
 }
 
@@ -89,7 +92,9 @@ impl<'a> ChangePages<'a> {
             return Ok(None);
         }
         let page = match &mut self.buckets {
-            None => self.store.changes_page(&self.window, self.start.take(), None).await?,
+            // A scan's page holds whole changes with their differences: 100 at a time keeps
+            // memory and each call small.
+            None => self.store.changes_page(&self.window, self.start.take(), Some(SCAN_PAGE)).await?,
             Some(buckets) => {
                 let Some(bucket) = buckets.last() else { return Ok(None) };
                 let question = TimelineQuery {
@@ -404,7 +409,9 @@ pub async fn events(context: &Context, args: &EventsArgs) -> Result<bool, Error>
                         render::cell(row.get("eventType")),
                         render::cell(row.get("status")),
                         render::cell(row.get("workflowId")),
-                        render::cell(row.get("alert").and_then(|a| a.get("subject")).or(row.get(timeline::ALERT_SUBJECT)))
+                        render::cell(
+                            row.get("alert").and_then(|a| a.get("subject")).or(row.get(timeline::ALERT_SUBJECT))
+                        )
                     ),
                 )?,
                 _ => print_exact(&Value::Object(row).to_string())?,

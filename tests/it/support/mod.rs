@@ -7,6 +7,7 @@ pub mod http_server;
 pub mod kadoa;
 pub mod moto;
 pub mod proxy;
+pub mod reads;
 pub mod resources;
 pub mod sent;
 pub mod stall;
