@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::sent::{bill, units};
+use crate::support::sent::{bill, index_units, items_put, units};
 use crate::support::Harness;
 
 /// A change shaped as `make profile`'s: a price and a name per difference.
@@ -80,6 +80,9 @@ fn per_difference_items(sent: &[(String, Value)]) -> (Vec<Value>, Value) {
 
 struct Figures {
     kb: f64,
+    /// Write units of index entries: without the `timeline` index, and with it.
+    index_before: usize,
+    index_now: usize,
     now: (usize, usize),
     before: (usize, usize),
     plain: (usize, usize),
@@ -91,6 +94,9 @@ async fn figures(harness: &Harness, id: &str, count: usize) -> Figures {
     assert_eq!(harness.deliver(&body).await.1["status"], "stored");
     let sent = harness.sent.take();
     let now = bill(&sent);
+    let entries: Vec<(String, usize)> = items_put(&sent).into_iter().flat_map(index_units).collect();
+    let index_now: usize = entries.iter().map(|(_, units)| units).sum();
+    let index_before: usize = entries.iter().filter(|(index, _)| index != "timeline").map(|(_, units)| units).sum();
     let (differences, change) = per_difference_items(&sent);
     let mut event = change.clone();
     event["sk"] = s(&format!("EVENT#2025-01-15T10:30:00.000Z#workflow_data_change#{}", "0".repeat(16)));
@@ -101,7 +107,7 @@ async fn figures(harness: &Harness, id: &str, count: usize) -> Figures {
         false => (each + units(&event) + units(&change), 1 + (count + 1).div_ceil(25) + 1),
     };
     let plain = (each + units(&change), (count + 1).div_ceil(25));
-    Figures { kb: bytes as f64 / 1024.0, now, before, plain }
+    Figures { kb: bytes as f64 / 1024.0, index_before, index_now, now, before, plain }
 }
 
 #[tokio::test]
@@ -109,7 +115,9 @@ async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
     let harness = Harness::new().await;
     let small = figures(&harness, "c-10", 10).await;
     let large = figures(&harness, "c-3000", 3000).await;
-    println!("DynamoDB per data change, from the requests as sent (write units, calls; on-demand, index writes not counted):");
+    println!(
+        "DynamoDB per data change, from the requests as sent (write units, calls; on-demand, index entries below):"
+    );
     println!("  {:34} {:>16} {:>22} {:>26}", "delivery", "now", "per-difference items", "plain BatchWriteItem");
     for (name, f) in [("10 differences", &small), ("3000 differences", &large)] {
         let label = format!("{name} ({:.1} KB)", f.kb);
@@ -117,9 +125,24 @@ async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
         println!("  {label:34} {:>16} {:>22} {:>26}", cell(f.now), cell(f.before), cell(f.plain));
     }
     println!("  3000 differences: {:.2} write units per KB of differences", large.now.0 as f64 / large.kb);
+    println!("Per delivery with its index entries (changesByTime, eventsByTime; then the timeline index too):");
+    for (name, f) in [("10 differences", &small), ("3000 differences", &large)] {
+        println!(
+            "  {name:18} items {} WU + index entries {} WU = {} WU before; + timeline {} WU = {} WU now",
+            f.now.0,
+            f.index_before,
+            f.now.0 + f.index_before,
+            f.index_now - f.index_before,
+            f.now.0 + f.index_now
+        );
+    }
 
     assert!(small.now.0 <= 3 && small.now.1 == 1, "10 differences: {:?}", small.now);
     assert!(large.now.0 as f64 <= 1.25 * large.kb, "3000 differences: {:?} for {:.0} KB", large.now, large.kb);
     assert!(large.now.1 <= 5, "3000 differences: {} calls", large.now.1);
     assert!(small.before.0 > 5 * small.now.0, "the per-difference layout cost more: {:?}", small.before);
+    // The timeline index adds one entry per change, of at most one write unit.
+    for f in [&small, &large] {
+        assert_eq!(f.index_now - f.index_before, 1, "the timeline's entry: {} then {}", f.index_before, f.index_now);
+    }
 }

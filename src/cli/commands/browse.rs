@@ -480,7 +480,12 @@ impl Follow {
                 time: since.map(|since| ("timestamp", Some(since), None)),
                 ..TimelineQuery::default()
             };
-            store.each_in_timeline(&question, |row| Ok(rows.push(row))).await?;
+            store
+                .each_in_timeline(&question, |row| {
+                    rows.push(row);
+                    Ok(())
+                })
+                .await?;
         }
         rows.sort_by_key(|row| render::cell(row.get(timeline::POSITION)));
         Ok(rows)
@@ -496,7 +501,12 @@ async fn read_events(store: &Store, window: &Window) -> Result<Vec<Row>, Error> 
         for bucket in &buckets {
             let question =
                 TimelineQuery { bucket, time: Some(("timestamp", Some(&since), None)), ..TimelineQuery::default() };
-            store.each_in_timeline(&question, |row| Ok(rows.push(row))).await?;
+            store
+                .each_in_timeline(&question, |row| {
+                    rows.push(row);
+                    Ok(())
+                })
+                .await?;
         }
         return Ok(rows);
     }
