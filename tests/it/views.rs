@@ -3,7 +3,7 @@
 //! workflows, changes of about 2 KB) that then grows fourfold with older history: every
 //! view reads what it shows, so the count stays flat. `events --follow` reads nothing old
 //! after its first poll, and `export`'s peak memory stays flat while its output grows.
-//! `make cost` prints the figures (docs/kadoa-cli.md holds them).
+//! With --nocapture it prints the figures (docs/kadoa-cli.md holds them).
 
 #![allow(clippy::print_stdout)] // The figures, with --nocapture.
 
