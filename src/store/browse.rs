@@ -2,8 +2,9 @@
 //! changes, the event log. Items come back as plain JSON ([`plain`]), numbers exact.
 //!
 //! A question about one workflow is a `Query` of its partition (through `changesByTime`
-//! or `eventsByTime`, newest first); a question about every workflow is a `Scan` with a
-//! filter, which reads the whole table: the README says what that costs.
+//! or `eventsByTime`, newest first). The table-wide views read the `timeline` index
+//! ([`super::timeline`]); what is left here of a `Scan` with a filter is `export` of every
+//! change (which reads the whole table anyway).
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{s, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::{keys, ENTITY_CHANGE, ENTITY_EVENT, ENTITY_HEALTH};
+use crate::table::{keys, ENTITY_CHANGE, ENTITY_EVENT};
 
 /// An item as plain JSON.
 pub type Row = Map<String, Value>;
@@ -38,20 +39,6 @@ pub struct Page {
 }
 
 impl Store {
-    /// Every workflow's health item.
-    pub async fn workflows(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start, None).await?;
-            rows.extend(page.rows);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(rows),
-            }
-        }
-    }
-
     /// The newest change of `workflow_id`, as the `changesByTime` index has it.
     pub async fn last_change(&self, workflow_id: &str) -> Result<Option<Row>, Error> {
         let window = Window { workflow: Some(workflow_id.to_owned()), ..Window::default() };
