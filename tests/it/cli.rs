@@ -140,6 +140,8 @@ async fn changes_are_listed_shown_and_exported() {
     assert_eq!(stdout(&window).lines().count(), 2, "{}", stdout(&window));
     // Table-wide listings read the days of their window (the last week by default).
     let table = stdout(&kadoa(&["changes", "list", "--since", "2025-01-15"], &env).await);
+    let until = kadoa(&["changes", "list", "--until", "2025-01-15T11:00:00Z", "-o", "jsonl"], &env).await;
+    assert_eq!(stdout(&until).lines().count(), 2, "--until alone: the week before it: {}", stdout(&until));
     assert!(table.contains("c3") && table.contains("1 (+0 ~1 -0)"), "{table}");
 
     let shown = kadoa(&["changes", "show", "c1", "--since", "2025-01-01"], &env).await;

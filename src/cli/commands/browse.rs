@@ -48,9 +48,12 @@ fn days_back(days: i64) -> Option<String> {
 }
 
 /// The timeline buckets of `window` (`prefix` and a day, newest first) and its lower bound:
-/// `--since`, or `default_days` back; up to `--until`, or tomorrow (a clock ahead of AWS's).
+/// `--since`, or `default_days` before `--until` or now; up to `--until`, or tomorrow (a clock ahead of AWS's).
 fn window_buckets(window: &Window, prefix: &str, default_days: i64) -> Result<(String, Vec<String>), Error> {
-    let since = window.since.clone().or_else(|| days_back(default_days));
+    // `--until` alone: the `default_days` before it.
+    let end = window.until.as_deref().and_then(Timestamp::parse_rfc3339).unwrap_or_else(Timestamp::now);
+    let since =
+        window.since.clone().or_else(|| end.plus_millis(-default_days * 86_400_000).map(Timestamp::to_key_string));
     let until = window.until.clone().or_else(|| days_back(-1));
     let (Some(since), Some(until)) = (since, until) else { return Err(Error::invalid("a time out of range")) };
     let days =
