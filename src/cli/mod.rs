@@ -71,6 +71,8 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Store what Kadoa's API has that the table lacks, for a window.
     Reconcile(ReconcileArgs),
+    /// Put items stored before the `timeline` index into it (once, after upgrading a stack).
+    Backfill(BackfillArgs),
 }
 
 /// `kadoa changes …`
@@ -106,9 +108,12 @@ fn parse_time(text: &str) -> Result<String, String> {
 pub struct ShowArgs {
     /// The change's id.
     pub id: String,
-    /// Its workflow (one read instead of a scan of the table).
+    /// Its workflow (one read; without it, the changes of the last 30 days are searched).
     #[arg(long, value_name = "ID")]
     pub workflow: Option<String>,
+    /// Without --workflow: search the changes created since this time (default: 30 days ago).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<String>,
 }
 
 /// `kadoa export`
@@ -211,6 +216,17 @@ pub struct ReconcileArgs {
     /// To this time (default: now).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub to: Option<String>,
+}
+
+/// `kadoa backfill`
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Items written per second at most (each is one write unit, and one for its index entry).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rate: u32,
+    /// Go on from where an interrupted run stopped (the key it printed).
+    #[arg(long, value_name = "KEY")]
+    pub resume: Option<String>,
 }
 
 /// Runs the command line; the process's exit code.

@@ -2,8 +2,9 @@
 //! changes, the event log. Items come back as plain JSON ([`plain`]), numbers exact.
 //!
 //! A question about one workflow is a `Query` of its partition (through `changesByTime`
-//! or `eventsByTime`, newest first); a question about every workflow is a `Scan` with a
-//! filter, which reads the whole table: the README says what that costs.
+//! or `eventsByTime`, newest first). The table-wide views read the `timeline` index
+//! ([`super::timeline`]); what is left here of a `Scan` with a filter is `export` of every
+//! change (which reads the whole table anyway).
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{s, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::{keys, ENTITY_CHANGE, ENTITY_EVENT, ENTITY_HEALTH};
+use crate::table::{keys, ENTITY_CHANGE, ENTITY_EVENT};
 
 /// An item as plain JSON.
 pub type Row = Map<String, Value>;
@@ -38,20 +39,6 @@ pub struct Page {
 }
 
 impl Store {
-    /// Every workflow's health item.
-    pub async fn workflows(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start).await?;
-            rows.extend(page.rows);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(rows),
-            }
-        }
-    }
-
     /// The newest change of `workflow_id`, as the `changesByTime` index has it.
     pub async fn last_change(&self, workflow_id: &str) -> Result<Option<Row>, Error> {
         let window = Window { workflow: Some(workflow_id.to_owned()), ..Window::default() };
@@ -72,7 +59,9 @@ impl Store {
         start: Option<HashMap<String, AttributeValue>>,
         limit: Option<i32>,
     ) -> Result<Page, Error> {
-        let Some(workflow) = &window.workflow else { return self.scan_entity(ENTITY_CHANGE, window, start).await };
+        let Some(workflow) = &window.workflow else {
+            return self.scan_entity(ENTITY_CHANGE, window, start, limit).await;
+        };
         let partition = keys::workflow_pk(workflow.trim());
         self.newest_first("changesByTime", &partition, "#createdAt", window, start, limit).await
     }
@@ -89,7 +78,7 @@ impl Store {
         let pk = match (&window.workflow, account) {
             (Some(workflow), _) => keys::workflow_pk(workflow.trim()),
             (None, true) => keys::ACCOUNT_PK.to_owned(),
-            (None, false) => return self.scan_entity(ENTITY_EVENT, window, start).await,
+            (None, false) => return self.scan_entity(ENTITY_EVENT, window, start, None).await,
         };
         // Event keys are EVENT#<timestamp>#…: a time bound is a key bound.
         let bounds = Window {
@@ -268,6 +257,7 @@ impl Store {
         entity: &str,
         window: &Window,
         start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
     ) -> Result<Page, Error> {
         let time = if entity == ENTITY_EVENT { "#timestamp" } else { "#createdAt" };
         let (condition, values) = range_condition(time, window);
@@ -278,7 +268,8 @@ impl Store {
             .filter_expression(format!("#entity = :entity{condition}"))
             .expression_attribute_names("#entity", "entity")
             .expression_attribute_values(":entity", s(entity))
-            .set_exclusive_start_key(start);
+            .set_exclusive_start_key(start)
+            .set_limit(limit);
         if !values.is_empty() {
             scan = scan.expression_attribute_names(time, &time[1..]);
         }

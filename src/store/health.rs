@@ -21,7 +21,7 @@ use super::{key_of, new_claim_id, to_attribute_value, to_dynamodb, Store, WriteO
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
-use crate::table::{keys, Attr, Item, ENTITY_HEALTH};
+use crate::table::{keys, timeline, Attr, Item, ENTITY_HEALTH};
 use crate::timestamp::Timestamp;
 
 /// How long one table call of an alert may take (claim, commit, record, release): the
@@ -237,7 +237,12 @@ fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp,
         (":expires", n(now.unix_millis() + CLAIM_LEASE.as_millis() as i64)),
         (":now", n(now.unix_millis())),
         (":at", Attr::s(at.to_key_string())),
+        // Its entry in the `timeline` index's directory of workflows: the same every time,
+        // so only the first claim writes the index.
+        (":bucket", Attr::s(timeline::HEALTH_BUCKET)),
+        (":position", Attr::s(keys::workflow_pk(workflow_id))),
     ];
+    names.extend([("#bucket", timeline::BUCKET), ("#position", timeline::POSITION)]);
     let condition = match failure {
         false => {
             "(attribute_not_exists(#claimId) OR #claimExpiresAt < :now) \
@@ -251,7 +256,8 @@ fn claim_expressions(workflow_id: &str, id: &str, now: Timestamp, at: Timestamp,
                   OR (#lastEventAt = :at AND #lastEventType <> :failed))"
         }
     };
-    let update = "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires";
+    let update = "SET #entity = :entity, #workflowId = :workflowId, #claimId = :claim, #claimExpiresAt = :expires, \
+                  #bucket = :bucket, #position = :position";
     Expressions::new(update.to_owned(), condition, names, values)
 }
 

@@ -8,6 +8,7 @@ pub mod browse;
 pub mod health;
 pub mod notices;
 pub mod reconcile;
+pub mod timeline;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

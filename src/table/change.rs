@@ -115,6 +115,7 @@ impl ChangePlan {
         item.insert("timestamp".into(), Attr::s(envelope.timestamp.to_key_string()));
         item.insert("eventKey".into(), Attr::S(record.key().1));
         receipt.stamp(&mut item);
+        super::timeline::stamp(&mut item, crate::timestamp::Timestamp::now());
 
         let pending = (item.get("dataPending") == Some(&Attr::Bool(true))).then(|| {
             let mut marker =

@@ -97,8 +97,10 @@ impl<'a> EventRecord<'a> {
         if let Some(alert) = self.alert {
             let sent = [("subject", &alert.subject), ("email", &alert.email), ("sms", &alert.sms)];
             item.insert("alert".into(), Attr::M(sent.map(|(k, v)| (k.to_owned(), Attr::s(v))).into_iter().collect()));
+            item.insert(super::timeline::ALERT_SUBJECT.into(), Attr::s(&alert.subject));
         }
         self.receipt.stamp(&mut item);
+        super::timeline::stamp(&mut item, crate::timestamp::Timestamp::now());
         if self.with_payload {
             // Too deep for DynamoDB is the same as too large: kept as text.
             if let Ok(payload) = Attr::from_json(envelope.data) {

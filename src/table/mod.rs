@@ -7,6 +7,7 @@ pub mod change;
 pub mod event_log;
 pub mod keys;
 pub mod limits;
+pub mod timeline;
 
 pub use attr::{Attr, Item};
 
@@ -67,6 +68,10 @@ pub const OWNED_ATTRIBUTES: &[&str] = &[
     "updatedAt",
     "claimId",
     "claimExpiresAt",
+    // The `timeline` index's keys, and the alert subject it projects.
+    "bucket",
+    "position",
+    "alertSubject",
 ];
 
 /// What every item of one delivery shares: when and how it arrived, when it may expire.

@@ -73,7 +73,9 @@ async fn help_needs_no_environment_and_matches_its_snapshot() {
     assert_eq!(help.status.code(), Some(0));
     let expected = include_str!("snapshots/kadoa-help.txt");
     assert_eq!(stdout(&help), expected, "update tests/it/snapshots/kadoa-help.txt if the change is meant");
-    for command in ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile"] {
+    for command in
+        ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile", "backfill"]
+    {
         let help = kadoa(&[command, "--help"], &[]).await;
         assert_eq!(help.status.code(), Some(0), "{command} --help");
         assert!(stdout(&help).contains("Usage: kadoa"), "{command}");
@@ -136,10 +138,13 @@ async fn changes_are_listed_shown_and_exported() {
     assert_eq!(ids, [json!("c2"), json!("c1")], "newest first");
     let window = kadoa(&["changes", "list", "--since", "2025-01-15T10:30:00Z", "-o", "jsonl"], &env).await;
     assert_eq!(stdout(&window).lines().count(), 2, "{}", stdout(&window));
-    let table = stdout(&kadoa(&["changes", "list"], &env).await);
+    // Table-wide listings read the days of their window (the last week by default).
+    let table = stdout(&kadoa(&["changes", "list", "--since", "2025-01-15"], &env).await);
+    let until = kadoa(&["changes", "list", "--until", "2025-01-15T11:00:00Z", "-o", "jsonl"], &env).await;
+    assert_eq!(stdout(&until).lines().count(), 2, "--until alone: the week before it: {}", stdout(&until));
     assert!(table.contains("c3") && table.contains("1 (+0 ~1 -0)"), "{table}");
 
-    let shown = kadoa(&["changes", "show", "c1"], &env).await;
+    let shown = kadoa(&["changes", "show", "c1", "--since", "2025-01-01"], &env).await;
     assert_eq!(shown.status.code(), Some(0));
     assert!(stdout(&shown).contains("~ price: 1 → 2, name: Café"), "{}", stdout(&shown));
     let missing = kadoa(&["changes", "show", "nope"], &env).await;
@@ -177,7 +182,7 @@ async fn the_event_log_is_listed_and_followed() {
     let harness = Harness::new().await;
     let env = stack_env(&harness);
     harness.deliver(&failed("wf_1", "2025-01-15T10:00:00Z")).await;
-    let events = kadoa(&["events", "-o", "jsonl"], &env).await;
+    let events = kadoa(&["events", "--since", "2025-01-15", "-o", "jsonl"], &env).await;
     let lines: Vec<Value> = stdout(&events).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(
@@ -646,7 +651,7 @@ async fn what_a_page_scraped_is_shown_never_executed() {
         "data": {"workflowId": workflow, "workflowName": HOSTILE, "reason": HOSTILE}});
     harness.deliver(&failure.to_string()).await;
 
-    let listed = kadoa(&["changes", "list"], &env).await;
+    let listed = kadoa(&["changes", "list", "--since", "2025-01-15"], &env).await;
     assert_eq!(listed.status.code(), Some(0));
     assert_shown(&listed, "changes list");
     let shown = kadoa(&["changes", "show", &format!("c{HOSTILE}"), "--workflow", &workflow], &env).await;
@@ -655,7 +660,7 @@ async fn what_a_page_scraped_is_shown_never_executed() {
     let unknown = kadoa(&["changes", "show", HOSTILE, "--workflow", &workflow], &env).await;
     assert_eq!(unknown.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&unknown.stderr).contains('\u{1b}'), "{unknown:?}");
-    let events = kadoa(&["events"], &env).await;
+    let events = kadoa(&["events", "--since", "2025-01-15"], &env).await;
     assert_eq!(events.status.code(), Some(0));
     assert_shown(&events, "events");
     let status = kadoa(&["status"], &env).await;
@@ -748,7 +753,7 @@ async fn an_export_to_csv_runs_no_formula_unless_asked_for_exact_text() {
             "plain"
         ]
     );
-    let shown = kadoa(&["changes", "show", "c1", "-o", "csv"], &env).await;
+    let shown = kadoa(&["changes", "show", "c1", "--since", "2025-01-01", "-o", "csv"], &env).await;
     assert_eq!(csv_values(&shown), csv_values(&safe), "changes show -o csv as export");
 
     let exact = kadoa(&["export", "-o", "csv", "--csv-exact"], &env).await;
@@ -771,7 +776,7 @@ async fn a_change_missing_a_part_says_so_and_exits_1() {
     assert_eq!(harness.deliver(&body.to_string()).await.1["status"], "stored");
     let parts = harness.items_of("changePart").await;
     assert_eq!(parts.len(), 3);
-    let whole = kadoa(&["changes", "show", "big", "-o", "json"], &env).await;
+    let whole = kadoa(&["changes", "show", "big", "--since", "2025-01-01", "-o", "json"], &env).await;
     assert_eq!(whole.status.code(), Some(0));
     assert!(json_out(&whole).get("incomplete").is_none(), "whole: nothing said");
 
@@ -790,7 +795,7 @@ async fn a_change_missing_a_part_says_so_and_exits_1() {
     let warning = format!("change big of workflow wf_1 is incomplete: part 1 of its 3 parts (numbered from 0) missing, {in_lost_part} of its 3000 differences not shown");
     assert!(s(lost, "sk").ends_with("#0001"));
 
-    let shown = kadoa(&["changes", "show", "big"], &env).await;
+    let shown = kadoa(&["changes", "show", "big", "--since", "2025-01-01"], &env).await;
     assert_eq!(shown.status.code(), Some(1), "{}", stdout(&shown));
     assert!(String::from_utf8_lossy(&shown.stderr).contains(&warning), "{shown:?}");
     let json = kadoa(&["changes", "show", "big", "--workflow", "wf_1", "-o", "json"], &env).await;

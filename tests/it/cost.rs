@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::sent::{bill, item_size, units};
+use crate::support::sent::{bill, index_entries, index_units, item_size, items_put, units};
 use crate::support::Harness;
 
 /// A change shaped as `make profile`'s: a price and a name per difference.
@@ -80,6 +80,9 @@ fn per_difference_items(sent: &[(String, Value)]) -> (Vec<Value>, Value) {
 
 struct Figures {
     kb: f64,
+    /// Write units of index entries: without the `timeline` index, and with it.
+    index_before: usize,
+    index_now: usize,
     now: (usize, usize),
     before: (usize, usize),
     plain: (usize, usize),
@@ -91,6 +94,9 @@ async fn figures(harness: &Harness, id: &str, count: usize) -> Figures {
     assert_eq!(harness.deliver(&body).await.1["status"], "stored");
     let sent = harness.sent.take();
     let now = bill(&sent);
+    let entries: Vec<(String, usize)> = items_put(&sent).into_iter().flat_map(index_units).collect();
+    let index_now: usize = entries.iter().map(|(_, units)| units).sum();
+    let index_before: usize = entries.iter().filter(|(index, _)| index != "timeline").map(|(_, units)| units).sum();
     let (differences, change) = per_difference_items(&sent);
     let mut event = change.clone();
     event["sk"] = s(&format!("EVENT#2025-01-15T10:30:00.000Z#workflow_data_change#{}", "0".repeat(16)));
@@ -101,7 +107,7 @@ async fn figures(harness: &Harness, id: &str, count: usize) -> Figures {
         false => (each + units(&event) + units(&change), 1 + (count + 1).div_ceil(25) + 1),
     };
     let plain = (each + units(&change), (count + 1).div_ceil(25));
-    Figures { kb: bytes as f64 / 1024.0, now, before, plain }
+    Figures { kb: bytes as f64 / 1024.0, index_before, index_now, now, before, plain }
 }
 
 #[tokio::test]
@@ -109,7 +115,9 @@ async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
     let harness = Harness::new().await;
     let small = figures(&harness, "c-10", 10).await;
     let large = figures(&harness, "c-3000", 3000).await;
-    println!("DynamoDB per data change, from the requests as sent (write units, calls; on-demand, index writes not counted):");
+    println!(
+        "DynamoDB per data change, from the requests as sent (write units, calls; on-demand, index entries below):"
+    );
     println!("  {:34} {:>16} {:>22} {:>26}", "delivery", "now", "per-difference items", "plain BatchWriteItem");
     for (name, f) in [("10 differences", &small), ("3000 differences", &large)] {
         let label = format!("{name} ({:.1} KB)", f.kb);
@@ -117,102 +125,60 @@ async fn a_change_costs_near_the_floor_in_write_units_and_calls() {
         println!("  {label:34} {:>16} {:>22} {:>26}", cell(f.now), cell(f.before), cell(f.plain));
     }
     println!("  3000 differences: {:.2} write units per KB of differences", large.now.0 as f64 / large.kb);
+    println!("Per delivery with its index entries (changesByTime, eventsByTime; then the timeline index too):");
+    for (name, f) in [("10 differences", &small), ("3000 differences", &large)] {
+        println!(
+            "  {name:18} items {} WU + index entries {} WU = {} WU before; + timeline {} WU = {} WU now",
+            f.now.0,
+            f.index_before,
+            f.now.0 + f.index_before,
+            f.index_now - f.index_before,
+            f.now.0 + f.index_now
+        );
+    }
 
     assert!(small.now.0 <= 3 && small.now.1 == 1, "10 differences: {:?}", small.now);
     assert!(large.now.0 as f64 <= 1.25 * large.kb, "3000 differences: {:?} for {:.0} KB", large.now, large.kb);
     assert!(large.now.1 <= 5, "3000 differences: {} calls", large.now.1);
     assert!(small.before.0 > 5 * small.now.0, "the per-difference layout cost more: {:?}", small.before);
+    // The timeline index adds one entry per change, of at most one write unit.
+    for f in [&small, &large] {
+        assert_eq!(f.index_now - f.index_before, 1, "the timeline's entry: {} then {}", f.index_before, f.index_now);
+    }
 }
 
-/// The table's indexes (template.yaml): the attribute that puts an item in each, and what
-/// each projects besides the keys.
-const INDEXES: &[(&str, &[&str])] = &[
-    (
-        "createdAt",
-        &[
-            "entity",
-            "workflowId",
-            "changeId",
-            "workflowName",
-            "url",
-            "differenceCount",
-            "addedCount",
-            "changedCount",
-            "removedCount",
-            "receivedAt",
-            "arrival",
-            "dataPending",
-            "completedAt",
-            "partCount",
-        ],
-    ),
-    (
-        "eventKey",
-        &[
-            "entity",
-            "eventType",
-            "timestamp",
-            "status",
-            "arrival",
-            "receivedAt",
-            "workflowId",
-            "changeId",
-            "differenceCount",
-        ],
-    ),
-];
-
-/// Write units of the index entries a request writes: a put item in an index costs its
-/// projection's size; an update of an attribute an index projects, one unit per index (an
-/// upper bound: the item may not be in it). Also the bytes the items and entries store.
-fn index_units(sent: &[(String, Value)]) -> (usize, usize) {
-    let (mut index_units, mut stored) = (0, 0);
-    let mut items: Vec<&Value> = Vec::new();
-    for (operation, body) in sent {
-        match operation.as_str() {
-            "PutItem" => items.push(&body["Item"]),
-            "BatchWriteItem" => items.extend(
-                body["RequestItems"]
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .flat_map(|r| r.as_array().unwrap())
-                    .filter_map(|r| r.get("PutRequest").map(|put| &put["Item"])),
-            ),
-            "TransactWriteItems" => items.extend(
-                body["TransactItems"].as_array().unwrap().iter().filter_map(|a| a.get("Put").map(|p| &p["Item"])),
-            ),
-            "UpdateItem" => {
-                let expression = body["UpdateExpression"].as_str().unwrap_or_default().to_owned()
-                    + &body["ExpressionAttributeNames"].to_string();
-                index_units += INDEXES
-                    .iter()
-                    .filter(|(_, projected)| projected.iter().any(|name| expression.contains(name)))
-                    .count();
-            }
-            _ => {}
-        }
+/// Write units of the index entries what was sent writes, and the bytes its items and
+/// entries store: a put item writes an entry in each index whose keys it has
+/// ([`index_units`], from the template); an update of an attribute an index projects costs
+/// one unit per such index (an upper bound: the item may not be in it).
+fn index_units_and_bytes(sent: &[(String, Value)]) -> (usize, usize) {
+    let table = &crate::support::template::resource("EventsTable")["Properties"];
+    let projected: Vec<Vec<String>> = table["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| {
+            let keys = index["KeySchema"].as_array().unwrap().iter().map(|k| &k["AttributeName"]);
+            let others = index["Projection"]["NonKeyAttributes"].as_array().into_iter().flatten();
+            keys.chain(others).filter_map(Value::as_str).map(str::to_owned).collect()
+        })
+        .collect();
+    let mut index = 0;
+    for (_, body) in sent.iter().filter(|(operation, _)| operation == "UpdateItem") {
+        let expression = body["UpdateExpression"].as_str().unwrap_or_default().to_owned()
+            + &body["ExpressionAttributeNames"].to_string();
+        index += projected.iter().filter(|names| names.iter().any(|name| expression.contains(name.as_str()))).count();
     }
-    for item in items {
+    let mut stored = 0;
+    for item in items_put(sent) {
         // DynamoDB counts 100 bytes of overhead per item and per index entry stored.
         stored += item_size(item) + 100;
-        for (key, projected) in INDEXES {
-            if item.get(*key).is_none() {
-                continue;
-            }
-            let entry: serde_json::Map<String, Value> = item
-                .as_object()
-                .unwrap()
-                .iter()
-                .filter(|(name, _)| ["pk", "sk", key].contains(&name.as_str()) || projected.contains(&name.as_str()))
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
-            let entry = Value::Object(entry);
-            index_units += units(&entry);
-            stored += item_size(&entry) + 100;
+        for (_, bytes) in index_entries(item) {
+            index += bytes.div_ceil(1024);
+            stored += bytes;
         }
     }
-    (index_units, stored)
+    (index, stored)
 }
 
 fn health(workflow: &str, event_type: &str, at: &str) -> String {
@@ -240,7 +206,7 @@ async fn the_bill_per_delivery_counts_index_entries_and_the_metric_line() {
         let sent = harness.sent.take();
         let (write_units, calls) = bill(&sent);
         // A duplicate's put fails its condition: its units are billed, nothing is written.
-        let (index, stored) = if status == "duplicate" { (0, 0) } else { index_units(&sent) };
+        let (index, stored) = if status == "duplicate" { (0, 0) } else { index_units_and_bytes(&sent) };
         let metric_line = harness.metrics.lines().last().map_or(0, String::len);
         println!(
             "  {kind:10} {write_units} WU + {index} WU of index entries, {calls} DynamoDB calls, {stored} bytes stored, \

@@ -17,4 +17,5 @@ mod spool;
 mod startup;
 mod support;
 mod template;
+mod views;
 mod webhook;

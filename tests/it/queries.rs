@@ -119,3 +119,31 @@ async fn the_account_events() {
     assert_eq!(types, ["credits_low"]);
     assert_eq!(s(&items[0], "status"), "alerted");
 }
+
+#[tokio::test]
+async fn every_workflows_changes_of_a_day_and_the_workflows_directory() {
+    let harness = stored().await;
+    let day = |bucket: &str| {
+        harness
+            .dynamodb
+            .query()
+            .table_name(&harness.table)
+            .index_name("timeline")
+            .key_condition_expression("#bucket = :day")
+            .expression_attribute_names("#bucket", "bucket")
+            .expression_attribute_values(":day", text(bucket))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let items = day("CHANGE#2025-01-15").await.unwrap();
+    let mut ids: Vec<String> = items.iter().map(|item| s(item, "changeId")).collect();
+    ids.sort();
+    assert_eq!(ids, ["change_123", "change_late"], "the day's changes, the day before's left out");
+    assert!(!items[0].contains_key("differences"), "the index holds what a listing prints");
+    let events: Vec<String> = day("EVENT#2025-01-15").await.unwrap().iter().map(|i| s(i, "eventType")).collect();
+    assert!(events.contains(&"workflow_failed".to_owned()), "{events:?}");
+    let health = day("HEALTH").await.unwrap();
+    assert_eq!(health.iter().map(|i| s(i, "pk")).collect::<Vec<_>>(), ["WORKFLOW#wf_123"]);
+}

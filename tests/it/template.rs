@@ -163,7 +163,8 @@ fn the_table_matches_the_items_the_code_writes() {
     assert_eq!(
         table["AttributeDefinitions"],
         json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
-               {"AttributeName": "createdAt", "AttributeType": "S"}, {"AttributeName": "eventKey", "AttributeType": "S"}])
+               {"AttributeName": "createdAt", "AttributeType": "S"}, {"AttributeName": "eventKey", "AttributeType": "S"},
+               {"AttributeName": "bucket", "AttributeType": "S"}, {"AttributeName": "position", "AttributeType": "S"}])
     );
     // Changes by time (the change item's partition and createdAt), and the event log
     // (event items and change items by eventKey); neither copies the differences.
@@ -172,9 +173,13 @@ fn the_table_matches_the_items_the_code_writes() {
         .iter()
         .map(|index| (index["IndexName"].as_str().unwrap(), index["KeySchema"][1]["AttributeName"].as_str().unwrap()))
         .collect();
-    assert_eq!(keys, [("changesByTime", "createdAt"), ("eventsByTime", "eventKey")]);
+    assert_eq!(keys, [("changesByTime", "createdAt"), ("eventsByTime", "eventKey"), ("timeline", "position")]);
+    // The table-wide views' index: a day a partition (and the workflows' directory).
+    assert_eq!(indexes[2]["KeySchema"][0], json!({"AttributeName": "bucket", "KeyType": "HASH"}));
     for index in indexes {
-        assert_eq!(index["KeySchema"][0], json!({"AttributeName": "pk", "KeyType": "HASH"}));
+        if index["IndexName"] != "timeline" {
+            assert_eq!(index["KeySchema"][0], json!({"AttributeName": "pk", "KeyType": "HASH"}));
+        }
         assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE", "ALL would copy every difference");
         let projected = index["Projection"]["NonKeyAttributes"].as_array().unwrap();
         assert!(!projected.contains(&json!("differences")) && !projected.contains(&json!("payload")));
@@ -194,6 +199,25 @@ fn the_table_matches_the_items_the_code_writes() {
     assert!(matches!(item["pk"], Attr::S(_)));
     assert!(matches!(item["sk"], Attr::S(_)));
     assert!(matches!(item["expiresAt"], Attr::N(_)));
+    // The timeline's keys, as the index defines them.
+    assert_eq!(item["bucket"], Attr::s("EVENT#2025-01-15"));
+    assert!(matches!(item["position"], Attr::S(_)));
+    // Health items never update what the index projects (so their entry is written once).
+    let projected = indexes[2]["Projection"]["NonKeyAttributes"].as_array().unwrap();
+    for updated in [
+        "state",
+        "lastEventAt",
+        "lastEventType",
+        "lastAlertAt",
+        "failingSince",
+        "updatedAt",
+        "workflowName",
+        "claimId",
+        "claimExpiresAt",
+        "expiresAt",
+    ] {
+        assert!(!projected.contains(&json!(updated)), "{updated} would write the timeline on every health event");
+    }
 }
 
 /// The IAM actions `function`'s policy grants, and the resources it grants them on.

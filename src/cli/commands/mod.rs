@@ -1,5 +1,6 @@
 //! Each command, given the stack it operates ([`Context`]).
 
+mod backfill;
 mod browse;
 mod connect;
 mod dlq;
@@ -116,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         Command::Dlq(DlqCommand::List) => dlq::list(&context).await,
         Command::Dlq(DlqCommand::Redrive(redrive)) => dlq::redrive(&context, &redrive).await,
         Command::Reconcile(reconcile) => reconcile_window(&context, &reconcile).await,
+        Command::Backfill(backfill) => backfill::run(&context, &backfill).await,
     }
 }
 

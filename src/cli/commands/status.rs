@@ -63,7 +63,7 @@ pub async fn run(context: &Context) -> Result<bool, Error> {
     let mut attention: Vec<String> = Vec::new();
 
     let mut workflows = Vec::new();
-    for health in store.workflows().await? {
+    for health in store.workflow_health().await? {
         let Some(workflow_id) = health.get("workflowId").and_then(Value::as_str).map(str::to_owned) else { continue };
         let last_event = store.last_event(Some(&workflow_id)).await?;
         let last_change = store.last_change(&workflow_id).await?;

@@ -8,6 +8,7 @@ pub mod kadoa;
 pub mod moto;
 pub mod openapi;
 pub mod proxy;
+pub mod reads;
 pub mod resources;
 pub mod sent;
 pub mod stall;

@@ -55,6 +55,7 @@ fn value_size(value: &Value) -> usize {
             significant.div_ceil(2) + 1
         }
         "BOOL" | "NULL" => 1,
+        "SS" => inner.as_array().unwrap().iter().map(|v| v.as_str().unwrap().len()).sum(),
         "L" => 3 + inner.as_array().unwrap().iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         "M" => 3 + inner.as_object().unwrap().iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
         other => panic!("a {other} value"),
@@ -87,4 +88,58 @@ pub fn bill(sent: &[(String, Value)]) -> (usize, usize) {
         };
     }
     (write_units, sent.len())
+}
+
+/// The write units of the index entries an item put makes, per index of the template's
+/// table (`(name, units)`).
+pub fn index_units(item: &Value) -> Vec<(String, usize)> {
+    index_entries(item).into_iter().map(|(index, size)| (index, size.div_ceil(1024))).collect()
+}
+
+/// The index entries an item put makes, per index of the template's table (`(name,
+/// bytes)`): an item with an index's keys writes an entry of its table keys, the index's
+/// keys and the projected attributes it has, plus 100 bytes (DynamoDB's rule).
+pub fn index_entries(item: &Value) -> Vec<(String, usize)> {
+    let table = &super::template::resource("EventsTable")["Properties"];
+    let indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
+    let mut entries = Vec::new();
+    for index in indexes {
+        let keys: Vec<&str> =
+            index["KeySchema"].as_array().unwrap().iter().map(|k| k["AttributeName"].as_str().unwrap()).collect();
+        if !keys.iter().all(|key| item.get(key).is_some()) {
+            continue;
+        }
+        let projected =
+            index["Projection"]["NonKeyAttributes"].as_array().into_iter().flatten().filter_map(Value::as_str);
+        let names: std::collections::BTreeSet<&str> = ["pk", "sk"].into_iter().chain(keys).chain(projected).collect();
+        let entry: serde_json::Map<String, Value> =
+            names.into_iter().filter_map(|name| Some((name.to_owned(), item.get(name)?.clone()))).collect();
+        let size = item_size(&Value::Object(entry)) + 100;
+        entries.push((index["IndexName"].as_str().unwrap().to_owned(), size));
+    }
+    entries
+}
+
+/// Every item put by what was sent.
+pub fn items_put(sent: &[(String, Value)]) -> Vec<&Value> {
+    let mut items = Vec::new();
+    for (operation, body) in sent {
+        match operation.as_str() {
+            "PutItem" => items.push(&body["Item"]),
+            "BatchWriteItem" => items.extend(
+                body["RequestItems"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .flat_map(|r| r.as_array().unwrap())
+                    .filter_map(|r| r.get("PutRequest"))
+                    .map(|put| &put["Item"]),
+            ),
+            "TransactWriteItems" => items.extend(
+                body["TransactItems"].as_array().unwrap().iter().filter_map(|a| a.get("Put")).map(|put| &put["Item"]),
+            ),
+            _ => {}
+        }
+    }
+    items
 }
