@@ -3,7 +3,7 @@
 //! changes show` and `make show` alike.
 //!
 //! Ids, names, values and reasons come from scraped pages that anyone can write. Human
-//! output reaches the terminal only through [`print`]'s tables, [`say`], [`error`] and
+//! output reaches the terminal only through [`print()`]'s tables, [`say`], [`error`] and
 //! [`Progress`], which make every control character visible ([`shown`]); CSV cells go
 //! through [`csv_cell`]. JSON and JSON lines are left exact: their format escapes.
 
