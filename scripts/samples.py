@@ -57,7 +57,10 @@ STORY = [
 
 
 def at(minutes_ago, now):
-    return (now - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`now` less `minutes_ago`, to the millisecond: two runs a moment apart still tell
+    different stories (account events are told apart by their time)."""
+    when = now - timedelta(minutes=minutes_ago)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03}Z"
 
 
 def redate(event, when, run):
