@@ -95,6 +95,11 @@ impl Store {
         Self { client, table, pacing: Pacing::default() }
     }
 
+    /// How the store paces itself.
+    pub fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
     /// The same store, paced as given.
     pub fn with_pacing(self, pacing: Pacing) -> Self {
         Self { pacing, ..self }
