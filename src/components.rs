@@ -61,7 +61,7 @@ impl Components {
 
     /// A receiver: the one place an event is applied.
     pub fn receiver(&self) -> Receiver {
-        Receiver::new(self.store.clone(), self.publisher.clone(), self.settings.rules.clone())
+        Receiver::new(Arc::new(self.store.clone()), self.publisher.clone(), self.settings.rules.clone())
     }
 
     /// The spool, when the configuration has one.
