@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
@@ -40,16 +41,9 @@ pub struct Page {
 impl Store {
     /// Every workflow's health item.
     pub async fn workflows(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self.scan_entity(ENTITY_HEALTH, &Window::default(), start).await?;
-            rows.extend(page.rows);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(rows),
-            }
-        }
+        let scan = self.entity_scan(ENTITY_HEALTH, &Window::default());
+        let items: Vec<_> = scan.into_paginator().items().send().try_collect().await.map_err(|e| sdk_error("Scan", e))?;
+        Ok(items.iter().map(plain_item).collect())
     }
 
     /// The newest change of `workflow_id`, as the `changesByTime` index has it.
@@ -151,30 +145,16 @@ impl Store {
                 .item
                 .map(|item| plain_item(&item)),
             None => {
-                let mut found = None;
-                let mut start = None;
-                loop {
-                    let output = self
-                        .client
-                        .scan()
-                        .table_name(&self.table)
-                        .filter_expression("#sk = :sk")
-                        .expression_attribute_names("#sk", "sk")
-                        .expression_attribute_values(":sk", s(&sk))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("Scan", e))?;
-                    if let Some(item) = output.items().first() {
-                        found = Some(plain_item(item));
-                        break;
-                    }
-                    match output.last_evaluated_key {
-                        Some(next) => start = Some(next),
-                        None => break,
-                    }
-                }
-                found
+                let scan = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("#sk = :sk")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_values(":sk", s(&sk));
+                // The first item of any page: the paginator reads on past empty pages.
+                let mut items = scan.into_paginator().items().send();
+                items.next().await.transpose().map_err(|e| sdk_error("Scan", e))?.map(|item| plain_item(&item))
             }
         };
         let Some(mut change) = item else { return Ok(None) };
@@ -195,35 +175,25 @@ impl Store {
 
     /// The differences of a change's parts, in order, and the numbers of the parts read.
     async fn part_differences(&self, pk: &str, prefix: &str) -> Result<(Vec<Value>, Vec<u64>), Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
         let (mut differences, mut parts) = (Vec::new(), Vec::new());
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for part in output.items() {
-                let mut part = plain_item(part);
-                parts.extend(part.get("part").and_then(Value::as_u64));
-                if let Some(Value::Array(list)) = part.remove("differences") {
-                    differences.extend(list);
-                }
-            }
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok((differences, parts)),
+        for part in super::query_all(query).await? {
+            let mut part = plain_item(&part);
+            parts.extend(part.get("part").and_then(Value::as_u64));
+            if let Some(Value::Array(list)) = part.remove("differences") {
+                differences.extend(list);
             }
         }
+        Ok((differences, parts))
     }
 
     /// The reconciliation watermark item, if a run ever finished clean.
@@ -241,26 +211,14 @@ impl Store {
 
     /// Every pending-change marker.
     pub async fn pending_markers(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_values(":pk", s(keys::PENDING_PK))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            rows.extend(output.items().iter().map(plain_item));
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(rows),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(keys::PENDING_PK));
+        Ok(super::query_all(query).await?.iter().map(plain_item).collect())
     }
 
     async fn scan_entity(
@@ -269,6 +227,13 @@ impl Store {
         window: &Window,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<Page, Error> {
+        let scan = self.entity_scan(entity, window).set_exclusive_start_key(start);
+        let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
+        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+    }
+
+    /// A scan of the items of `entity` in `window` (by their time).
+    fn entity_scan(&self, entity: &str, window: &Window) -> ScanFluentBuilder {
         let time = if entity == ENTITY_EVENT { "#timestamp" } else { "#createdAt" };
         let (condition, values) = range_condition(time, window);
         let mut scan = self
@@ -277,16 +242,14 @@ impl Store {
             .table_name(&self.table)
             .filter_expression(format!("#entity = :entity{condition}"))
             .expression_attribute_names("#entity", "entity")
-            .expression_attribute_values(":entity", s(entity))
-            .set_exclusive_start_key(start);
+            .expression_attribute_values(":entity", s(entity));
         if !values.is_empty() {
             scan = scan.expression_attribute_names(time, &time[1..]);
         }
         for (name, value) in values {
             scan = scan.expression_attribute_values(name, value);
         }
-        let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
-        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+        scan
     }
 }
 
