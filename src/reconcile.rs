@@ -180,33 +180,31 @@ impl<'a> Reconciler<'a> {
     /// Reconciles `[from, to)`; `progress` hears about each page.
     pub async fn run(&self, from: Timestamp, to: Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Report {
         let mut report = Report::default();
+        let fail = |report: &mut Report, section: &str, error: Error| {
+            report.failures.push(crate::error::bounded(format!("{section}: {}", error.detail())));
+        };
         // A section that cannot be read at all (Kadoa down, a wrong key, the table down)
         // fails the run, whatever the error: the window must be checked again.
-        if let Err(error) = self.changes(from, to, &mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("change list: {}", error.detail())));
+        let changes = read_pages(
+            async |skip| self.api.changes(from, to, skip).await,
+            async |page: ChangesPage| self.changes_page(&page, &mut report).await,
+            |read| progress(&format!("changes: {read} checked")),
+        );
+        if let Err(error) = changes.await {
+            fail(&mut report, "change list", error);
         }
         if let Err(error) = self.pending(&mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("pending changes: {}", error.detail())));
+            fail(&mut report, "pending changes", error);
         }
-        if let Err(error) = self.deliveries(from, to, &mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("delivery log: {}", error.detail())));
+        let deliveries = read_pages(
+            async |offset| self.api.deliveries(from, to, offset).await,
+            async |page: LogsPage| self.deliveries_page(&page, &mut report).await,
+            |read| progress(&format!("delivery log: {read} checked")),
+        );
+        if let Err(error) = deliveries.await {
+            fail(&mut report, "delivery log", error);
         }
         report
-    }
-
-    async fn changes(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        report: &mut Report,
-        progress: &(dyn Fn(&str) + Sync),
-    ) -> Result<(), Error> {
-        read_pages(
-            async |skip| self.api.changes(from, to, skip).await,
-            async |page: ChangesPage| self.changes_page(&page, report).await,
-            |read| progress(&format!("changes: {read} checked")),
-        )
-        .await
     }
 
     /// Stores the changes of one page of the change list that the table lacks.
@@ -312,21 +310,6 @@ impl<'a> Reconciler<'a> {
         let plan = ChangePlan::new(change, &delivery.envelope, receipt)?;
         let previous = self.store.change_layout(&plan.pk, &plan.change_sk).await?;
         self.store.complete_change(plan, previous, now).await
-    }
-
-    async fn deliveries(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        report: &mut Report,
-        progress: &(dyn Fn(&str) + Sync),
-    ) -> Result<(), Error> {
-        read_pages(
-            async |offset| self.api.deliveries(from, to, offset).await,
-            async |page: LogsPage| self.deliveries_page(&page, report).await,
-            |read| progress(&format!("delivery log: {read} checked")),
-        )
-        .await
     }
 
     /// Applies the deliveries of one page of Kadoa's log that the table has no record of.
