@@ -155,8 +155,7 @@ fn may_claim(health: &Health, at: Timestamp, failure: bool) -> bool {
     let newer = match record.last_event_at {
         None => true,
         Some(last) => {
-            last < at
-                || (failure && last == at && record.last_event_type.as_deref() != Some(crate::events::FAILED))
+            last < at || (failure && last == at && record.last_event_type.as_deref() != Some(crate::events::FAILED))
         }
     };
     free && newer

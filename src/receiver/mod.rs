@@ -16,12 +16,12 @@ use std::time::Duration;
 pub use self::store::EventStore;
 
 use crate::alerts::health::next_state;
+use crate::alerts::HealthRecord;
 use crate::alerts::{decide, AlertMessage, Decision, Publisher};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::events::{HealthEvent, KadoaEvent, Notice};
 use crate::outcome::{Applied, Arrival, EventStatus, Outcome};
-use crate::alerts::HealthRecord;
 use crate::store::health::{Claim, HealthClaim, HealthUpdate, COMMIT_TRIES};
 use crate::store::notices::EventClaim;
 use crate::store::WriteOutcome;
@@ -156,7 +156,10 @@ impl Receiver {
         let decision = decide(&previous, event.kind, at, self.rules.alert_repeat);
         if decision.moves_health() {
             // Newer than the last event, but another delivery holds the claim.
-            return Err(Error::Unavailable(format!("workflow {} is being applied by another delivery", event.workflow_id)));
+            return Err(Error::Unavailable(format!(
+                "workflow {} is being applied by another delivery",
+                event.workflow_id
+            )));
         }
         let status = decision.status(event.kind);
         // A retry of a decided event finds its own record there and leaves it be.

@@ -47,8 +47,12 @@ pub trait EventStore: Send + Sync {
     fn record_alert(&self, item: Item) -> BoxFuture<'_, Result<WriteOutcome, Error>>;
 
     /// Claims the alerting event whose log item has key (`pk`, `sk`).
-    fn claim_event<'a>(&'a self, pk: &'a str, sk: &'a str, event_type: &'a str)
-        -> BoxFuture<'a, Result<EventClaim, Error>>;
+    fn claim_event<'a>(
+        &'a self,
+        pk: &'a str,
+        sk: &'a str,
+        event_type: &'a str,
+    ) -> BoxFuture<'a, Result<EventClaim, Error>>;
 
     /// Replaces the claim `claim_id` with the event-log item `event`.
     fn commit_event<'a>(&'a self, claim_id: &'a str, event: Item) -> BoxFuture<'a, Result<(), Error>>;

@@ -35,7 +35,14 @@ impl Publisher for FakePublisher {
         if !failed {
             self.sent.lock().unwrap().push(message.clone());
         }
-        async move { if failed { Err(Error::unavailable("Publish", "injected outage")) } else { Ok(()) } }.boxed()
+        async move {
+            if failed {
+                Err(Error::unavailable("Publish", "injected outage"))
+            } else {
+                Ok(())
+            }
+        }
+        .boxed()
     }
 }
 

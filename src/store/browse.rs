@@ -42,7 +42,8 @@ impl Store {
     /// Every workflow's health item.
     pub async fn workflows(&self) -> Result<Vec<Row>, Error> {
         let scan = self.entity_scan(ENTITY_HEALTH, &Window::default());
-        let items: Vec<_> = scan.into_paginator().items().send().try_collect().await.map_err(|e| sdk_error("Scan", e))?;
+        let items: Vec<_> =
+            scan.into_paginator().items().send().try_collect().await.map_err(|e| sdk_error("Scan", e))?;
         Ok(items.iter().map(plain_item).collect())
     }
 

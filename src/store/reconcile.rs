@@ -68,7 +68,8 @@ impl Store {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(keys::PENDING_PK))
             .consistent_read(true);
-        let text = |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let text =
+            |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let markers = super::query_all(query).await?;
         Ok(markers.iter().filter_map(|item| Some((text(item, "workflowId")?, text(item, "changeId")?))).collect())
     }
