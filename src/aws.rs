@@ -26,13 +26,42 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
-/// Timeouts of every AWS call (some calls set a shorter one of their own).
+/// Timeouts of every AWS call as deployed (some calls set a shorter one of their own).
 pub fn timeout_config() -> TimeoutConfig {
+    timeout_config_within(None)
+}
+
+/// Timeouts of every AWS call: as deployed, or each of them `patience` (see [`PATIENCE_VARIABLE`]).
+pub fn timeout_config_within(patience: Option<Duration>) -> TimeoutConfig {
     TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
+        .connect_timeout(patience.unwrap_or(Duration::from_secs(1)))
+        .operation_attempt_timeout(patience.unwrap_or(ATTEMPT_TIMEOUT))
+        .operation_timeout(patience.unwrap_or(OPERATION_TIMEOUT))
         .build()
+}
+
+/// Widens every AWS time limit to this many seconds: the SDK's connect, attempt and call
+/// timeouts and the alert path's own caps (claim, commit, release, publish). For tests on a
+/// busy machine, where a starved emulator is slow and the test is not about time; the stack
+/// never sets it.
+pub const PATIENCE_VARIABLE: &str = "KADOA_AWS_TIMEOUT_SECS";
+
+/// The widened time limit [`PATIENCE_VARIABLE`] asks for, if it is set to a whole number
+/// of seconds above 0 (anything else is ignored, with a warning: the limits stay as deployed).
+pub fn patience(lookup: impl Fn(&str) -> Option<String>) -> Option<Duration> {
+    let text = lookup(PATIENCE_VARIABLE)?;
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Some(Duration::from_secs(secs)),
+        _ => {
+            tracing::warn!(value = %crate::error::bounded(text), "{PATIENCE_VARIABLE} is not a number of seconds above 0; ignored");
+            None
+        }
+    }
+}
+
+/// [`patience`] from the process's environment.
+pub fn patience_from_env() -> Option<Duration> {
+    patience(|name| std::env::var(name).ok())
 }
 
 /// The root CAs of every AWS service endpoint: Amazon Root CA 1–4 and the Starfield
@@ -47,7 +76,7 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
 pub async fn load_sdk_config() -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(timeout_config())
+        .timeout_config(timeout_config_within(patience_from_env()))
         // It ends a transfer that makes no progress for 5 s; every attempt here ends at
         // ATTEMPT_TIMEOUT (3 s) anyway, so it would only watch every body for nothing.
         .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled());
@@ -191,6 +220,22 @@ mod tests {
         assert!(error.is_transient());
         assert_eq!(error.detail(), "Publish: no answer within 1 ms");
         assert_eq!(within(Duration::from_secs(60), "Publish", async { 7 }).await.unwrap(), 7);
+    }
+
+    #[test]
+    fn patience_widens_every_limit_and_only_when_it_is_a_number() {
+        let lookup = |value: &'static str| move |name: &str| (name == PATIENCE_VARIABLE).then(|| value.to_owned());
+        assert_eq!(patience(lookup("60")), Some(Duration::from_secs(60)));
+        assert_eq!(patience(lookup("0")), None);
+        assert_eq!(patience(lookup("soon")), None);
+        assert_eq!(patience(|_| None), None);
+        let widened = timeout_config_within(Some(Duration::from_secs(60)));
+        assert_eq!(widened.operation_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(widened.operation_attempt_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(widened.connect_timeout(), Some(Duration::from_secs(60)));
+        let deployed = timeout_config();
+        assert_eq!(deployed.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(deployed.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! The composition root: settings → SDK configuration → clients → the store, the
 //! publisher, the receiver and the spool. Written once here for every entry point (the
-//! webhook, the replay, the `kadoa` command and the scheduled reconciliation); the tests
-//! build the same from clients of their own, pointed at moto.
+//! webhook, the replay, the outbox, the `kadoa` command and the scheduled
+//! reconciliation): no entry point builds an AWS client of its own. The tests build the
+//! same from clients of their own, pointed at moto.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::alerts::{Publisher, SnsPublisher};
 use crate::aws::{self, AwsClients};
-use crate::config::Settings;
+use crate::config::{OutboxSettings, Settings};
 use crate::metrics::MetricsSink;
+use crate::outbox::Drain;
 use crate::receiver::Receiver;
 use crate::spool::Spool;
-use crate::store::Store;
+use crate::store::{Pacing, Store};
 
 /// Everything an entry point applies events with.
 pub struct Components {
@@ -29,10 +32,11 @@ pub struct Components {
 
 impl Components {
     /// The deployed components: the SDK configuration of the environment (the Lambda
-    /// role's credentials, or `AWS_ENDPOINT_URL` for a local stand-in).
+    /// role's credentials, or `AWS_ENDPOINT_URL` for a local stand-in); every time limit
+    /// widened when [`aws::PATIENCE_VARIABLE`] says so.
     pub async fn load(settings: Settings) -> Self {
         let clients = AwsClients::from_config(&aws::load_sdk_config().await);
-        Self::new(settings, clients)
+        Self::new(settings, clients).within(aws::patience_from_env())
     }
 
     /// The components talking to AWS through `clients`.
@@ -43,9 +47,21 @@ impl Components {
         Self { settings, clients, store, publisher, metrics }
     }
 
+    /// The same components with the alert path's caps (each claim, commit, release and
+    /// publish) widened to `patience`, when given.
+    pub fn within(mut self, patience: Option<Duration>) -> Self {
+        if let Some(limit) = patience {
+            let pacing = Pacing { claim_call_timeout: limit, ..self.store.pacing() };
+            self.store = self.store.with_pacing(pacing);
+            let publisher = SnsPublisher::new(self.clients.sns.clone(), self.settings.alert_topic_arn.clone());
+            self.publisher = Arc::new(publisher.with_timeout(limit));
+        }
+        self
+    }
+
     /// A receiver: the one place an event is applied.
     pub fn receiver(&self) -> Receiver {
-        Receiver::new(self.store.clone(), self.publisher.clone(), self.settings.rules.clone())
+        Receiver::new(Arc::new(self.store.clone()), self.publisher.clone(), self.settings.rules.clone())
     }
 
     /// The spool, when the configuration has one.
@@ -53,4 +69,44 @@ impl Components {
         let spool = self.settings.spool.clone()?;
         Some(Spool::new(self.clients.sqs.clone(), spool.queue_url, self.clients.s3.clone(), spool.bucket))
     }
+}
+
+/// What the operator's command (`kadoa`) works with: the functions' clients, the two only
+/// it reads (the stack's outputs, the queues' metrics), and the widened time limit, if any.
+pub struct OperatorClients {
+    /// The clients the functions use.
+    pub aws: AwsClients,
+    /// The stack's outputs.
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    /// The queues' metrics.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Every time limit, when [`aws::PATIENCE_VARIABLE`] widens them.
+    pub patience: Option<Duration>,
+}
+
+impl OperatorClients {
+    /// The caller's credentials (or `AWS_ENDPOINT_URL` for a local stand-in), as the
+    /// functions load theirs.
+    pub async fn load() -> Self {
+        let config = aws::load_sdk_config().await;
+        Self {
+            aws: AwsClients::from_config(&config),
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            patience: aws::patience_from_env(),
+        }
+    }
+
+    /// The components for `settings`, on these clients.
+    pub fn components(&self, settings: Settings) -> Components {
+        Components::new(settings, self.aws.clone()).within(self.patience)
+    }
+}
+
+/// The outbox's drain: the stream's batches to `settings`' bus, through the SDK
+/// configuration of the environment.
+pub async fn outbox_drain(settings: OutboxSettings) -> Drain {
+    let config = aws::load_sdk_config().await;
+    let client = aws_sdk_eventbridge::Client::new(&config);
+    Drain::new(client, settings.bus, MetricsSink::stdout(settings.metrics_namespace))
 }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::events::DATA_CHANGE;
-use crate::kadoa_api::KadoaApi;
+use crate::kadoa_api::{ChangesPage, KadoaApi, LogsPage};
 use crate::metrics::{self, Document, Function};
 use crate::outcome::{Applied, Arrival, Outcome};
 use crate::receiver::{Delivery, Receiver};
@@ -180,74 +180,63 @@ impl<'a> Reconciler<'a> {
     /// Reconciles `[from, to)`; `progress` hears about each page.
     pub async fn run(&self, from: Timestamp, to: Timestamp, progress: &(dyn Fn(&str) + Sync)) -> Report {
         let mut report = Report::default();
+        let fail = |report: &mut Report, section: &str, error: Error| {
+            report.failures.push(crate::error::bounded(format!("{section}: {}", error.detail())));
+        };
         // A section that cannot be read at all (Kadoa down, a wrong key, the table down)
         // fails the run, whatever the error: the window must be checked again.
-        if let Err(error) = self.changes(from, to, &mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("change list: {}", error.detail())));
+        let changes = read_pages(
+            async |skip| self.api.changes(from, to, skip).await,
+            async |page: ChangesPage| self.changes_page(&page, &mut report).await,
+            |read| progress(&format!("changes: {read} checked")),
+        );
+        if let Err(error) = changes.await {
+            fail(&mut report, "change list", error);
         }
         if let Err(error) = self.pending(&mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("pending changes: {}", error.detail())));
+            fail(&mut report, "pending changes", error);
         }
-        if let Err(error) = self.deliveries(from, to, &mut report, progress).await {
-            report.failures.push(crate::error::bounded(format!("delivery log: {}", error.detail())));
+        let deliveries = read_pages(
+            async |offset| self.api.deliveries(from, to, offset).await,
+            async |page: LogsPage| self.deliveries_page(&page, &mut report).await,
+            |read| progress(&format!("delivery log: {read} checked")),
+        );
+        if let Err(error) = deliveries.await {
+            fail(&mut report, "delivery log", error);
         }
         report
     }
 
-    async fn changes(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        report: &mut Report,
-        progress: &(dyn Fn(&str) + Sync),
-    ) -> Result<(), Error> {
-        let mut skip = 0u64;
-        let mut pages = Pages::default();
-        loop {
-            let page = self.api.changes(from, to, skip).await?;
-            let count = page.changes.len();
-            pages.next(page.changes.iter().map(|change| change.0.get()))?;
-            let mut listed = Vec::with_capacity(count);
-            for raw in page.changes.iter().map(|change| &change.0) {
-                match serde_json::from_str::<ChangeIds>(raw.get()) {
-                    Ok(ids) => listed.push((ids, raw)),
-                    Err(e) => {
-                        report.item_failed("a listed change", &Error::invalid(format!("no id or workflowId: {e}")))
-                    }
-                }
-            }
-            // Keys as the receiver makes them: of the ids trimmed.
-            let keys: Vec<Key> = listed
-                .iter()
-                .map(|(ids, _)| (keys::workflow_pk(ids.workflow_id.trim()), keys::change_sk(ids.id.trim())))
-                .collect();
-            let existing = self.store.existing(&keys).await?;
-            for ((ids, raw), key) in listed.into_iter().zip(&keys) {
-                report.changes_seen += 1;
-                if existing.contains(key) {
-                    report.already_stored += 1;
-                    continue;
-                }
-                let timestamp = ids.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
-                let body = envelope_body(DATA_CHANGE, &timestamp, raw);
-                match self.apply(&body).await {
-                    Ok(Applied { outcome: Outcome::Stored, .. }) => report.stored_now += 1,
-                    Ok(_) => report.already_stored += 1,
-                    Err(error) => report.item_failed(&format!("change {}", ids.id), &error),
-                }
-            }
-            skip += count as u64;
-            progress(&format!("changes: {skip} checked"));
-            // Without a pagination block, a full page means there may be more.
-            let last_page = page
-                .pagination
-                .as_ref()
-                .and_then(|p| Some(p.page? >= p.total_pages?))
-                .unwrap_or(count < crate::kadoa_api::CHANGES_PAGE_SIZE as usize);
-            if count == 0 || last_page {
-                return Ok(());
+    /// Stores the changes of one page of the change list that the table lacks.
+    async fn changes_page(&self, page: &ChangesPage, report: &mut Report) -> Result<(), Error> {
+        let mut listed = Vec::with_capacity(page.changes.len());
+        for raw in page.changes.iter().map(|change| &change.0) {
+            match serde_json::from_str::<ChangeIds>(raw.get()) {
+                Ok(ids) => listed.push((ids, raw)),
+                Err(e) => report.item_failed("a listed change", &Error::invalid(format!("no id or workflowId: {e}"))),
             }
         }
+        // Keys as the receiver makes them: of the ids trimmed.
+        let keys: Vec<Key> = listed
+            .iter()
+            .map(|(ids, _)| (keys::workflow_pk(ids.workflow_id.trim()), keys::change_sk(ids.id.trim())))
+            .collect();
+        let existing = self.store.existing(&keys).await?;
+        for ((ids, raw), key) in listed.into_iter().zip(&keys) {
+            report.changes_seen += 1;
+            if existing.contains(key) {
+                report.already_stored += 1;
+                continue;
+            }
+            let timestamp = ids.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
+            let body = envelope_body(DATA_CHANGE, &timestamp, raw);
+            match self.apply(&body).await {
+                Ok(Applied { outcome: Outcome::Stored, .. }) => report.stored_now += 1,
+                Ok(_) => report.already_stored += 1,
+                Err(error) => report.item_failed(&format!("change {}", ids.id), &error),
+            }
+        }
+        Ok(())
     }
 
     async fn pending(&self, report: &mut Report, progress: &(dyn Fn(&str) + Sync)) -> Result<(), Error> {
@@ -323,84 +312,126 @@ impl<'a> Reconciler<'a> {
         self.store.complete_change(plan, previous, now).await
     }
 
-    async fn deliveries(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        report: &mut Report,
-        progress: &(dyn Fn(&str) + Sync),
-    ) -> Result<(), Error> {
-        let mut offset = 0u64;
-        let mut pages = Pages::default();
-        loop {
-            let page = self.api.deliveries(from, to, offset).await?;
-            let count = page.events.len();
-            pages.next(page.events.iter().map(|logged| logged.payload.get()))?;
-            // Data changes are reconciled from the change list, by id.
-            let bodies: Vec<String> = page
-                .events
-                .iter()
-                .filter(|logged| logged.event_type != DATA_CHANGE)
-                .map(|logged| {
-                    let payload = logged.payload.get();
-                    let is_envelope = serde_json::from_str::<EnvelopeShape>(payload).is_ok_and(|e| e.is_envelope());
-                    match is_envelope {
-                        true => payload.to_owned(),
-                        false => {
-                            let at = logged.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
-                            envelope_body(&logged.event_type, &at, &logged.payload)
-                        }
-                    }
-                })
-                .collect();
-            let mut parsed = Vec::new();
-            for body in &bodies {
-                match Delivery::parse(body.as_bytes(), None) {
-                    Ok(delivery) => parsed.push(delivery),
-                    Err(error) => report.item_failed("a logged delivery", &error),
-                }
-            }
-            let receipt = Receipt::new(Timestamp::now(), self.retention_days, Arrival::Reconcile);
-            let keys: Vec<Key> = parsed
-                .iter()
-                .map(|d| {
-                    EventRecord::new(&d.envelope, d.event.workflow_id(), receipt, crate::outcome::EventStatus::Stored)
-                        .key()
-                })
-                .collect();
-            let existing: HashSet<Key> = self.store.existing(&keys).await?;
-            for (delivery, key) in parsed.iter().zip(&keys) {
-                report.events_seen += 1;
-                if existing.contains(key) {
-                    report.events_logged += 1;
-                    continue;
-                }
-                match self.receiver.apply(delivery, Timestamp::now(), Arrival::Reconcile).await {
-                    Ok(applied) => {
-                        report.events_replayed += 1;
-                        report.alerts_sent += usize::from(applied.alerted_at.is_some());
-                    }
-                    Err(error) => {
-                        let what = format!(
-                            "{} at {}",
-                            delivery.envelope.event_type,
-                            delivery.envelope.timestamp.to_key_string()
-                        );
-                        report.item_failed(&what, &error);
+    /// Applies the deliveries of one page of Kadoa's log that the table has no record of.
+    async fn deliveries_page(&self, page: &LogsPage, report: &mut Report) -> Result<(), Error> {
+        // Data changes are reconciled from the change list, by id.
+        let bodies: Vec<String> = page
+            .events
+            .iter()
+            .filter(|logged| logged.event_type != DATA_CHANGE)
+            .map(|logged| {
+                let payload = logged.payload.get();
+                let is_envelope = serde_json::from_str::<EnvelopeShape>(payload).is_ok_and(|e| e.is_envelope());
+                match is_envelope {
+                    true => payload.to_owned(),
+                    false => {
+                        let at = logged.created_at.clone().unwrap_or_else(|| Timestamp::now().to_key_string());
+                        envelope_body(&logged.event_type, &at, &logged.payload)
                     }
                 }
-            }
-            offset += count as u64;
-            progress(&format!("delivery log: {offset} checked"));
-            if count == 0 || !page.has_more {
-                return Ok(());
+            })
+            .collect();
+        let mut parsed = Vec::new();
+        for body in &bodies {
+            match Delivery::parse(body.as_bytes(), None) {
+                Ok(delivery) => parsed.push(delivery),
+                Err(error) => report.item_failed("a logged delivery", &error),
             }
         }
+        let receipt = Receipt::new(Timestamp::now(), self.retention_days, Arrival::Reconcile);
+        let keys: Vec<Key> = parsed
+            .iter()
+            .map(|d| {
+                EventRecord::new(&d.envelope, d.event.workflow_id(), receipt, crate::outcome::EventStatus::Stored).key()
+            })
+            .collect();
+        let existing: HashSet<Key> = self.store.existing(&keys).await?;
+        for (delivery, key) in parsed.iter().zip(&keys) {
+            report.events_seen += 1;
+            if existing.contains(key) {
+                report.events_logged += 1;
+                continue;
+            }
+            match self.receiver.apply(delivery, Timestamp::now(), Arrival::Reconcile).await {
+                Ok(applied) => {
+                    report.events_replayed += 1;
+                    report.alerts_sent += usize::from(applied.alerted_at.is_some());
+                }
+                Err(error) => {
+                    let what =
+                        format!("{} at {}", delivery.envelope.event_type, delivery.envelope.timestamp.to_key_string());
+                    report.item_failed(&what, &error);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn apply(&self, body: &str) -> Result<Applied, Error> {
         let delivery = Delivery::parse(body.as_bytes(), None)?;
         self.receiver.apply(&delivery, Timestamp::now(), Arrival::Reconcile).await
+    }
+}
+
+/// One page of a source Kadoa's API serves page by page.
+trait Paged {
+    /// Its items as raw JSON: what a repeated page is known by.
+    fn items(&self) -> impl Iterator<Item = &str>;
+    /// How many items it has: where the next page starts.
+    fn len(&self) -> usize;
+    /// Whether no page follows.
+    fn is_last(&self) -> bool;
+}
+
+impl Paged for ChangesPage {
+    fn items(&self) -> impl Iterator<Item = &str> {
+        self.changes.iter().map(|change| change.0.get())
+    }
+
+    fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Without a pagination block, a full page means there may be more.
+    fn is_last(&self) -> bool {
+        let pagination = self.pagination.as_ref().and_then(|p| Some(p.page? >= p.total_pages?));
+        pagination.unwrap_or(self.len() < crate::kadoa_api::CHANGES_PAGE_SIZE as usize)
+    }
+}
+
+impl Paged for LogsPage {
+    fn items(&self) -> impl Iterator<Item = &str> {
+        self.events.iter().map(|logged| logged.payload.get())
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn is_last(&self) -> bool {
+        !self.has_more
+    }
+}
+
+/// Reads a paged source from its start: `fetch(read)` gives the page after the first
+/// `read` items, `handle` takes each, until an empty or last page; `progress` hears how
+/// many items were read. [`Pages`] guards it.
+async fn read_pages<P: Paged>(
+    mut fetch: impl AsyncFnMut(u64) -> Result<P, Error>,
+    mut handle: impl AsyncFnMut(P) -> Result<(), Error>,
+    progress: impl Fn(u64),
+) -> Result<(), Error> {
+    let (mut read, mut pages) = (0u64, Pages::default());
+    loop {
+        let page = fetch(read).await?;
+        pages.next(page.items())?;
+        let (count, last) = (page.len(), page.is_last());
+        handle(page).await?;
+        read += count as u64;
+        progress(read);
+        if count == 0 || last {
+            return Ok(());
+        }
     }
 }
 

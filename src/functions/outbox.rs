@@ -5,15 +5,12 @@
 use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 
 use super::refuse;
-use crate::aws;
 use crate::config::OutboxSettings;
-use crate::metrics::MetricsSink;
-use crate::outbox::{Drain, StreamEvent};
+use crate::outbox::StreamEvent;
 
 pub(super) async fn run() -> Result<(), Error> {
     let settings = OutboxSettings::from_lookup(|name| std::env::var(name).ok()).map_err(refuse)?;
-    let client = aws_sdk_eventbridge::Client::new(&aws::load_sdk_config().await);
-    let drain = Drain::new(client, settings.bus, MetricsSink::stdout(settings.metrics_namespace));
+    let drain = crate::components::outbox_drain(settings).await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<StreamEvent>| {
         let drain = &drain;
         async move { Ok::<_, Error>(drain.handle(event.payload).await) }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 
@@ -140,30 +141,16 @@ impl Store {
                 .item
                 .map(|item| plain_item(&item)),
             None => {
-                let mut found = None;
-                let mut start = None;
-                loop {
-                    let output = self
-                        .client
-                        .scan()
-                        .table_name(&self.table)
-                        .filter_expression("#sk = :sk")
-                        .expression_attribute_names("#sk", "sk")
-                        .expression_attribute_values(":sk", s(&sk))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("Scan", e))?;
-                    if let Some(item) = output.items().first() {
-                        found = Some(plain_item(item));
-                        break;
-                    }
-                    match output.last_evaluated_key {
-                        Some(next) => start = Some(next),
-                        None => break,
-                    }
-                }
-                found
+                let scan = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("#sk = :sk")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_values(":sk", s(&sk));
+                // The first item of any page: the paginator reads on past empty pages.
+                let mut items = scan.into_paginator().items().send();
+                items.next().await.transpose().map_err(|e| sdk_error("Scan", e))?.map(|item| plain_item(&item))
             }
         };
         let Some(mut change) = item else { return Ok(None) };
@@ -184,35 +171,25 @@ impl Store {
 
     /// The differences of a change's parts, in order, and the numbers of the parts read.
     async fn part_differences(&self, pk: &str, prefix: &str) -> Result<(Vec<Value>, Vec<u64>), Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
         let (mut differences, mut parts) = (Vec::new(), Vec::new());
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for part in output.items() {
-                let mut part = plain_item(part);
-                parts.extend(part.get("part").and_then(Value::as_u64));
-                if let Some(Value::Array(list)) = part.remove("differences") {
-                    differences.extend(list);
-                }
-            }
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok((differences, parts)),
+        for part in super::query_all(query).await? {
+            let mut part = plain_item(&part);
+            parts.extend(part.get("part").and_then(Value::as_u64));
+            if let Some(Value::Array(list)) = part.remove("differences") {
+                differences.extend(list);
             }
         }
+        Ok((differences, parts))
     }
 
     /// The reconciliation watermark item, if a run ever finished clean.
@@ -230,26 +207,14 @@ impl Store {
 
     /// Every pending-change marker.
     pub async fn pending_markers(&self) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_values(":pk", s(keys::PENDING_PK))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            rows.extend(output.items().iter().map(plain_item));
-            match output.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(rows),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(keys::PENDING_PK));
+        Ok(super::query_all(query).await?.iter().map(plain_item).collect())
     }
 
     async fn scan_entity(
@@ -259,6 +224,13 @@ impl Store {
         start: Option<HashMap<String, AttributeValue>>,
         limit: Option<i32>,
     ) -> Result<Page, Error> {
+        let scan = self.entity_scan(entity, window).set_exclusive_start_key(start).set_limit(limit);
+        let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
+        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+    }
+
+    /// A scan of the items of `entity` in `window` (by their time).
+    fn entity_scan(&self, entity: &str, window: &Window) -> ScanFluentBuilder {
         let time = if entity == ENTITY_EVENT { "#timestamp" } else { "#createdAt" };
         let (condition, values) = range_condition(time, window);
         let mut scan = self
@@ -267,17 +239,14 @@ impl Store {
             .table_name(&self.table)
             .filter_expression(format!("#entity = :entity{condition}"))
             .expression_attribute_names("#entity", "entity")
-            .expression_attribute_values(":entity", s(entity))
-            .set_exclusive_start_key(start)
-            .set_limit(limit);
+            .expression_attribute_values(":entity", s(entity));
         if !values.is_empty() {
             scan = scan.expression_attribute_names(time, &time[1..]);
         }
         for (name, value) in values {
             scan = scan.expression_attribute_values(name, value);
         }
-        let output = scan.send().await.map_err(|e| sdk_error("Scan", e))?;
-        Ok(Page { rows: output.items().iter().map(plain_item).collect(), next: output.last_evaluated_key })
+        scan
     }
 }
 

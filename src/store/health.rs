@@ -52,6 +52,23 @@ pub struct HealthClaim {
     now: Timestamp,
 }
 
+impl HealthClaim {
+    /// A new claim on `workflow_id`'s health, taken at `now` (an id no other claim has).
+    pub fn new(workflow_id: &str, now: Timestamp) -> Self {
+        Self { pk: keys::workflow_pk(workflow_id), id: new_claim_id(now), now }
+    }
+
+    /// The claim's id: a commit or release holds only while the item still names it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When it was taken: the lease runs [`CLAIM_LEASE`] from here.
+    pub fn taken_at(&self) -> Timestamp {
+        self.now
+    }
+}
+
 /// The answer to a claim.
 #[derive(Debug)]
 pub enum Claim {
@@ -131,15 +148,13 @@ impl Store {
     /// [`crate::alerts::health::wins_tie`]) and nobody else holds the claim. Either way,
     /// returns the health as it was.
     pub async fn claim_health(&self, workflow_id: &str, at: Timestamp, failure: bool) -> Result<Claim, Error> {
-        let pk = keys::workflow_pk(workflow_id);
-        let now = Timestamp::now();
-        let id = new_claim_id(now);
-        let claim = self
-            .update_health(&pk, claim_expressions(workflow_id, &id, now, at, failure))
+        let claim = HealthClaim::new(workflow_id, Timestamp::now());
+        let request = self
+            .update_health(&claim.pk, claim_expressions(workflow_id, &claim.id, claim.now, at, failure))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match self.on_claim("UpdateItem", claim.send()).await? {
-            Ok(output) => Ok(Claim::Granted(HealthClaim { pk, id, now }, read_record(output.attributes))),
+        match self.on_claim("UpdateItem", request.send()).await? {
+            Ok(output) => Ok(Claim::Granted(claim, read_record(output.attributes))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let previous = match e.into_service_error() {
                     UpdateItemError::ConditionalCheckFailedException(failed) => failed.item,

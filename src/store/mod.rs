@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
@@ -96,6 +97,11 @@ impl Store {
         Self { client, table, pacing: Pacing::default() }
     }
 
+    /// How the store paces itself.
+    pub fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
     /// The same store, paced as given.
     pub fn with_pacing(self, pacing: Pacing) -> Self {
         Self { pacing, ..self }
@@ -106,27 +112,21 @@ impl Store {
     /// keys at a time and stops at the first such item: one page on a table in use.
     pub async fn ever_delivered(&self) -> Result<bool, Error> {
         const PAGES: usize = 10;
-        let mut start = None;
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .limit(100)
+            .projection_expression("pk")
+            .filter_expression("#arrival IN (:webhook, :replay)")
+            .expression_attribute_names("#arrival", "arrival")
+            .expression_attribute_values(":webhook", s(crate::outcome::Arrival::Webhook.as_str()))
+            .expression_attribute_values(":replay", s(crate::outcome::Arrival::Replay.as_str()));
+        let mut pages = scan.into_paginator().send();
         for _ in 0..PAGES {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .limit(100)
-                .projection_expression("pk")
-                .filter_expression("#arrival IN (:webhook, :replay)")
-                .expression_attribute_names("#arrival", "arrival")
-                .expression_attribute_values(":webhook", s(crate::outcome::Arrival::Webhook.as_str()))
-                .expression_attribute_values(":replay", s(crate::outcome::Arrival::Replay.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Scan", e))?;
-            if !output.items().is_empty() {
-                return Ok(true);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
+            match pages.next().await.transpose().map_err(|e| sdk_error("Scan", e))? {
+                Some(page) if !page.items().is_empty() => return Ok(true),
+                Some(_) => {}
                 None => return Ok(false),
             }
         }
@@ -287,6 +287,11 @@ impl Store {
             self.pacing.unprocessed_rounds
         )))
     }
+}
+
+/// Every item `query` finds, page after page (the SDK's paginator).
+pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
+    query.into_paginator().items().send().try_collect().await.map_err(|e| sdk_error("Query", e))
 }
 
 /// The item a conditional `PutItem` found in its way (asked for with

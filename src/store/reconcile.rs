@@ -61,31 +61,17 @@ impl Store {
 
     /// The changes stored while Kadoa still had them pending: (workflow id, change id).
     pub async fn pending_changes(&self) -> Result<Vec<(String, String)>, Error> {
-        let mut pending = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::PENDING_PK))
-                .set_exclusive_start_key(start)
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in output.items.unwrap_or_default() {
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-                if let (Some(workflow_id), Some(change_id)) = (text("workflowId"), text("changeId")) {
-                    pending.push((workflow_id, change_id));
-                }
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(pending);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::PENDING_PK))
+            .consistent_read(true);
+        let text =
+            |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let markers = super::query_all(query).await?;
+        Ok(markers.iter().filter_map(|item| Some((text(item, "workflowId")?, text(item, "changeId")?))).collect())
     }
 
     /// Replaces a stored change by Kadoa's final version: its parts (for a large change),

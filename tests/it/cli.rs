@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::support::kadoa::FakeKadoa;
 use crate::support::moto::moto;
-use crate::support::{http_server, Harness, SECRET};
+use crate::support::{http_server, Harness, PATIENT, SECRET};
 
 const KEY: &str = "kadoa-key";
 
@@ -21,6 +21,8 @@ fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("TABLE_NAME", harness.table.clone()),
         ("ALERT_TOPIC_ARN", harness.topic_arn.clone()),
+        // These tests are not about time: a starved moto must not time the command out.
+        (kadoa_webhook::aws::PATIENCE_VARIABLE, PATIENT.as_secs().to_string()),
     ];
     if let Some(arn) = &harness.secret_arn {
         env.push(("WEBHOOK_SECRET_ARN", arn.clone()));
@@ -35,15 +37,24 @@ fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
 
 /// Runs `kadoa args…` with `env` only, from a directory without samconfig.toml or
 /// .local/dev.env; without blocking this test's runtime (the fakes are served on it).
+/// Its exit code and standard error go to the test's output, shown when the test fails.
 async fn kadoa(args: &[&str], env: &[(&'static str, String)]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kadoa"))
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kadoa"))
         .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(std::env::temp_dir())
         .output()
         .await
-        .unwrap()
+        .unwrap();
+    show_stderr(args, &output);
+    output
+}
+
+/// `kadoa args…`'s exit code and standard error, in the test's captured output.
+pub fn show_stderr(args: &[&str], output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("$ kadoa {} → {:?}\n{}", args.join(" "), output.status.code(), stderr.trim_end());
 }
 
 fn stdout(output: &Output) -> String {

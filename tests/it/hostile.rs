@@ -173,7 +173,13 @@ async fn unauthenticated_requests_cannot_drive_secrets_manager() {
     for _ in 0..5 {
         assert_eq!(harness.send(stranger()).await.0, 401, "answered at once from the last value read");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the one background refresh fail
+    // The one background refresh fails: wait for it (a busy machine may take a while),
+    // then no other follows.
+    let started = std::time::Instant::now();
+    while harness.calls.count("GetSecretValue") < 2 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(harness.calls.count("GetSecretValue"), 2, "one refresh, then backoff");
 }
 

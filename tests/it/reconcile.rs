@@ -243,6 +243,7 @@ async fn the_command_reports_and_fails_loudly_on_a_wrong_key() {
                 ("AWS_REGION", "us-east-1"),
                 ("AWS_ACCESS_KEY_ID", "testing"),
                 ("AWS_SECRET_ACCESS_KEY", "testing"),
+                (kadoa_webhook::aws::PATIENCE_VARIABLE, "60"),
             ])
             .output()
     };

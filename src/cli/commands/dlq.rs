@@ -96,8 +96,7 @@ fn describe(message: &Message) -> Map<String, Value> {
 /// Whether a spooled body is still in the bucket.
 async fn body_exists(context: &Context, object: &str) -> Result<bool, Error> {
     let bucket = context.target.need(&context.target.spool_bucket, "spool bucket", "SPOOL_BUCKET")?;
-    let client = crate::aws::s3_client(&context.config);
-    match client.head_object().bucket(bucket).key(object).send().await {
+    match context.clients.aws.s3.head_object().bucket(bucket).key(object).send().await {
         Ok(_) => Ok(true),
         Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
         Err(error) => Err(crate::aws::sdk_error("HeadObject", error)),

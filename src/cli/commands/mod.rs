@@ -8,12 +8,12 @@ mod notifications;
 mod secret;
 mod status;
 
-use aws_config::SdkConfig;
 use serde_json::{json, Value};
 
 use super::render::{self, Format};
 use super::target::{self, StackChoice, Target};
 use super::{ChangesCommand, Cli, Command, DlqCommand, ReconcileArgs, SecretCommand};
+use crate::components::OperatorClients;
 use crate::error::Error;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -24,24 +24,25 @@ pub struct Context {
     pub target: Target,
     /// `--output`
     pub format: Option<Format>,
-    /// The SDK configuration (the caller's credentials, or the local endpoint).
-    pub config: SdkConfig,
+    /// The AWS clients, from the composition root (the caller's credentials, or the
+    /// local endpoint).
+    pub clients: OperatorClients,
 }
 
 impl Context {
     /// The table.
     pub fn store(&self) -> Result<Store, Error> {
-        Ok(Store::new(aws_sdk_dynamodb::Client::new(&self.config), self.target.table()?.to_owned()))
+        Ok(Store::new(self.clients.aws.dynamodb.clone(), self.target.table()?.to_owned()))
     }
 
     /// An SQS client.
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(&self.config)
+        (*self.clients.aws.sqs).clone()
     }
 
     /// A Secrets Manager client.
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&self.config)
+        (*self.clients.aws.secrets_manager).clone()
     }
 
     /// The webhook secret in use: its lines (the newest last), the seconds since this value
@@ -93,10 +94,10 @@ pub struct WebhookSecret {
 /// Runs `cli`'s command: `Ok(true)` all well, `Ok(false)` something needs attention.
 pub async fn run(cli: Cli) -> Result<bool, Error> {
     let choice = target::choose(cli.stack.as_deref())?;
-    let config = crate::aws::load_sdk_config().await;
+    let clients = OperatorClients::load().await;
     let target = match choice {
         StackChoice::Named(stack) | StackChoice::Configured(stack) => {
-            let outputs = target::stack_outputs(&aws_sdk_cloudformation::Client::new(&config), &stack).await?;
+            let outputs = target::stack_outputs(&clients.cloudformation, &stack).await?;
             target::resolve(format!("stack {stack}"), &outputs)
         }
         StackChoice::Local(outputs) => {
@@ -104,7 +105,7 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         }
         StackChoice::None => target::resolve("the environment".to_owned(), &Default::default()),
     };
-    let context = Context { target, format: cli.output, config };
+    let context = Context { target, format: cli.output, clients };
     match cli.command {
         Command::Status => status::run(&context).await,
         Command::Changes(ChangesCommand::List(window)) => browse::list_changes(&context, &window).await,
@@ -151,7 +152,7 @@ async fn reconcile_window(context: &Context, args: &ReconcileArgs) -> Result<boo
     })
     .map_err(|e| Error::invalid(e.to_string()))?;
     let api_settings = KadoaApiSettings::from_lookup(lookup).map_err(|e| Error::invalid(e.to_string()))?;
-    let components = crate::Components::new(settings, crate::AwsClients::from_config(&context.config));
+    let components = context.clients.components(settings);
     let key = crate::secrets::kadoa_api_key(&api_settings, &context.secrets()).await?;
     let api = KadoaApi::new(&api_settings.url, key, ApiRetry::default())?;
     let receiver = components.receiver();

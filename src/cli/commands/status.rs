@@ -40,7 +40,9 @@ async fn queue_depth(context: &Context, url: &str) -> Result<i64, Error> {
 async fn oldest_age(context: &Context, url: &str) -> Result<Option<i64>, Error> {
     let queue = url.rsplit('/').next().unwrap_or_default();
     let now = std::time::SystemTime::now();
-    let output = aws_sdk_cloudwatch::Client::new(&context.config)
+    let output = context
+        .clients
+        .cloudwatch
         .get_metric_statistics()
         .namespace("AWS/SQS")
         .metric_name("ApproximateAgeOfOldestMessage")

@@ -370,7 +370,7 @@ impl Harness {
 
     /// A receiver like the app's, for another entry point.
     pub fn receiver(&self) -> Receiver {
-        Receiver::new(self.store.clone(), self.publisher.clone(), self.rules.clone())
+        Receiver::new(Arc::new(self.store.clone()), self.publisher.clone(), self.rules.clone())
     }
 
     fn test_spool(&self) -> &TestSpool {

@@ -1,23 +1,33 @@
 //! The one place an event is applied, whatever brought it (the webhook, a replay of the
 //! spool): [`Receiver::apply`] matches on the kind of event and stores, logs and alerts it
-//! with the same idempotency, ordering and exactly-once rules every time.
+//! with the same idempotency, ordering and exactly-once rules every time, against an
+//! [`EventStore`] (DynamoDB as deployed, in memory in the unit tests).
+
+#[cfg(test)]
+mod memory;
+mod store;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::store::EventStore;
+
 use crate::alerts::health::next_state;
+use crate::alerts::HealthRecord;
 use crate::alerts::{decide, AlertMessage, Decision, Publisher};
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::events::{HealthEvent, KadoaEvent, Notice};
 use crate::outcome::{Applied, Arrival, EventStatus, Outcome};
-use crate::store::health::{Claim, HealthUpdate, COMMIT_TRIES};
+use crate::store::health::{Claim, HealthClaim, HealthUpdate, COMMIT_TRIES};
 use crate::store::notices::EventClaim;
-use crate::store::{Store, WriteOutcome};
+use crate::store::WriteOutcome;
 use crate::table::change::ChangePlan;
 use crate::table::event_log::EventRecord;
-use crate::table::Receipt;
+use crate::table::{Item, Receipt};
 use crate::timestamp::Timestamp;
 
 /// How far ahead of the receiver's clock a health event may be dated. Health events are
@@ -67,14 +77,14 @@ impl<'a> Delivery<'a> {
 
 /// Applies events: the table, the alert topic, and the rules.
 pub struct Receiver {
-    store: Store,
+    store: Arc<dyn EventStore>,
     publisher: Arc<dyn Publisher>,
     rules: Rules,
 }
 
 impl Receiver {
     /// A receiver writing to `store` and alerting through `publisher`.
-    pub fn new(store: Store, publisher: Arc<dyn Publisher>, rules: Rules) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, publisher: Arc<dyn Publisher>, rules: Rules) -> Self {
         Self { store, publisher, rules }
     }
 
@@ -102,56 +112,71 @@ impl Receiver {
         }
     }
 
-    /// Moves the workflow's health on and tells people when that is news: claim, decide,
-    /// publish, commit (see [`crate::store::health`]).
+    /// Moves the workflow's health on and tells people when that is news, in the steps
+    /// of [`crate::store::health`]: claim, decide, publish, commit (or release).
     async fn apply_health(
         &self,
         envelope: &Envelope<'_>,
         event: &HealthEvent,
         receipt: Receipt,
     ) -> Result<Applied, Error> {
-        let at = envelope.timestamp;
-        // Against the earlier of the receipt and this process's own clock: a receipt time
-        // from the spool is not trusted to move the bound.
-        let clock = receipt.received_at.min(Timestamp::now());
-        let latest = clock.plus_millis(FUTURE_ALLOWANCE.as_millis() as i64);
-        if latest.is_some_and(|latest| at > latest) {
-            return Err(Error::invalid(format!(
-                "timestamp {} is more than {} minutes ahead of the receiver's clock",
-                at.to_key_string(),
-                FUTURE_ALLOWANCE.as_secs() / 60
+        refuse_far_future(envelope.timestamp, receipt)?;
+        let step = HealthStep { envelope, event, receipt };
+        let (claim, previous) = match self.claim(&step).await? {
+            Ok(granted) => granted,
+            Err(recorded) => return Ok(recorded),
+        };
+        let (status, message) = self.decide(&step, previous);
+        // Every item is built before anything is published.
+        let item = match step.record(status).with_alert(message.as_ref()).to_item() {
+            Ok(item) => item,
+            Err(error) => return Err(self.release(&claim, error).await),
+        };
+        let alerted_at = match &message {
+            Some(message) => match self.publisher.publish(message).await {
+                Ok(()) => Some(Timestamp::now()),
+                Err(error) => return Err(self.release(&claim, error).await),
+            },
+            None => None,
+        };
+        self.commit(&step, &claim, message.is_some(), item).await?;
+        Ok(Applied { alerted_at, ..Applied::recorded(status) })
+    }
+
+    /// Claim: `Ok` the claim and the health before it, or `Err` the answer to an event
+    /// that is not news (recorded as such) — unless another delivery holds a claim that
+    /// this event would need.
+    async fn claim(&self, step: &HealthStep<'_>) -> Result<Result<(HealthClaim, HealthRecord), Applied>, Error> {
+        let (event, at) = (step.event, step.envelope.timestamp);
+        let failure = event.kind == crate::events::HealthEventKind::Failed;
+        let previous = match self.store.claim_health(&event.workflow_id, at, failure).await? {
+            Claim::Granted(claim, previous) => return Ok(Ok((claim, previous))),
+            Claim::Refused(previous) => previous,
+        };
+        let decision = decide(&previous, event.kind, at, self.rules.alert_repeat);
+        if decision.moves_health() {
+            // Newer than the last event, but another delivery holds the claim.
+            return Err(Error::Unavailable(format!(
+                "workflow {} is being applied by another delivery",
+                event.workflow_id
             )));
         }
-        let workflow_id = Some(event.workflow_id.as_str());
-        let record = |status| EventRecord::with_payload(envelope, workflow_id, receipt, status);
-        let repeat = self.rules.alert_repeat;
+        let status = decision.status(event.kind);
+        // A retry of a decided event finds its own record there and leaves it be.
+        self.store.put_if_absent(step.record(status).to_item()?).await?;
+        Ok(Err(Applied::recorded(status)))
+    }
 
-        let failure = event.kind == crate::events::HealthEventKind::Failed;
-        let (claim, previous) = match self.store.claim_health(&event.workflow_id, at, failure).await? {
-            Claim::Granted(claim, previous) => (claim, previous),
-            Claim::Refused(previous) => {
-                let decision = decide(&previous, event.kind, at, repeat);
-                if decision.moves_health() {
-                    // Newer than the last event, but another delivery holds the claim.
-                    return Err(Error::Unavailable(format!(
-                        "workflow {} is being applied by another delivery",
-                        event.workflow_id
-                    )));
-                }
-                let status = decision.status(event.kind);
-                // A retry of a decided event finds its own record there and leaves it be.
-                self.store.put_if_absent(record(status).to_item()?).await?;
-                return Ok(Applied::recorded(status));
-            }
-        };
-
-        let decision = decide(&previous, event.kind, at, repeat);
+    /// Decide: the event's status and, when people are to be told, what.
+    fn decide(&self, step: &HealthStep<'_>, previous: HealthRecord) -> (EventStatus, Option<AlertMessage>) {
+        let (event, at) = (step.event, step.envelope.timestamp);
+        let decision = decide(&previous, event.kind, at, self.rules.alert_repeat);
         // A finished run names no workflow: people read the name its failure had.
         let named =
             HealthEvent { workflow_name: event.workflow_name.clone().or(previous.workflow_name), ..event.clone() };
         let message = match decision {
             Decision::Alert(reason) if self.rules.alerts(reason.event_type()) => {
-                Some(AlertMessage::health(&named, at, reason, receipt.arrival.is_late()))
+                Some(AlertMessage::health(&named, at, reason, step.receipt.arrival.is_late()))
             }
             _ => None,
         };
@@ -161,60 +186,47 @@ impl Receiver {
             (Decision::Alert(_), None) => EventStatus::Suppressed,
             (decision, None) => decision.status(event.kind),
         };
-        // Every item is built before anything is published.
-        let item = match record(status).with_alert(message.as_ref()).to_item() {
-            Ok(item) => item,
-            Err(error) => {
-                self.store.release_health(&claim).await;
-                return Err(error);
-            }
-        };
-        let mut alerted_at = None;
-        if let Some(message) = &message {
-            if let Err(error) = self.publisher.publish(message).await {
-                self.store.release_health(&claim).await;
-                return Err(error);
-            }
-            alerted_at = Some(Timestamp::now());
-        }
+        (status, message)
+    }
 
+    /// Commit: the health and the event-log record `item` together. After a publish the
+    /// health must follow, or the next event would alert again: it is tried again, and if
+    /// it still fails, people were told, so a 503 (which would tell them twice on the
+    /// retry) is not answered; the record is still worth a try on its own, since
+    /// reconciliation and replays look for it.
+    async fn commit(&self, step: &HealthStep<'_>, claim: &HealthClaim, alerted: bool, item: Item) -> Result<(), Error> {
+        let (event, receipt) = (step.event, step.receipt);
         let update = HealthUpdate {
             state: next_state(event.kind),
-            at,
+            at: step.envelope.timestamp,
             event_type: event.kind.event_type(),
-            alerted: message.is_some(),
+            alerted,
             workflow_name: event.workflow_name.as_deref().or(event.source.as_deref()),
             expires_at: receipt.expires_at,
         };
-        // After a publish the health must follow, or the next event would alert again.
-        let tries = if message.is_some() { COMMIT_TRIES } else { 1 };
+        let tries = if alerted { COMMIT_TRIES } else { 1 };
         let mut committed = Ok(());
         for _ in 0..tries {
-            committed = self.store.commit_health(&claim, update, item.clone()).await;
+            committed = self.store.commit_health(claim, update, item.clone()).await;
             if committed.is_ok() {
-                break;
+                return Ok(());
             }
         }
-        match (committed, message) {
-            (Ok(()), _) => Ok(Applied { alerted_at, ..Applied::recorded(status) }),
-            // People were told; a 503 now would tell them twice on the retry. The event-log
-            // record is still worth a try on its own: reconciliation and replays look for it.
-            (Err(error), Some(_)) => {
-                tracing::error!(
-                    error = error.detail(),
-                    workflow_id = event.workflow_id,
-                    "alert sent but its commit failed"
-                );
-                if let Err(error) = self.store.record_alert(item).await {
-                    tracing::error!(error = error.detail(), "alert sent but its record failed");
-                }
-                Ok(Applied { alerted_at, ..Applied::answered(Outcome::Alerted) })
-            }
-            (Err(error), None) => {
-                self.store.release_health(&claim).await;
-                Err(error)
-            }
+        let Err(error) = committed else { return Ok(()) };
+        if !alerted {
+            return Err(self.release(claim, error).await);
         }
+        tracing::error!(error = error.detail(), workflow_id = event.workflow_id, "alert sent but its commit failed");
+        if let Err(error) = self.store.record_alert(item).await {
+            tracing::error!(error = error.detail(), "alert sent but its record failed");
+        }
+        Ok(())
+    }
+
+    /// Release: gives the claim back after `error`, so Kadoa's retry can decide at once.
+    async fn release(&self, claim: &HealthClaim, error: Error) -> Error {
+        self.store.release_health(claim).await;
+        error
     }
 
     /// Logs an account, service or other workflow event; alerts it once when its type is
@@ -260,4 +272,34 @@ impl Receiver {
             }
         }
     }
+}
+
+/// One health event on its way through [`Receiver::apply_health`].
+struct HealthStep<'a> {
+    envelope: &'a Envelope<'a>,
+    event: &'a HealthEvent,
+    receipt: Receipt,
+}
+
+impl HealthStep<'_> {
+    /// Its event-log record, with `status`.
+    fn record(&self, status: EventStatus) -> EventRecord<'_> {
+        EventRecord::with_payload(self.envelope, Some(self.event.workflow_id.as_str()), self.receipt, status)
+    }
+}
+
+/// Health events are ordered by their time: one dated beyond [`FUTURE_ALLOWANCE`] ahead
+/// of the earlier of the receipt and this process's own clock (a receipt time from the
+/// spool is not trusted to move the bound) is refused.
+fn refuse_far_future(at: Timestamp, receipt: Receipt) -> Result<(), Error> {
+    let clock = receipt.received_at.min(Timestamp::now());
+    let latest = clock.plus_millis(FUTURE_ALLOWANCE.as_millis() as i64);
+    if latest.is_some_and(|latest| at > latest) {
+        return Err(Error::invalid(format!(
+            "timestamp {} is more than {} minutes ahead of the receiver's clock",
+            at.to_key_string(),
+            FUTURE_ALLOWANCE.as_secs() / 60
+        )));
+    }
+    Ok(())
 }
