@@ -73,6 +73,8 @@ impl Components {
 
 /// What the operator's command (`kadoa`) works with: the functions' clients, the two only
 /// it reads (the stack's outputs, the queues' metrics), and the widened time limit, if any.
+/// Only with the `cli` feature: the functions are built without those two SDK crates.
+#[cfg(feature = "cli")]
 pub struct OperatorClients {
     /// The clients the functions use.
     pub aws: AwsClients,
@@ -84,6 +86,7 @@ pub struct OperatorClients {
     pub patience: Option<Duration>,
 }
 
+#[cfg(feature = "cli")]
 impl OperatorClients {
     /// The caller's credentials (or `AWS_ENDPOINT_URL` for a local stand-in), as the
     /// functions load theirs.
