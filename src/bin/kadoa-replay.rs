@@ -1,5 +1,5 @@
-//! The replay function under a name of its own, for `cargo lambda watch` (`make dev`) and
-//! `make profile`; the deployed stack runs the same entry point from `kadoa-lambda`.
+//! The replay function under a name of its own, for `cargo lambda watch` (`make dev`);
+//! the deployed stack runs the same entry point from `kadoa-lambda`.
 
 #![recursion_limit = "256"]
 

@@ -1,8 +1,8 @@
 //! The Lambda functions' entry points and their one start-up: logging, configuration read
 //! once (a function that cannot be configured refuses to start, with one error line), then
 //! the runtime's loop. `kadoa-lambda` (what `sam build` deploys for every function) picks
-//! one by the function's `Handler`; `kadoa-webhook`, `kadoa-replay` and `kadoa-outbox` are
-//! the same entry points under names `cargo lambda watch` and `make profile` serve.
+//! one by the function's `Handler`; `kadoa-webhook` and `kadoa-replay` are the same entry
+//! points under names of their own, for `cargo lambda watch` (`make dev`).
 
 mod outbox;
 mod reconcile;
