@@ -35,6 +35,7 @@ pub mod outcome;
 pub mod receiver;
 pub mod reconcile;
 pub mod replay;
+pub mod rules;
 pub mod secret;
 pub mod secrets;
 pub mod spool;
