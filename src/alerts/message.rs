@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 
 use super::health::AlertReason;
 use crate::events::HealthEvent;
+use crate::rules::Notify;
 use crate::timestamp::Timestamp;
 
 /// SNS refuses subjects of 100 characters or more.
@@ -33,6 +34,9 @@ pub struct AlertMessage {
     pub event_type: String,
     /// Message attribute `workflowId`, when the event has a workflow.
     pub workflow_id: Option<String>,
+    /// Message attribute `notify`: which subscriptions take it (their filter policies read
+    /// it). Failures, recoveries and notices go to both; a rule's alert where it says.
+    pub notify: Notify,
 }
 
 impl AlertMessage {
@@ -45,6 +49,7 @@ impl AlertMessage {
             sms: health_sms(event, at, reason, late),
             event_type: reason.event_type().to_owned(),
             workflow_id: Some(event.workflow_id.clone()),
+            notify: Notify::Both,
         }
     }
 
@@ -93,6 +98,7 @@ impl AlertMessage {
             sms,
             event_type: event_type.to_owned(),
             workflow_id: workflow_id.map(str::to_owned),
+            notify: Notify::Both,
         }
     }
 
@@ -105,9 +111,9 @@ impl AlertMessage {
     }
 }
 
-const FOOTER: &str = "Sent by your Kadoa webhook receiver on AWS.";
+pub(super) const FOOTER: &str = "Sent by your Kadoa webhook receiver on AWS.";
 
-fn late_line() -> String {
+pub(super) fn late_line() -> String {
     "Late:     Kadoa reported this at the time above; the receiver could not pass it on until now.".to_owned()
 }
 
@@ -213,7 +219,7 @@ fn health_email(event: &HealthEvent, at: Timestamp, reason: AlertReason, late: b
 }
 
 /// `text` trimmed and cut to `max` characters (keeping any script: this is for email).
-fn capped(text: &str, max: usize) -> String {
+pub(super) fn capped(text: &str, max: usize) -> String {
     shorten(text.trim(), max)
 }
 

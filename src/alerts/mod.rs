@@ -1,6 +1,7 @@
 //! Telling people: whether a health event alerts ([`health`], pure), what they read
 //! ([`message`], pure), and the SNS adapter that sends it ([`sns`]).
 
+pub mod change;
 pub mod health;
 pub mod message;
 pub mod sns;

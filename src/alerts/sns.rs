@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use aws_sdk_sns::types::MessageAttributeValue;
-
 use futures::future::BoxFuture;
 
 use super::{AlertMessage, Publisher};
 use crate::aws::{sdk_error, within};
 use crate::error::Error;
+use crate::rules::Notify;
 
 /// How long a publish may take before the alert is given up (and its claim released).
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,7 +50,8 @@ impl SnsPublisher {
             .message_structure("json")
             .message(message.to_sns_json())
             // Subscriptions filter on these (e.g. SMS for failures only).
-            .message_attributes("eventType", attribute(&message.event_type)?);
+            .message_attributes("eventType", attribute(&message.event_type)?)
+            .message_attributes("notify", channels(message.notify)?);
         if let Some(workflow_id) = &message.workflow_id {
             publish = publish.message_attributes("workflowId", attribute(workflow_id)?);
         }
@@ -63,4 +64,18 @@ impl Publisher for SnsPublisher {
     fn publish<'a>(&'a self, message: &'a AlertMessage) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.send(message))
     }
+}
+
+/// The `notify` attribute: a `String.Array` of the channels told (`["email","sms"]`), which
+/// the email and SMS subscriptions' filter policies match (template.yaml).
+fn channels(notify: Notify) -> Result<MessageAttributeValue, Error> {
+    let channels: Vec<&str> = [(notify.email(), "email"), (notify.sms(), "sms")]
+        .into_iter()
+        .filter_map(|(told, channel)| told.then_some(channel))
+        .collect();
+    MessageAttributeValue::builder()
+        .data_type("String.Array")
+        .string_value(serde_json::json!(channels).to_string())
+        .build()
+        .map_err(|e| Error::internal("Publish attribute", e))
 }

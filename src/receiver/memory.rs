@@ -12,10 +12,11 @@ use futures::FutureExt;
 use super::EventStore;
 use crate::alerts::{HealthRecord, WorkflowState};
 use crate::error::Error;
+use crate::rules::{Rule, RuleSource};
 use crate::store::health::{Claim, HealthClaim, HealthUpdate, CLAIM_LEASE};
 use crate::store::notices::EventClaim;
-use crate::store::WriteOutcome;
-use crate::table::change::ChangePlan;
+use crate::store::{ChangeWrite, WriteOutcome};
+use crate::table::change::{ChangePlan, MATCHED};
 use crate::table::{Attr, Item};
 use crate::timestamp::Timestamp;
 
@@ -31,6 +32,7 @@ struct State {
     items: BTreeMap<(String, String), Item>,
     health: HashMap<String, Health>,
     failures: HashMap<&'static str, u32>,
+    rules: Vec<Rule>,
     calls: Vec<&'static str>,
 }
 
@@ -68,6 +70,11 @@ impl MemoryStore {
     /// The next `times` calls of `operation` fail as an outage would.
     pub fn fail(&self, operation: &'static str, times: u32) {
         self.lock().failures.insert(operation, times);
+    }
+
+    /// The alert rules are now `rules`.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        self.lock().rules = rules;
     }
 
     /// The operations called, in order.
@@ -179,19 +186,27 @@ fn commit(health: &mut Health, update: &HealthUpdate<'_>) {
     health.claim = None;
 }
 
+impl RuleSource for MemoryStore {
+    fn load_rules(&self) -> BoxFuture<'_, Result<Vec<Rule>, Error>> {
+        let rules = self.call("load_rules").map(|state| state.rules.clone());
+        async move { rules }.boxed()
+    }
+}
+
 impl EventStore for MemoryStore {
-    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<WriteOutcome, Error>> {
+    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<ChangeWrite, Error>> {
         let written = self.call("write_change").map(|mut state| {
             if let Some(marker) = plan.pending {
                 state.items.insert(key(&marker), marker);
             }
-            if !plan.parts.is_empty() && state.items.contains_key(&(plan.pk.clone(), plan.change_sk.clone())) {
-                return WriteOutcome::AlreadyThere;
+            let matched_now = plan.change.contains_key(MATCHED);
+            if let Some(stored) = state.items.get(&(plan.pk.clone(), plan.change_sk.clone())) {
+                return ChangeWrite { outcome: WriteOutcome::AlreadyThere, alert_due: stored.contains_key(MATCHED) };
             }
             for part in plan.parts {
                 state.items.insert(key(&part), part);
             }
-            state.put_if_absent(plan.change)
+            ChangeWrite { outcome: state.put_if_absent(plan.change), alert_due: matched_now }
         });
         async move { written }.boxed()
     }
@@ -270,7 +285,7 @@ impl EventStore for MemoryStore {
             let claim = Item::from([
                 ("pk".to_owned(), Attr::s(pk)),
                 ("sk".to_owned(), Attr::s(sk)),
-                ("entity".to_owned(), Attr::s(crate::table::ENTITY_EVENT)),
+                ("entity".to_owned(), Attr::s(crate::table::ENTITY_CLAIM)),
                 ("eventType".to_owned(), Attr::s(event_type)),
                 ("claimId".to_owned(), Attr::s(&id)),
                 ("claimExpiresAt".to_owned(), Attr::N(lease_end().to_string())),

@@ -15,17 +15,20 @@ use std::time::Duration;
 
 pub use self::store::EventStore;
 
+use crate::alerts::change::CHANGE_MATCHED;
 use crate::alerts::health::next_state;
 use crate::alerts::HealthRecord;
 use crate::alerts::{decide, AlertMessage, Decision, Publisher};
 use crate::envelope::Envelope;
 use crate::error::Error;
-use crate::events::{HealthEvent, KadoaEvent, Notice};
+use crate::events::{DataChange, HealthEvent, KadoaEvent, Notice};
 use crate::outcome::{Applied, Arrival, EventStatus, Outcome};
+use crate::rules::RuleBook;
 use crate::store::health::{Claim, HealthClaim, HealthUpdate, COMMIT_TRIES};
 use crate::store::notices::EventClaim;
 use crate::store::WriteOutcome;
 use crate::table::change::ChangePlan;
+use crate::table::change_alert::ChangeAlertRecord;
 use crate::table::event_log::EventRecord;
 use crate::table::{Item, Receipt};
 use crate::timestamp::Timestamp;
@@ -80,12 +83,15 @@ pub struct Receiver {
     store: Arc<dyn EventStore>,
     publisher: Arc<dyn Publisher>,
     rules: Rules,
+    /// The alert rules on data changes, read from the store once a minute.
+    change_rules: RuleBook,
 }
 
 impl Receiver {
     /// A receiver writing to `store` and alerting through `publisher`.
     pub fn new(store: Arc<dyn EventStore>, publisher: Arc<dyn Publisher>, rules: Rules) -> Self {
-        Self { store, publisher, rules }
+        let change_rules = RuleBook::new(store.clone());
+        Self { store, publisher, rules, change_rules }
     }
 
     /// Applies one delivery received at `received_at`. Safe to call again with the same
@@ -99,17 +105,79 @@ impl Receiver {
         let envelope = &delivery.envelope;
         let receipt = Receipt::new(received_at, self.rules.retention_days, arrival);
         match &delivery.event {
-            KadoaEvent::DataChange(change) => {
-                let plan = ChangePlan::new(change, envelope, receipt)?;
-                let differences = change.differences.len();
-                Ok(match self.store.write_change(plan).await? {
-                    WriteOutcome::Written => Applied { differences, ..Applied::answered(Outcome::Stored) },
-                    WriteOutcome::AlreadyThere => Applied::answered(Outcome::Duplicate),
-                })
-            }
+            KadoaEvent::DataChange(change) => self.apply_change(envelope, change, receipt).await,
             KadoaEvent::Health(event) => self.apply_health(envelope, event, receipt).await,
             KadoaEvent::Notice(notice) => self.apply_notice(envelope, notice, receipt).await,
         }
+    }
+
+    /// Stores a change once, and tells people once when it met their alert rules. Whether
+    /// it did is decided when it is stored and written on its item (see
+    /// [`crate::table::change::MATCHED`]): a retry, a replay or reconciliation of the same
+    /// change finds the alert due until its record says it went, and a change stored
+    /// before a rule existed is never alerted by a later re-send.
+    async fn apply_change(
+        &self,
+        envelope: &Envelope<'_>,
+        change: &DataChange<'_>,
+        receipt: Receipt,
+    ) -> Result<Applied, Error> {
+        let rules = self.change_rules.current().await?;
+        let matches = crate::rules::evaluate(&rules, change);
+        let plan = ChangePlan::new(change, envelope, receipt, matches.total)?;
+        let differences = change.differences.len();
+        let written = self.store.write_change(plan).await?;
+        let applied = match written.outcome {
+            WriteOutcome::Written => Applied { differences, ..Applied::answered(Outcome::Stored) },
+            WriteOutcome::AlreadyThere => Applied::answered(Outcome::Duplicate),
+        };
+        // Due, but the rules as they are now may match nothing (a rule removed since).
+        if !written.alert_due || matches.is_empty() {
+            return Ok(applied);
+        }
+        let record = ChangeAlertRecord {
+            change,
+            matches: &matches,
+            message: &AlertMessage::change_matched(change, &matches, receipt.arrival.is_late()),
+            receipt,
+        };
+        match self.alert_once(&record).await? {
+            Some(alerted_at) => {
+                Ok(Applied { alerted_at: Some(alerted_at), ..Applied { outcome: Outcome::Alerted, ..applied } })
+            }
+            None => Ok(applied),
+        }
+    }
+
+    /// Claims the change's alert record, publishes, and commits the record: sent once
+    /// whatever retries and concurrent deliveries do. `None` when it was sent before.
+    async fn alert_once(&self, record: &ChangeAlertRecord<'_>) -> Result<Option<Timestamp>, Error> {
+        let (pk, sk) = record.key();
+        let claim_id = match self.store.claim_event(&pk, &sk, CHANGE_MATCHED).await? {
+            EventClaim::Recorded => return Ok(None),
+            EventClaim::Busy => {
+                return Err(Error::Unavailable(format!(
+                    "change {} is being alerted by another delivery",
+                    record.change.change_id
+                )))
+            }
+            EventClaim::Granted(claim_id) => claim_id,
+        };
+        if let Err(error) = self.publisher.publish(record.message).await {
+            self.store.release_event(&pk, &sk, &claim_id).await;
+            return Err(error);
+        }
+        let alerted_at = Timestamp::now();
+        if let Err(error) = self.store.commit_event(&claim_id, record.to_item(alerted_at)).await {
+            // People were told: a 503 would tell them again on Kadoa's retry. The claim
+            // expires, and until then a retry answers 503 instead of alerting twice.
+            tracing::error!(
+                error = error.detail(),
+                change_id = record.change.change_id,
+                "alert sent but its record failed"
+            );
+        }
+        Ok(Some(alerted_at))
     }
 
     /// Moves the workflow's health on and tells people when that is news, in the steps

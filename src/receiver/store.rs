@@ -7,18 +7,20 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::error::Error;
+use crate::rules::RuleSource;
 use crate::store::health::{Claim, HealthClaim, HealthUpdate};
 use crate::store::notices::EventClaim;
-use crate::store::{Store, WriteOutcome};
+use crate::store::{ChangeWrite, Store, WriteOutcome};
 use crate::table::change::ChangePlan;
 use crate::table::Item;
 use crate::timestamp::Timestamp;
 
 /// The receiver's store. Every write is safe to repeat; see [`crate::store::health`] and
 /// [`crate::store::notices`] for the claims' rules.
-pub trait EventStore: Send + Sync {
-    /// Writes a change so that no retry or concurrent delivery stores it twice.
-    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<WriteOutcome, Error>>;
+pub trait EventStore: RuleSource + Send + Sync {
+    /// Writes a change so that no retry or concurrent delivery stores it twice, and says
+    /// whether its rule alert is due.
+    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<ChangeWrite, Error>>;
 
     /// Puts `item` only if no item has its key yet.
     fn put_if_absent(&self, item: Item) -> BoxFuture<'_, Result<WriteOutcome, Error>>;
@@ -46,7 +48,8 @@ pub trait EventStore: Send + Sync {
     /// Puts the event-log record of an alert whose commit failed (only if absent).
     fn record_alert(&self, item: Item) -> BoxFuture<'_, Result<WriteOutcome, Error>>;
 
-    /// Claims the alerting event whose log item has key (`pk`, `sk`).
+    /// Claims the alert whose record has key (`pk`, `sk`): an event's log item, or a
+    /// change's alert record.
     fn claim_event<'a>(
         &'a self,
         pk: &'a str,
@@ -62,7 +65,7 @@ pub trait EventStore: Send + Sync {
 }
 
 impl EventStore for Store {
-    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<WriteOutcome, Error>> {
+    fn write_change(&self, plan: ChangePlan) -> BoxFuture<'_, Result<ChangeWrite, Error>> {
         Store::write_change(self, plan).boxed()
     }
 

@@ -370,3 +370,149 @@ async fn a_notice_told_but_not_recorded_is_still_answered_alerted() {
     assert_eq!(f.outcome(&credits_low("2025-01-15T09:00:00Z")).await, Outcome::Alerted);
     assert_eq!(f.publisher.subjects().len(), 1);
 }
+
+// Alert rules on data changes: told once per change, whatever path stored it.
+
+/// "price below 20", for every workflow, by email.
+fn price_below_20() -> crate::rules::Rule {
+    serde_json::from_value(json!({"name": "cheap", "field": "price", "difference": "changed",
+        "condition": {"is": "below", "than": "20"}, "notify": "email"}))
+    .unwrap()
+}
+
+fn price_change(id: &str, previous: &str, value: &str) -> Value {
+    json!({"eventType": "workflow_data_change", "timestamp": "2025-01-15T10:00:00Z",
+           "data": {"id": id, "workflowId": "wf_1", "url": "https://shop.example/p/1",
+                    "metadata": {"workflowName": "Product Monitor"},
+                    "differences": [{"type": "changed", "fields": [
+                        {"key": "price", "previousValue": previous.parse::<Value>().unwrap(),
+                         "value": value.parse::<Value>().unwrap()}]}]}})
+}
+
+fn fixture_with_rule() -> Fixture {
+    let f = fixture();
+    f.store.set_rules(vec![price_below_20()]);
+    f
+}
+
+impl Fixture {
+    async fn apply_as(&self, body: &Value, arrival: Arrival) -> Result<Applied, Error> {
+        let body = body.to_string();
+        let delivery = Delivery::parse(body.as_bytes(), None)?;
+        let delivered = self.deliveries.fetch_add(1, Ordering::SeqCst);
+        let received_at = Timestamp::now().plus_millis(i64::from(delivered) - 1000).unwrap();
+        self.receiver.apply(&delivery, received_at, arrival).await
+    }
+
+    fn alert_records(&self) -> Vec<Item> {
+        self.store.items_of(crate::table::ENTITY_CHANGE_ALERT)
+    }
+}
+
+#[tokio::test]
+async fn a_change_that_meets_a_rule_is_stored_and_told_once() {
+    let f = fixture_with_rule();
+    let applied = f.apply(&price_change("c1", "24.99", "19.99")).await.unwrap();
+    assert_eq!((applied.outcome, applied.differences), (Outcome::Alerted, 1));
+    assert!(applied.alerted_at.is_some());
+    assert_eq!(f.publisher.subjects(), ["Product Monitor: price 24.99 -> 19.99 (below 20)"]);
+    let change = &f.store.items_of(crate::table::ENTITY_CHANGE)[0];
+    assert_eq!(change.get("matched"), Some(&Attr::n(1)), "the change says its alert is due");
+    let records = f.alert_records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].get("subject"), Some(&Attr::s("Product Monitor: price 24.99 -> 19.99 (below 20)")));
+    assert_eq!(records[0].get("status"), Some(&Attr::s("sent")));
+
+    for arrival in [Arrival::Webhook, Arrival::Replay, Arrival::Reconcile] {
+        let again = f.apply_as(&price_change("c1", "24.99", "19.99"), arrival).await.unwrap();
+        assert_eq!((again.outcome, again.alerted_at), (Outcome::Duplicate, None), "{arrival:?}");
+    }
+    assert_eq!(f.publisher.subjects().len(), 1, "told once");
+}
+
+#[tokio::test]
+async fn a_change_that_meets_no_rule_costs_one_write_and_reads_the_rules_once_a_minute() {
+    let f = fixture_with_rule();
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "21")).await, Outcome::Stored);
+    assert_eq!(f.outcome(&price_change("c2", "21", "22")).await, Outcome::Stored);
+    assert_eq!(f.store.calls(), ["load_rules", "write_change", "write_change"]);
+    let change = &f.store.items_of(crate::table::ENTITY_CHANGE)[0];
+    assert_eq!(change.get("matched"), None);
+    assert!(f.publisher.subjects().is_empty() && f.alert_records().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_publish_leaves_the_alert_due_and_a_later_path_tells_it_once() {
+    let f = fixture_with_rule();
+    f.publisher.failures.store(2, Ordering::SeqCst);
+    let body = price_change("c1", "24.99", "19.99");
+    assert!(f.apply(&body).await.unwrap_err().is_transient(), "503: Kadoa tries again");
+    assert_eq!(f.store.items_of(crate::table::ENTITY_CHANGE).len(), 1, "the change is stored all the same");
+    assert!(f.store.items_of(crate::table::ENTITY_CLAIM).is_empty(), "the claim was released");
+    assert!(f.apply_as(&body, Arrival::Webhook).await.unwrap_err().is_transient());
+    // Kadoa gave up; reconciliation finds the change stored and its alert due.
+    let late = f.apply_as(&body, Arrival::Reconcile).await.unwrap();
+    assert_eq!(late.outcome, Outcome::Alerted);
+    let sent = f.publisher.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].email.contains("Late:"), "{}", sent[0].email);
+    assert_eq!(f.outcome(&body).await, Outcome::Duplicate);
+    assert_eq!(f.publisher.subjects().len(), 1);
+}
+
+#[tokio::test]
+async fn a_change_another_delivery_is_alerting_is_a_503_until_its_lease_runs_out() {
+    let f = fixture_with_rule();
+    let (pk, sk) = ("WORKFLOW#wf_1", "CHANGE#c1#ALERT");
+    f.store.hold_event_claim(pk, sk, false);
+    let error = f.apply(&price_change("c1", "24.99", "19.99")).await.unwrap_err();
+    assert!(error.detail().contains("being alerted by another delivery"), "{}", error.detail());
+    assert_eq!(f.store.items_of(crate::table::ENTITY_CHANGE).len(), 1, "stored, and due");
+    f.store.hold_event_claim(pk, sk, true);
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "19.99")).await, Outcome::Alerted);
+    assert_eq!(f.publisher.subjects().len(), 1);
+}
+
+#[tokio::test]
+async fn a_record_that_fails_after_the_publish_still_answers_alerted_and_the_claim_guards_the_retry() {
+    let f = fixture_with_rule();
+    f.store.fail("commit_event", 1);
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "19.99")).await, Outcome::Alerted);
+    let retry = f.apply(&price_change("c1", "24.99", "19.99")).await;
+    assert!(retry.unwrap_err().is_transient(), "the unexpired claim holds the retry off");
+    assert_eq!(f.publisher.subjects().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_stored_before_a_rule_existed_is_not_told_by_a_resend() {
+    let f = fixture();
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "19.99")).await, Outcome::Stored);
+    f.store.set_rules(vec![price_below_20()]);
+    tokio::time::advance(crate::rules::cache::REFRESH).await;
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "19.99")).await, Outcome::Duplicate);
+    assert!(f.publisher.subjects().is_empty());
+    assert_eq!(f.outcome(&price_change("c2", "24.99", "19.99")).await, Outcome::Alerted, "a new change is");
+}
+
+#[tokio::test]
+async fn an_unreadable_rule_table_is_a_503_before_anything_is_written() {
+    let f = fixture_with_rule();
+    f.store.fail("load_rules", 1);
+    assert!(f.apply(&price_change("c1", "24.99", "19.99")).await.unwrap_err().is_transient());
+    assert!(f.store.items().is_empty());
+    assert_eq!(f.outcome(&price_change("c1", "24.99", "19.99")).await, Outcome::Alerted);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_a_matching_change_tell_it_once() {
+    let f = Arc::new(fixture_with_rule());
+    let body = price_change("c1", "24.99", "19.99");
+    let tries = (0..8).map(|_| {
+        let (f, body) = (f.clone(), body.clone());
+        tokio::spawn(async move { f.apply(&body).await })
+    });
+    let answers = futures::future::join_all(tries).await;
+    let alerted = answers.iter().filter(|answer| matches!(answer, Ok(Ok(a)) if a.outcome == Outcome::Alerted)).count();
+    assert_eq!(alerted, 1);
+    assert_eq!(f.publisher.subjects().len(), 1);
+}

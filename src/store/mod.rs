@@ -8,6 +8,7 @@ pub mod browse;
 pub mod health;
 pub mod notices;
 pub mod reconcile;
+pub mod rules;
 pub mod timeline;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::aws::sdk_error;
 use crate::error::Error;
-use crate::table::change::{ChangePlan, Layout};
+use crate::table::change::{ChangePlan, Layout, MATCHED};
 use crate::table::limits::item_size;
 use crate::table::{Attr, Item};
 use crate::timestamp::Timestamp;
@@ -50,6 +51,16 @@ pub enum WriteOutcome {
     Written,
     /// Already there: a retried delivery.
     AlreadyThere,
+}
+
+/// What writing a change found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeWrite {
+    /// Written now, or there already.
+    pub outcome: WriteOutcome,
+    /// The change as stored met alert rules ([`MATCHED`] on its item): its alert is due,
+    /// unless its record says it was sent.
+    pub alert_due: bool,
 }
 
 /// How the store paces itself; tests shorten the waits so that no test sleeps through
@@ -140,6 +151,14 @@ impl Store {
     /// item the first attempt wrote: an item with this delivery's `receivedAt` and
     /// `arrival` is taken as written by it.
     pub async fn put_if_absent(&self, item: Item) -> Result<WriteOutcome, Error> {
+        Ok(self.put_if_absent_seeing(item).await?.0)
+    }
+
+    /// [`Store::put_if_absent`], with the item found in the way when it was there already.
+    async fn put_if_absent_seeing(
+        &self,
+        item: Item,
+    ) -> Result<(WriteOutcome, Option<HashMap<String, AttributeValue>>), Error> {
         let stamp =
             |item: &HashMap<String, AttributeValue>| (item.get("receivedAt").cloned(), item.get("arrival").cloned());
         let item = to_dynamodb(item);
@@ -154,11 +173,14 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(WriteOutcome::Written),
+            Ok(_) => Ok((WriteOutcome::Written, None)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let stored = item_found(e.into_service_error());
-                let written_by_us = ours.0.is_some() && stored.is_some_and(|stored| stamp(&stored) == ours);
-                Ok(if written_by_us { WriteOutcome::Written } else { WriteOutcome::AlreadyThere })
+                let written_by_us = ours.0.is_some() && stored.as_ref().is_some_and(|stored| stamp(stored) == ours);
+                Ok(match written_by_us {
+                    true => (WriteOutcome::Written, stored),
+                    false => (WriteOutcome::AlreadyThere, stored),
+                })
             }
             Err(e) => Err(sdk_error("PutItem", e)),
         }
@@ -182,30 +204,46 @@ impl Store {
     ///
     /// A pending change's marker is written before the change item, so a failure between
     /// the two leaves reconciliation something to finish, never a change it forgets.
-    pub async fn write_change(&self, plan: ChangePlan) -> Result<WriteOutcome, Error> {
+    ///
+    /// The answer also says whether the change's rule alert is due: it is when the change
+    /// as stored carries [`MATCHED`], whichever delivery wrote it (a retry learns it from
+    /// the item its put found in the way, at no extra cost).
+    pub async fn write_change(&self, plan: ChangePlan) -> Result<ChangeWrite, Error> {
         let ChangePlan { pk, change_sk, change, parts, pending } = plan;
+        let matched_now = change.contains_key(MATCHED);
+        let due =
+            |stored: Option<HashMap<String, AttributeValue>>| stored.is_some_and(|item| item.contains_key(MATCHED));
         if let Some(marker) = pending {
             self.put(marker).await?;
         }
-        if parts.is_empty() {
-            return self.put_if_absent(change).await;
+        if !parts.is_empty() {
+            if let Some(stored) = self.stored_change(&pk, &change_sk).await? {
+                return Ok(ChangeWrite { outcome: WriteOutcome::AlreadyThere, alert_due: stored.alert_due });
+            }
+            self.write_all(parts.into_iter().map(Write::Put).collect()).await?;
         }
-        if self.change_layout(&pk, &change_sk).await?.is_some() {
-            return Ok(WriteOutcome::AlreadyThere);
-        }
-        self.write_all(parts.into_iter().map(Write::Put).collect()).await?;
-        self.put_if_absent(change).await
+        Ok(match self.put_if_absent_seeing(change).await? {
+            (WriteOutcome::Written, _) => ChangeWrite { outcome: WriteOutcome::Written, alert_due: matched_now },
+            (WriteOutcome::AlreadyThere, stored) => {
+                ChangeWrite { outcome: WriteOutcome::AlreadyThere, alert_due: due(stored) }
+            }
+        })
     }
 
     /// How the stored change (`pk`, `change_sk`) keeps its differences, if it is stored:
-    /// one strongly consistent read of two attributes.
+    /// one strongly consistent read of three attributes.
     pub async fn change_layout(&self, pk: &str, change_sk: &str) -> Result<Option<Layout>, Error> {
+        Ok(self.stored_change(pk, change_sk).await?.map(|stored| stored.layout))
+    }
+
+    async fn stored_change(&self, pk: &str, change_sk: &str) -> Result<Option<StoredChange>, Error> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key_of(pk, change_sk)))
-            .projection_expression("pk, partVersion, partCount")
+            .projection_expression("pk, partVersion, partCount, #matched")
+            .expression_attribute_names("#matched", MATCHED)
             .consistent_read(true)
             .send()
             .await
@@ -213,10 +251,11 @@ impl Store {
         Ok(output.item.map(|item| {
             let version = item.get("partVersion").and_then(|v| v.as_s().ok());
             let count = item.get("partCount").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
-            match (version, count) {
+            let layout = match (version, count) {
                 (Some(version), Some(count)) => Layout::Parts { version: version.clone(), count },
                 _ => Layout::Inline,
-            }
+            };
+            StoredChange { layout, alert_due: item.contains_key(MATCHED) }
         }))
     }
 
@@ -287,6 +326,12 @@ impl Store {
             self.pacing.unprocessed_rounds
         )))
     }
+}
+
+/// What a change's item says of it.
+struct StoredChange {
+    layout: Layout,
+    alert_due: bool,
 }
 
 /// Every item `query` finds, page after page (the SDK's paginator).

@@ -29,7 +29,8 @@ pub enum EventClaim {
 }
 
 impl Store {
-    /// Claims the event whose log item has key (`pk`, `sk`).
+    /// Claims the alert whose record will have key (`pk`, `sk`) (an event's log item, or a
+    /// change's alert record).
     pub async fn claim_event(&self, pk: &str, sk: &str, event_type: &str) -> Result<EventClaim, Error> {
         let now = Timestamp::now();
         let id = new_claim_id(now);
@@ -37,7 +38,8 @@ impl Store {
         let claim = HashMap::from([
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(sk)),
-            ("entity".to_owned(), s(crate::table::ENTITY_EVENT)),
+            // Its own entity: a claim left behind is no event or change for the views.
+            ("entity".to_owned(), s(crate::table::ENTITY_CLAIM)),
             ("eventType".to_owned(), s(event_type)),
             ("claimId".to_owned(), s(&id)),
             ("claimExpiresAt".to_owned(), AttributeValue::N(expires.to_string())),

@@ -73,8 +73,15 @@ impl Layout {
 }
 
 impl ChangePlan {
-    /// Plans the items of `change`, delivered in `envelope`.
-    pub fn new(change: &DataChange<'_>, envelope: &Envelope<'_>, receipt: Receipt) -> Result<Self, Error> {
+    /// Plans the items of `change`, delivered in `envelope`; `matched` is how many of its
+    /// differences met alert rules (0 for none): the change item says so (see
+    /// [`MATCHED`]).
+    pub fn new(
+        change: &DataChange<'_>,
+        envelope: &Envelope<'_>,
+        receipt: Receipt,
+        matched: usize,
+    ) -> Result<Self, Error> {
         let pk = keys::workflow_pk(&change.workflow_id);
         let change_sk = keys::change_sk(&change.change_id);
 
@@ -107,6 +114,9 @@ impl ChangePlan {
         item.insert("addedCount".into(), Attr::n(change.count("added") as u64));
         item.insert("changedCount".into(), Attr::n(change.count("changed") as u64));
         item.insert("removedCount".into(), Attr::n(change.count("removed") as u64));
+        if matched > 0 {
+            item.insert(MATCHED.into(), Attr::n(matched as u64));
+        }
         item.insert("arrival".into(), Attr::s(receipt.arrival.as_str()));
         // The change's record in the event log (see the module's comment).
         let record = EventRecord::new(envelope, Some(&change.workflow_id), receipt, EventStatus::Stored)
@@ -182,6 +192,11 @@ impl ChangePlan {
         }
     }
 }
+
+/// On a change item: how many of its differences met alert rules when it was stored. Its
+/// alert is due from then on, until the alert's record (`CHANGE#<id>#ALERT`) says it went:
+/// written in the change's own write, so no failure between storing and telling loses it.
+pub const MATCHED: &str = "matched";
 
 /// The attribute that holds a change's (or a part's) differences.
 pub const DIFFERENCES: &str = "differences";
@@ -325,7 +340,7 @@ mod tests {
         let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
         let received = Timestamp::parse_rfc3339("2025-01-16T00:00:00Z").unwrap();
         let receipt = Receipt::new(received, retention_days, Arrival::Webhook);
-        ChangePlan::new(&DataChange::parse(&envelope)?, &envelope, receipt)
+        ChangePlan::new(&DataChange::parse(&envelope)?, &envelope, receipt, 0)
     }
 
     fn s(text: &str) -> Attr {
@@ -446,7 +461,7 @@ mod tests {
             .replace("\"X\"", &body);
         let envelope = Envelope::parse(text.as_bytes(), None).unwrap();
         let receipt = Receipt::new(Timestamp::now(), 0, Arrival::Webhook);
-        let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt).unwrap();
+        let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt, 0).unwrap();
         let Some(Attr::L(fields)) = differences(&plan.change)[0].get("fields") else { panic!() };
         assert_eq!(fields[0].get("value"), Some(&n("98765432109876543210")));
         assert_eq!(

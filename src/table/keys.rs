@@ -59,6 +59,20 @@ pub fn part_sk(change_sk: &str, version: &str, n: usize) -> String {
     format!("{change_sk}PART#{version}#{n:04}")
 }
 
+/// `CHANGE#<changeId>#ALERT`: the record of the change's rule alert. It is not a part
+/// (`…#PART#`) and no change key ends without `#`, so it names nothing else.
+pub fn change_alert_sk(change_sk: &str) -> String {
+    format!("{change_sk}ALERT")
+}
+
+/// Partition of the alert rules.
+pub const RULES_PK: &str = "RULES";
+
+/// `RULE#<name>`: a rule (names are letters, digits, `-` and `_`).
+pub fn rule_sk(name: &str) -> String {
+    format!("RULE#{}", key_part(name))
+}
+
 /// `EVENT#<timestamp>#<eventType>#<event hash>`.
 pub fn event_sk(timestamp: Timestamp, event_type: &str, event_hash: &str) -> String {
     format!("EVENT#{}#{event_type}#{event_hash}", timestamp.to_key_string())

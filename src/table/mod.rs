@@ -4,6 +4,7 @@
 
 pub mod attr;
 pub mod change;
+pub mod change_alert;
 pub mod event_log;
 pub mod keys;
 pub mod limits;
@@ -23,6 +24,12 @@ pub const ENTITY_CHANGE_PART: &str = "changePart";
 pub const ENTITY_EVENT: &str = "event";
 /// `entity` of a workflow's health item.
 pub const ENTITY_HEALTH: &str = "health";
+/// `entity` of an alert rule (`kadoa rules add`).
+pub const ENTITY_RULE: &str = "rule";
+/// `entity` of the record of a change's rule alert: what was sent, when.
+pub const ENTITY_CHANGE_ALERT: &str = "changeAlert";
+/// `entity` of a claim on an alert before it is sent.
+pub const ENTITY_CLAIM: &str = "claim";
 
 /// Attribute names the product writes on its items: nothing from a payload may take them.
 pub const OWNED_ATTRIBUTES: &[&str] = &[
@@ -72,6 +79,8 @@ pub const OWNED_ATTRIBUTES: &[&str] = &[
     "bucket",
     "position",
     "alertSubject",
+    // A change that met alert rules when stored: how many matches (src/rules).
+    "matched",
 ];
 
 /// What every item of one delivery shares: when and how it arrived, when it may expire.

@@ -528,7 +528,7 @@ async fn a_change_just_over_400_kb_is_refused_before_any_write() {
         let change = kadoa_webhook::events::DataChange::parse(&envelope).unwrap();
         let receipt =
             Receipt::new(kadoa_webhook::timestamp::Timestamp::now(), 0, kadoa_webhook::outcome::Arrival::Webhook);
-        ChangePlan::new(&change, &envelope, receipt).is_ok()
+        ChangePlan::new(&change, &envelope, receipt, 0).is_ok()
     };
     let (mut fits, mut refused) = (MAX_ITEM_BYTES - 4096, MAX_ITEM_BYTES);
     while refused - fits > 1 {
