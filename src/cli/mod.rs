@@ -73,6 +73,78 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Put items stored before the `timeline` index into it (once, after upgrading a stack).
     Backfill(BackfillArgs),
+    /// Alert rules on data changes: who is told when a change meets them.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `kadoa rules …`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Add a rule: tell people when a change meets it (in effect within a minute).
+    #[command(after_help = "Examples:\n  \
+        kadoa rules add cheap --field price --below 20 --notify both\n  \
+        kadoa rules add price-drop --field price --decreased-by 10% --workflow wf_123\n  \
+        kadoa rules add engineers --field title --type added --contains engineer")]
+    Add(RuleAddArgs),
+    /// List the rules.
+    List,
+    /// Remove a rule.
+    Remove {
+        /// The rule's name.
+        name: String,
+    },
+    /// Which stored changes of the last days a rule would have alerted.
+    Test(RuleTestArgs),
+}
+
+/// `kadoa rules add`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("condition").multiple(false)))]
+pub struct RuleAddArgs {
+    /// The rule's name: letters, digits, '-' and '_'.
+    pub name: String,
+    /// The field key, exact (price) or with '*' for any text (price*).
+    #[arg(long, value_name = "KEY")]
+    pub field: String,
+    /// Only this workflow's changes (default: every workflow).
+    #[arg(long, value_name = "ID")]
+    pub workflow: Option<String>,
+    /// Which differences: added, removed or changed rows, or any (default: changed with
+    /// --decreased-by or --increased-by, else any).
+    #[arg(long = "type", value_enum, value_name = "KIND")]
+    pub difference: Option<crate::rules::DifferenceKind>,
+    /// The value is this text (or this number).
+    #[arg(long, group = "condition", value_name = "TEXT")]
+    pub equals: Option<String>,
+    /// The value contains this text, in any case.
+    #[arg(long, group = "condition", value_name = "TEXT")]
+    pub contains: Option<String>,
+    /// The value is a number above N (a changed value: it went above N).
+    #[arg(long, group = "condition", value_name = "N", allow_negative_numbers = true)]
+    pub above: Option<crate::rules::Number>,
+    /// The value is a number below N (a changed value: it fell below N).
+    #[arg(long, group = "condition", value_name = "N", allow_negative_numbers = true)]
+    pub below: Option<crate::rules::Number>,
+    /// A changed number went down by at least N, or N% of what it was.
+    #[arg(long, group = "condition", value_name = "N|N%", allow_negative_numbers = true)]
+    pub decreased_by: Option<crate::rules::Amount>,
+    /// A changed number went up by at least N, or N% of what it was.
+    #[arg(long, group = "condition", value_name = "N|N%", allow_negative_numbers = true)]
+    pub increased_by: Option<crate::rules::Amount>,
+    /// Who is told: the alert topic's email subscription, its SMS one, or both.
+    #[arg(long, value_enum, default_value = "email")]
+    pub notify: crate::rules::Notify,
+}
+
+/// `kadoa rules test`
+#[derive(Debug, Args)]
+pub struct RuleTestArgs {
+    /// The rule's name.
+    pub name: String,
+    /// How many days of stored changes to replay.
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
 }
 
 /// `kadoa changes …`

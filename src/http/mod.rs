@@ -164,9 +164,10 @@ impl App {
         }
     }
 
-    /// Work worth doing before the first request (reading the remote secret).
+    /// Work worth doing before the first request, together: reading the remote secret and
+    /// the alert rules.
     pub async fn warm_up(&self) {
-        self.secrets.prefetch().await;
+        futures::join!(self.secrets.prefetch(), self.receiver.warm_up());
     }
 
     /// The receiver every entry point applies events with.

@@ -94,6 +94,14 @@ impl Receiver {
         Self { store, publisher, rules, change_rules }
     }
 
+    /// Reads the alert rules before the first change needs them (at init, beside the
+    /// secret); if that fails, the first change reads them.
+    pub async fn warm_up(&self) {
+        if let Err(error) = self.change_rules.current().await {
+            tracing::warn!(error = error.detail(), "alert rules not read at start-up; the first change reads them");
+        }
+    }
+
     /// Applies one delivery received at `received_at`. Safe to call again with the same
     /// delivery, from any entry point: nothing is stored twice, nobody is told twice.
     pub async fn apply(

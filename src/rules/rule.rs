@@ -35,6 +35,7 @@ pub struct Rule {
 
 /// The kind of difference a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DifferenceKind {
     /// A row that appeared.
@@ -161,6 +162,7 @@ impl From<Amount> for String {
 
 /// Who a rule's alert goes to: the alert topic's email subscription, its SMS one, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Notify {
     /// Email only.

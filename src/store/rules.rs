@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use super::browse::{plain_item, Row};
 use super::{key_of, query_all, s, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
@@ -60,6 +61,22 @@ impl Store {
             }
             Err(e) => Err(sdk_error("PutItem", e)),
         }
+    }
+
+    /// The record of the rule alert of change `change_id` of `workflow_id`, if one was sent.
+    pub async fn change_alert(&self, workflow_id: &str, change_id: &str) -> Result<Option<Row>, Error> {
+        let sk = keys::change_alert_sk(&keys::change_sk(change_id));
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&keys::workflow_pk(workflow_id), &sk)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let sent =
+            output.item.filter(|item| item.get("status").and_then(|v| v.as_s().ok()).is_some_and(|s| s == "sent"));
+        Ok(sent.map(|item| plain_item(&item)))
     }
 
     /// Removes the rule `name`; `None` when there was none.

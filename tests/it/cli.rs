@@ -13,7 +13,7 @@ use crate::support::{http_server, Harness, PATIENT, SECRET};
 const KEY: &str = "kadoa-key";
 
 /// The environment a command gets for `harness`'s stack (as a stack's outputs would give).
-fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
+pub(crate) fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("AWS_ENDPOINT_URL", moto().endpoint.clone()),
         ("AWS_REGION", "us-east-1".to_owned()),
@@ -38,7 +38,7 @@ fn stack_env(harness: &Harness) -> Vec<(&'static str, String)> {
 /// Runs `kadoa args…` with `env` only, from a directory without samconfig.toml or
 /// .local/dev.env; without blocking this test's runtime (the fakes are served on it).
 /// Its exit code and standard error go to the test's output, shown when the test fails.
-async fn kadoa(args: &[&str], env: &[(&'static str, String)]) -> Output {
+pub(crate) async fn kadoa(args: &[&str], env: &[(&'static str, String)]) -> Output {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kadoa"))
         .args(args)
         .env_clear()
@@ -57,11 +57,11 @@ pub fn show_stderr(args: &[&str], output: &Output) {
     eprintln!("$ kadoa {} → {:?}\n{}", args.join(" "), output.status.code(), stderr.trim_end());
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn json_out(output: &Output) -> Value {
+pub(crate) fn json_out(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
 }
 

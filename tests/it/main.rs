@@ -13,6 +13,7 @@ mod kadoa_events;
 mod metrics;
 mod queries;
 mod reconcile;
+mod rules;
 mod spool;
 mod startup;
 mod support;

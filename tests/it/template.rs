@@ -265,8 +265,17 @@ pub fn policy(function: &str) -> (BTreeSet<String>, Vec<Value>) {
 
 /// The IAM actions of the AWS operations counted since the last reset.
 pub fn actions_called(harness: &Harness) -> BTreeSet<String> {
+    actions_of(harness.calls.snapshot().keys())
+}
+
+/// What the webhook function called, its start-up (the secret, the alert rules) included.
+fn webhook_actions(harness: &Harness) -> BTreeSet<String> {
+    actions_of(harness.calls.snapshot().keys().chain(harness.startup_calls.keys()))
+}
+
+fn actions_of<'a>(operations: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     let mut called = BTreeSet::new();
-    for operation in harness.calls.snapshot().keys() {
+    for operation in operations {
         let actions: &[&str] = match operation.as_str() {
             "GetItem" => &["dynamodb:GetItem"],
             "PutItem" => &["dynamodb:PutItem"],
@@ -336,7 +345,7 @@ async fn each_policy_allows_exactly_the_operations_its_function_calls() {
     // The hourly watch: is the table still empty?
     assert_eq!(harness.send_event(kadoa_webhook::http::WATCH_EVENT).await.0, 200);
     let (granted, resources) = policy("WebhookFunction");
-    assert_eq!(granted, actions_called(&harness), "WebhookFunction's policy vs. what the webhook called");
+    assert_eq!(granted, webhook_actions(&harness), "WebhookFunction's policy vs. what the webhook called");
 
     // A large change spooled while the table was down, as the webhook spools it.
     let spooled = json!({"receivedAt": "2025-01-15T10:30:01.000Z", "body": change("big-late", 2000)});
@@ -421,8 +430,11 @@ fn sms_subscription_can_be_limited_to_failures() {
     assert_eq!(sms["Properties"]["Protocol"], "sms");
     let filter = &sms["Properties"]["FilterPolicy"]["Fn::If"];
     assert_eq!(filter[0], "FilterSms");
-    // The attribute the code publishes, with the event type that means failure.
-    assert_eq!(filter[1], json!({"eventType": [kadoa_webhook::events::FAILED]}));
+    // The attributes the code publishes: the channels, and the event types that mean a
+    // failure or a rule's alert (tests/it/rules.rs sends messages through these policies).
+    let failures_and_rules = [kadoa_webhook::events::FAILED, kadoa_webhook::alerts::change::CHANGE_MATCHED];
+    assert_eq!(filter[1], json!({"notify": ["sms"], "eventType": failures_and_rules}));
+    assert_eq!(filter[2], json!({"notify": ["sms"]}));
 }
 
 #[test]

@@ -360,7 +360,8 @@ async fn secrets_come_from_secrets_manager_and_are_cached() {
     assert_eq!(harness.send(send("managed-new")).await.0, 200);
     assert_eq!(harness.send(send("managed-old")).await.0, 200);
     assert_eq!(harness.send(send(SECRET)).await.0, 401, "WEBHOOK_SECRET is not configured here");
-    assert_eq!(harness.calls.count("GetSecretValue"), 1, "read once, then cached");
+    assert_eq!(harness.startup_calls.get("GetSecretValue"), Some(&1), "read at start-up");
+    assert_eq!(harness.calls.count("GetSecretValue"), 0, "then cached");
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ const SCAN_PAGE: i32 = 100;
 type Key = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 /// The key-form time `days` days ago (negative: ahead).
-fn days_back(days: i64) -> Option<String> {
+pub(super) fn days_back(days: i64) -> Option<String> {
     Timestamp::now().plus_millis(-days * 86_400_000).map(Timestamp::to_key_string)
 }
 
@@ -63,7 +63,7 @@ fn window_buckets(window: &Window, prefix: &str, default_days: i64) -> Result<(S
 
 /// Changes, a page at a time: one workflow's (`changesByTime`), the days of a window
 /// (the `timeline` index), or every change in the table (a `Scan`, for `export` only).
-struct ChangePages<'a> {
+pub(super) struct ChangePages<'a> {
     store: &'a Store,
     window: Window,
     /// The timeline's buckets left, newest first; `None`: not the timeline.
@@ -75,7 +75,7 @@ struct ChangePages<'a> {
 impl<'a> ChangePages<'a> {
     /// The changes of `window`: without a workflow, its days (`--since`, or
     /// `default_days` back), or with `default_days` `None` every change in the table.
-    fn new(store: &'a Store, window: &Window, default_days: Option<i64>) -> Result<Self, Error> {
+    pub(super) fn new(store: &'a Store, window: &Window, default_days: Option<i64>) -> Result<Self, Error> {
         let mut window = window.clone();
         let buckets = match (&window.workflow, &window.since, default_days) {
             (Some(_), _, _) | (None, None, None) => None,
@@ -90,7 +90,7 @@ impl<'a> ChangePages<'a> {
     }
 
     /// The next page; `None` after the last.
-    async fn next(&mut self) -> Result<Option<Vec<Row>>, Error> {
+    pub(super) async fn next(&mut self) -> Result<Option<Vec<Row>>, Error> {
         if self.done {
             return Ok(None);
         }
@@ -123,7 +123,7 @@ impl<'a> ChangePages<'a> {
 }
 
 /// The index's own keys, which a listing does not print.
-fn without_index_keys(mut row: Row) -> Row {
+pub(super) fn without_index_keys(mut row: Row) -> Row {
     row.remove(timeline::BUCKET);
     row.remove(timeline::POSITION);
     row
@@ -210,6 +210,7 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
         }));
     };
     let whole = whole(&change);
+    let change = with_rule_alert(&store, change).await?;
     match context.format {
         Some(Format::Json) => {
             print_exact(&serde_json::to_string_pretty(&change).map_err(|e| Error::internal("json", e))?)?
@@ -233,10 +234,46 @@ pub async fn show_change(context: &Context, args: &ShowArgs) -> Result<bool, Err
             )?;
             render::say(None, &format!("  url:         {}", field("url")))?;
             render::say(None, &format!("  differences: {}", counts(&change)))?;
+            if let Some(alert) = change.get(RULE_ALERT) {
+                render::say(None, &format!("  rule alert:  {}", rule_alert_line(alert)))?;
+            }
             render::print_differences(&change)?;
         }
     }
     Ok(whole)
+}
+
+/// Where `changes show` puts a change's rule alert: what was sent, when, to whom.
+const RULE_ALERT: &str = "ruleAlert";
+
+/// `change` with its rule alert, when it met alert rules: the record of what was sent, or
+/// `{"status": "due"}` while it has not gone yet.
+async fn with_rule_alert(store: &Store, mut change: Row) -> Result<Row, Error> {
+    if change.get(crate::table::change::MATCHED).is_none() {
+        return Ok(change);
+    }
+    let (workflow, id) = (render::cell(change.get("workflowId")), render::cell(change.get("changeId")));
+    let alert = match store.change_alert(&workflow, &id).await? {
+        Some(mut record) => {
+            for key in ["pk", "sk", "entity", "workflowId", "changeId", "createdAt", "workflowName", "url", "expiresAt"]
+            {
+                record.remove(key);
+            }
+            Value::Object(record)
+        }
+        None => json!({"status": "due"}),
+    };
+    change.insert(RULE_ALERT.into(), alert);
+    Ok(change)
+}
+
+/// `sent 2025-01-15T10:31:02.000Z to email: Product Monitor: price 24.99 -> 19.99 (below 20)`
+fn rule_alert_line(alert: &Value) -> String {
+    let field = |name: &str| render::cell(alert.get(name));
+    match field("status").as_str() {
+        "sent" => format!("sent {} to {}: {}", field("alertedAt"), field("notify"), field("subject")),
+        _ => "due, not sent yet (the next delivery, replay or reconciliation of this change sends it)".to_owned(),
+    }
 }
 
 /// The workflow of change `args.id`, found in the `timeline` index's days since `--since`
@@ -347,7 +384,7 @@ pub async fn export(context: &Context, args: &ExportArgs) -> Result<bool, Error>
 
 /// A listed change with its differences: as read (a change item read whole), or read now
 /// (an index row, or a change in parts).
-async fn whole_change(store: &Store, mut row: Row) -> Result<Row, Error> {
+pub(super) async fn whole_change(store: &Store, mut row: Row) -> Result<Row, Error> {
     if row.get("differences").is_some() {
         // Said only by the reading of parts, never by what was stored.
         row.remove(INCOMPLETE);

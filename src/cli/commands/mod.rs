@@ -5,6 +5,7 @@ mod browse;
 mod connect;
 mod dlq;
 mod notifications;
+mod rules;
 mod secret;
 mod status;
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::render::{self, Format};
 use super::target::{self, StackChoice, Target};
-use super::{ChangesCommand, Cli, Command, DlqCommand, ReconcileArgs, SecretCommand};
+use super::{ChangesCommand, Cli, Command, DlqCommand, ReconcileArgs, RulesCommand, SecretCommand};
 use crate::components::OperatorClients;
 use crate::error::Error;
 use crate::store::Store;
@@ -119,6 +120,10 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         Command::Dlq(DlqCommand::Redrive(redrive)) => dlq::redrive(&context, &redrive).await,
         Command::Reconcile(reconcile) => reconcile_window(&context, &reconcile).await,
         Command::Backfill(backfill) => backfill::run(&context, &backfill).await,
+        Command::Rules(RulesCommand::Add(add)) => rules::add(&context, &add).await,
+        Command::Rules(RulesCommand::List) => rules::list(&context).await,
+        Command::Rules(RulesCommand::Remove { name }) => rules::remove(&context, &name).await,
+        Command::Rules(RulesCommand::Test(test)) => rules::test(&context, &test).await,
     }
 }
 

@@ -62,6 +62,7 @@ pub struct HarnessBuilder {
     lost_answers: Option<(&'static str, usize)>,
     refused_by_aws: &'static str,
     secret_policy: Option<SecretPolicy>,
+    change_rules: Vec<kadoa_webhook::rules::Rule>,
     deployed_timeouts: bool,
 }
 
@@ -124,6 +125,10 @@ impl HarnessBuilder {
         Self { deployed_timeouts: true, ..self }
     }
     /// How the remote secret is refreshed (default: as deployed).
+    /// Alert rules in the table before the app starts (it reads them at start-up).
+    pub fn change_rules(self, change_rules: Vec<kadoa_webhook::rules::Rule>) -> Self {
+        Self { change_rules, ..self }
+    }
     pub fn secret_policy(self, policy: SecretPolicy) -> Self {
         Self { secret_policy: Some(policy), ..self }
     }
@@ -242,10 +247,19 @@ impl HarnessBuilder {
         });
         let (store, publisher, rules) =
             (components.store.clone(), components.publisher.clone(), components.settings.rules.clone());
+        for rule in &self.change_rules {
+            store.add_rule(rule).await.unwrap();
+        }
         let app = Arc::new(App::new(components, self.secret_policy.unwrap_or_default()));
         app.warm_up().await;
+        // What a test counts starts with its first request, as a warm function's would;
+        // what start-up called is kept apart.
+        let startup_calls = calls.snapshot();
+        calls.reset();
+        sent.take();
         Harness {
             app,
+            startup_calls,
             table: created.table,
             queue_url: created.inbox_url,
             dynamodb: aws_sdk_dynamodb::Client::new(&direct),
@@ -298,8 +312,10 @@ pub struct Harness {
     /// Clients straight to moto, for setting up and reading back.
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
-    /// AWS operations the app made, by name.
+    /// AWS operations the app made, by name, from its first request on.
     pub calls: CallCounter,
+    /// AWS operations the app made while starting (the secret, the alert rules).
+    pub startup_calls: std::collections::HashMap<String, usize>,
     /// Every DynamoDB request the app sent, as sent.
     pub sent: sent::SentRequests,
     /// Holds the app's requests of the operations a test names.
