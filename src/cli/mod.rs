@@ -75,7 +75,7 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Alert rules on data changes: who is told when a change meets them.
     #[command(subcommand)]
-    Rules(RulesCommand),
+    Rules(Box<RulesCommand>),
 }
 
 /// `kadoa rules …`
@@ -86,7 +86,7 @@ pub enum RulesCommand {
         kadoa rules add cheap --field price --below 20 --notify both\n  \
         kadoa rules add price-drop --field price --decreased-by 10% --workflow wf_123\n  \
         kadoa rules add engineers --field title --type added --contains engineer")]
-    Add(RuleAddArgs),
+    Add(Box<RuleAddArgs>),
     /// List the rules.
     List,
     /// Remove a rule.

@@ -120,10 +120,12 @@ pub async fn run(cli: Cli) -> Result<bool, Error> {
         Command::Dlq(DlqCommand::Redrive(redrive)) => dlq::redrive(&context, &redrive).await,
         Command::Reconcile(reconcile) => reconcile_window(&context, &reconcile).await,
         Command::Backfill(backfill) => backfill::run(&context, &backfill).await,
-        Command::Rules(RulesCommand::Add(add)) => rules::add(&context, &add).await,
-        Command::Rules(RulesCommand::List) => rules::list(&context).await,
-        Command::Rules(RulesCommand::Remove { name }) => rules::remove(&context, &name).await,
-        Command::Rules(RulesCommand::Test(test)) => rules::test(&context, &test).await,
+        Command::Rules(command) => match *command {
+            RulesCommand::Add(add) => rules::add(&context, &add).await,
+            RulesCommand::List => rules::list(&context).await,
+            RulesCommand::Remove { name } => rules::remove(&context, &name).await,
+            RulesCommand::Test(test) => rules::test(&context, &test).await,
+        },
     }
 }
 
