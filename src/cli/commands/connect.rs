@@ -1,13 +1,16 @@
 //! `kadoa connect`: Kadoa's webhook channel pointed at this stack, subscribed, tested;
 //! `kadoa test`: a sample delivery from here.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::notifications::{self, channel_auth, channel_body, SettingsPlan};
+use super::notifications::{self, channel_auth, channel_body, ChannelOutcome, SettingsPlan, Subscription};
 use super::{report, Context};
 use crate::cli::render;
+use crate::cli::report::{emit, Step, Steps};
 use crate::cli::ConnectArgs;
 use crate::error::Error;
 use crate::kadoa_api::{read_capped, ApiRetry, KadoaApi, DEFAULT_API_URL};
@@ -53,13 +56,48 @@ pub fn channel_name(context: &Context) -> String {
     format!("AWS {}", context.target.table.as_deref().unwrap_or("kadoa-webhook"))
 }
 
+/// What `kadoa connect` came to: its report is the steps it took with this beside them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// Our channel's id (`<new channel>` in a dry run that would create it).
+    pub channel_id: String,
+    /// Whether anything was (in a dry run, would be) sent to Kadoa.
+    pub changed: bool,
+    /// Each subscribed event type's outcome.
+    pub subscriptions: BTreeMap<&'static str, Subscription>,
+    /// The event types disabled in Kadoa and left so.
+    pub not_reaching: Vec<&'static str>,
+    /// Whether the test notification was stored (absent when none was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_stored: Option<bool>,
+    /// A dry run: nothing was sent (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+impl Connection {
+    /// What the channel and each event type's plan come to, before any test.
+    fn new(channel: &ChannelOutcome, plans: &[(&'static str, SettingsPlan)], dry_run: bool) -> Self {
+        let not_reaching = plans.iter().filter(|(_, p)| *p == SettingsPlan::DisabledLeftAlone).map(|(t, _)| *t);
+        Self {
+            channel_id: channel.id.clone(),
+            changed: channel.changed || plans.iter().any(|(_, plan)| plan.sends()),
+            subscriptions: plans.iter().map(|(event_type, plan)| (*event_type, plan.outcome())).collect(),
+            not_reaching: not_reaching.collect(),
+            test_stored: None,
+            dry_run,
+        }
+    }
+}
+
 /// `kadoa connect`
 pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Error> {
     let url = context.target.need(&context.target.webhook_url, "webhook URL", "WEBHOOK_URL")?.to_owned();
     let secret = context.newest_secret().await?;
     let api = api(api_key(args)?)?;
     let wanted = channel_body(&channel_name(context), &url, channel_auth(&context.target.auth_header, &secret));
-    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut steps = Vec::new();
     let channel = notifications::ensure_channel(&api, &wanted, true, args.dry_run, &mut steps).await?;
     let mut plans = Vec::new();
     for event_type in SUBSCRIBED {
@@ -68,66 +106,44 @@ pub async fn connect(context: &Context, args: &ConnectArgs) -> Result<bool, Erro
                 .await?;
         plans.push((*event_type, plan));
     }
-    let not_reaching: Vec<&str> =
-        plans.iter().filter(|(_, plan)| *plan == SettingsPlan::DisabledLeftAlone).map(|(t, _)| *t).collect();
-    if !not_reaching.is_empty() {
-        steps.push(("not reaching the stack".into(), format!("{} (disabled in Kadoa)", not_reaching.join(", "))));
+    let mut connection = Connection::new(&channel, &plans, args.dry_run);
+    if !connection.not_reaching.is_empty() {
+        let disabled = connection.not_reaching.join(", ");
+        steps.push(Step::new("not reaching the stack", format!("{disabled} (disabled in Kadoa)")));
     }
-    let changed = channel.changed
-        || plans.iter().any(|(_, p)| matches!(p, SettingsPlan::Create(_) | SettingsPlan::Update { .. }));
-    let outcomes: serde_json::Map<String, Value> =
-        plans.iter().map(|(t, plan)| ((*t).to_owned(), json!(plan.outcome()))).collect();
-    let mut summary =
-        json!({"channelId": channel.id, "changed": changed, "subscriptions": outcomes, "notReaching": not_reaching});
-    let tested = match test_step(args, changed, &not_reaching) {
-        Some(skipped) => {
-            steps.push(skipped);
-            None
-        }
-        None => Some(send_test(context, &api, args.wait, &mut steps).await?),
-    };
-    if let Some(summary) = summary.as_object_mut() {
-        if let Some(stored) = tested {
-            summary.insert("testStored".into(), json!(stored));
-        }
-        if args.dry_run {
-            summary.insert("dryRun".into(), json!(true));
-        }
+    match test_skipped(args, &connection) {
+        Some(skipped) => steps.push(skipped),
+        None => connection.test_stored = Some(send_test(context, &api, args.wait, &mut steps).await?),
     }
-    report(context, &steps, summary)?;
-    Ok(tested.unwrap_or(true))
+    emit(&Steps { steps, outcome: &connection }, context.format)?;
+    Ok(connection.test_stored.unwrap_or(true))
 }
 
 /// Why no test notification is sent, when none is: a dry run, nothing changed, or the
 /// test's event type does not reach the stack.
-fn test_step(args: &ConnectArgs, changed: bool, not_reaching: &[&str]) -> Option<(String, String)> {
-    let step = |what: String| Some(("test notification".to_owned(), what));
-    if !changed {
+fn test_skipped(args: &ConnectArgs, connection: &Connection) -> Option<Step> {
+    let step = |what: String| Some(Step::new("test notification", what));
+    if !connection.changed {
         return step("not sent: nothing changed".to_owned());
     }
-    if not_reaching.contains(&TEST_EVENT) {
+    if connection.not_reaching.contains(&TEST_EVENT) {
         return step(format!("not sent: {TEST_EVENT} is disabled in Kadoa, so it would not reach the stack"));
     }
     args.dry_run.then(|| notifications::would_send("POST", "/v5/notifications/test", &json!({"eventType": TEST_EVENT})))
 }
 
 /// Asks Kadoa for a test notification and waits for it to be stored; whether it was.
-async fn send_test(
-    context: &Context,
-    api: &KadoaApi,
-    wait: u64,
-    steps: &mut Vec<(String, String)>,
-) -> Result<bool, Error> {
+async fn send_test(context: &Context, api: &KadoaApi, wait: u64, steps: &mut Vec<Step>) -> Result<bool, Error> {
     let started = Timestamp::now();
     let test = api.test_notification(TEST_EVENT).await?;
-    steps.push(("test notification".into(), format!("sent ({})", render::cell(test.get("eventId")))));
+    steps.push(Step::new("test notification", format!("sent ({})", render::cell(test.get("eventId")))));
     let workflow = test.get("workflowId").and_then(Value::as_str).map(str::to_owned);
     let stored = wait_for_change(context, workflow, started, Duration::from_secs(wait)).await?;
     let arrived = match &stored {
         Some(change) => format!("stored as change {}", render::cell(change.get("changeId"))),
         None => format!("not stored within {wait} s: check `kadoa status` and the webhook's log"),
     };
-    steps.push(("test delivery".into(), arrived));
+    steps.push(Step::new("test delivery", arrived));
     Ok(stored.is_some())
 }
 
