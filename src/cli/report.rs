@@ -164,6 +164,14 @@ mod tests {
     }
 
     #[test]
+    fn only_the_commands_own_words_are_coloured() {
+        let mut out = Vec::new();
+        write(&steps(), None, Style { colour: true, terminal: false }, &mut out).unwrap();
+        let first = String::from_utf8(out).unwrap().lines().next().map(str::to_owned);
+        assert_eq!(first.as_deref(), Some("\u{1b}[36m•\u{1b}[0m channel: ch\\x1b]0;x\\x07 updated"));
+    }
+
+    #[test]
     fn steps_serialise_every_field_beside_the_outcome() {
         let expected = json!({"steps": [{"step": "channel", "result": "ch\u{1b}]0;x\u{7} updated"},
             {"step": "secret", "result": "=kept"}], "finished": true, "movedCount": 2});

@@ -259,3 +259,76 @@ async fn send_sample(url: &str, header: &str, secret: String, body: &Value) -> R
     let text = read_capped(answer, TEST_ANSWER_BYTES, "the webhook").await?;
     Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::render::Format;
+    use crate::cli::report::written;
+
+    fn args(dry_run: bool) -> ConnectArgs {
+        ConnectArgs { api_key: Some("k".into()), api_key_env: None, dry_run, enable_disabled: false, wait: 60 }
+    }
+
+    fn update(adds: bool, enables: bool) -> SettingsPlan {
+        SettingsPlan::Update { id: "s1".into(), body: json!({}), adds, enables, others: 1 }
+    }
+
+    fn connection(changed_channel: bool, plans: &[(&'static str, SettingsPlan)]) -> Connection {
+        Connection::new(&ChannelOutcome { id: "ch\u{1b}[2J".into(), changed: changed_channel }, plans, false)
+    }
+
+    fn plans() -> Vec<(&'static str, SettingsPlan)> {
+        vec![
+            ("workflow_data_change", SettingsPlan::Create(json!({}))),
+            ("workflow_failed", update(true, false)),
+            ("credits_low", SettingsPlan::DisabledLeftAlone),
+            ("free_trial_ending", update(false, true)),
+            ("service_degradation", SettingsPlan::AlreadyThere),
+        ]
+    }
+
+    #[test]
+    fn the_report_serialises_every_field() {
+        let mut connected = connection(false, &plans());
+        connected.test_stored = Some(true);
+        let steps = vec![Step::new("channel", "ch\u{1b}[2J created: https://x/")];
+        let expected = json!({"steps": [{"step": "channel", "result": "ch\u{1b}[2J created: https://x/"}],
+            "channelId": "ch\u{1b}[2J", "changed": true, "notReaching": ["credits_low"], "testStored": true,
+            "subscriptions": {"workflow_data_change": "created", "workflow_failed": "added", "credits_low":
+                "disabledLeftAlone", "free_trial_ending": "enabled", "service_degradation": "alreadyThere"}});
+        let text = written(&Steps { steps, outcome: &connected }, Some(Format::Json));
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected, "{text}");
+    }
+
+    #[test]
+    fn a_dry_run_says_so_and_a_run_without_a_test_leaves_test_stored_out() {
+        let mut dry = connection(true, &[]);
+        dry.dry_run = true;
+        let answer = serde_json::to_value(&dry).unwrap();
+        assert_eq!(answer["dryRun"], true);
+        assert!(answer.get("testStored").is_none(), "{answer}");
+        assert!(serde_json::to_value(connection(true, &[])).unwrap().get("dryRun").is_none());
+    }
+
+    #[test]
+    fn only_what_sends_counts_as_a_change() {
+        let quiet = [("workflow_failed", SettingsPlan::AlreadyThere), ("credits_low", SettingsPlan::DisabledLeftAlone)];
+        assert!(!connection(false, &quiet).changed);
+        assert!(connection(true, &quiet).changed, "the channel replaced");
+        assert!(connection(false, &[("workflow_failed", update(false, true))]).changed, "settings enabled");
+    }
+
+    #[test]
+    fn the_test_is_skipped_when_nothing_changed_its_type_is_disabled_or_in_a_dry_run() {
+        let skipped = |args: &ConnectArgs, connected: &Connection| test_skipped(args, connected).map(|s| s.result);
+        let unchanged = connection(false, &[("workflow_failed", SettingsPlan::AlreadyThere)]);
+        assert_eq!(skipped(&args(false), &unchanged).as_deref(), Some("not sent: nothing changed"));
+        let disabled = connection(true, &[(TEST_EVENT, SettingsPlan::DisabledLeftAlone)]);
+        assert!(skipped(&args(false), &disabled).is_some_and(|s| s.contains("is disabled in Kadoa")));
+        let changed = connection(true, &[]);
+        assert_eq!(skipped(&args(false), &changed), None, "sent");
+        let dry = skipped(&args(true), &changed);
+        assert_eq!(dry.as_deref(), Some(r#"POST /v5/notifications/test {"eventType":"workflow_data_change"}"#));
+    }
+}

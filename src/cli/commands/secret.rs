@@ -166,7 +166,37 @@ async fn switch_kadoa(context: &Context, key: Option<String>, newest: &str, step
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::cli::render::Format;
+    use crate::cli::report::written;
+
+    #[test]
+    fn each_rotation_outcome_serialises_as_before() {
+        let steps = |outcome| Steps { steps: vec![Step::new("secret", "kept")], outcome };
+        for (outcome, expected) in [
+            (Rotation::STARTED, json!({"finished": false})),
+            (Rotation::NOTHING_TO_FINISH, json!({"finished": true, "changed": false})),
+            (Rotation::FINISHED, json!({"finished": true, "changed": true})),
+        ] {
+            let mut expected = expected;
+            expected["steps"] = json!([{"step": "secret", "result": "kept"}]);
+            let text = written(&steps(outcome), Some(Format::Jsonl));
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), expected, "{text}");
+            assert_eq!(written(&steps(outcome), None), "• secret: kept\n");
+        }
+    }
+
+    #[test]
+    fn the_old_secret_is_dropped_only_once_kadoa_can_send_the_new_one() {
+        let refused = |has_key, age, force| may_finish(has_key, age, force).map_err(|e| e.detail().to_owned());
+        assert!(refused(false, Some(600), false).is_err_and(|e| e.contains("--force")), "no key");
+        assert!(refused(true, Some(100), false).is_err_and(|e| e.contains("wait 200 s more")), "too young");
+        assert_eq!(refused(true, Some(300), false), Ok(()));
+        assert_eq!(refused(true, None, false), Ok(()), "an age Secrets Manager did not give");
+        assert_eq!(refused(false, Some(1), true), Ok(()), "--force");
+    }
 
     #[test]
     fn new_secrets_are_48_letters_and_digits_and_differ() {
