@@ -184,6 +184,9 @@ mod tests {
 
     #[test]
     fn steps_in_csv_are_rows_a_spreadsheet_will_not_run() {
-        assert_eq!(written(&steps(), Some(Format::Csv)), "step,result\nchannel,ch\\x1b]0;x\\x07 updated\nsecret,'=kept\n");
+        assert_eq!(
+            written(&steps(), Some(Format::Csv)),
+            "step,result\nchannel,ch\\x1b]0;x\\x07 updated\nsecret,'=kept\n"
+        );
     }
 }

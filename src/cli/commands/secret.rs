@@ -89,7 +89,10 @@ async fn start(context: &Context, secret: WebhookSecret) -> Result<bool, Error> 
     put(context, &version, value).await?;
     let steps = vec![
         Step::new("secret", "a new secret added beside the current one; both are accepted"),
-        Step::new("next", "wait 5 minutes (the webhook's cache), then `kadoa secret rotate --finish --kadoa-api-key …`"),
+        Step::new(
+            "next",
+            "wait 5 minutes (the webhook's cache), then `kadoa secret rotate --finish --kadoa-api-key …`",
+        ),
     ];
     emit(&Steps { steps, outcome: Rotation::STARTED }, context.format)?;
     Ok(true)
@@ -149,7 +152,12 @@ fn may_finish(has_key: bool, age: Option<i64>, force: bool) -> Result<(), Error>
 
 /// Kadoa's channel switched to the `newest` secret with `key`; without a key (`--force`),
 /// Kadoa left as it is. One step either way.
-async fn switch_kadoa(context: &Context, key: Option<String>, newest: &str, steps: &mut Vec<Step>) -> Result<(), Error> {
+async fn switch_kadoa(
+    context: &Context,
+    key: Option<String>,
+    newest: &str,
+    steps: &mut Vec<Step>,
+) -> Result<(), Error> {
     let Some(key) = key else {
         steps.push(Step::new("Kadoa", "not changed here (--force): it already sends the new secret"));
         return Ok(());

@@ -145,7 +145,12 @@ pub struct Reconciliation {
 
 impl StatusReport {
     /// The report, with what needs attention read from its parts.
-    pub fn new(workflows: Vec<WorkflowStatus>, account_events: Vec<Row>, spool: Spool, reconcile: Reconciliation) -> Self {
+    pub fn new(
+        workflows: Vec<WorkflowStatus>,
+        account_events: Vec<Row>,
+        spool: Spool,
+        reconcile: Reconciliation,
+    ) -> Self {
         let attention = attention(&workflows, &spool, &reconcile);
         Self { workflows, account_events, spool, reconcile, attention }
     }
@@ -288,9 +293,8 @@ async fn spool(context: &Context) -> Result<Spool, Error> {
 /// The watermark and the pending changes.
 async fn reconciliation(store: &Store) -> Result<Reconciliation, Error> {
     let watermark = store.watermark_item().await?;
-    let watermark_text = |field: &str| {
-        watermark.as_ref().and_then(|w| w.get(field)).and_then(Value::as_str).map(str::to_owned)
-    };
+    let watermark_text =
+        |field: &str| watermark.as_ref().and_then(|w| w.get(field)).and_then(Value::as_str).map(str::to_owned);
     let markers = store.pending_markers().await?;
     let outstanding = markers
         .iter()
@@ -386,7 +390,10 @@ mod tests {
         let bare = StatusReport::new(vec![], vec![], Spool::default(), Reconciliation::default());
         let answer: Value = serde_json::from_str(&written(&bare, Some(Format::Json))).unwrap();
         assert_eq!(answer["spool"], json!({}));
-        assert_eq!(answer["reconcile"], json!({"watermark": null, "lastCleanRun": null, "pendingChanges": 0, "outstanding": 0}));
+        assert_eq!(
+            answer["reconcile"],
+            json!({"watermark": null, "lastCleanRun": null, "pendingChanges": 0, "outstanding": 0})
+        );
         let text = written(&bare, None);
         assert!(text.contains("Workflows\n  (none)\n") && text.ends_with("All well.\n"), "{text}");
         assert!(text.contains("  waiting: -, oldest: -, dead letters: -\n"), "{text}");
