@@ -7,6 +7,7 @@
 
 mod commands;
 pub mod render;
+mod report;
 pub mod target;
 
 use std::process::ExitCode;

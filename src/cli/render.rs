@@ -112,9 +112,30 @@ pub fn colours() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// `text` in `colour` (an ANSI code: 31 red, 32 green, 33 yellow, 2 dim) on a terminal.
-fn paint(text: &str, colour: u8) -> String {
-    if colours() {
+/// How human output is drawn: in colour or not, with a terminal's box lines or as
+/// Markdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colours ([`colours`]).
+    pub colour: bool,
+    /// Standard output is a terminal: tables get box lines and fit its width.
+    pub terminal: bool,
+}
+
+impl Style {
+    /// Plain text, as into a pipe or a file.
+    pub const PLAIN: Self = Self { colour: false, terminal: false };
+
+    /// As standard output takes it.
+    pub fn stdout() -> Self {
+        Self { colour: colours(), terminal: std::io::stdout().is_terminal() }
+    }
+}
+
+/// `text` in `colour` (an ANSI code: 31 red, 32 green, 33 yellow, 2 dim, 1 bold) when
+/// `style` takes colours.
+fn paint(text: &str, colour: u8, style: Style) -> String {
+    if style.colour {
         format!("\u{1b}[{colour}m{text}\u{1b}[0m")
     } else {
         text.to_owned()
@@ -131,31 +152,45 @@ pub fn cell(value: Option<&Value>) -> String {
     }
 }
 
-/// One line of human output: `lead` (the command's own words, coloured on a terminal),
-/// then `text`, every control character in either shown ([`shown`]).
-pub fn say(lead: Option<(&str, u8)>, text: &str) -> Result<(), Error> {
-    let line = match lead {
-        Some((lead, colour)) if text.is_empty() => paint(&shown(lead), colour),
-        Some((lead, colour)) => format!("{} {}", paint(&shown(lead), colour), shown(text)),
+/// One line of human output: `lead` (the command's own words, coloured when `style` takes
+/// colours), then `text`, every control character in either shown ([`shown`]).
+pub fn line(lead: Option<(&str, u8)>, text: &str, style: Style) -> String {
+    match lead {
+        Some((lead, colour)) if text.is_empty() => paint(&shown(lead), colour, style),
+        Some((lead, colour)) => format!("{} {}", paint(&shown(lead), colour, style), shown(text)),
         None => shown(text).into_owned(),
-    };
-    writeln!(std::io::stdout().lock(), "{line}")?;
+    }
+}
+
+/// Prints one [`line`] to standard output.
+pub fn say(lead: Option<(&str, u8)>, text: &str) -> Result<(), Error> {
+    writeln!(std::io::stdout().lock(), "{}", line(lead, text, Style::stdout()))?;
     Ok(())
 }
 
 /// Prints `listing` as `format` asks (a table without one). `title`, when given, heads the
 /// table; machine output carries no titles.
 pub fn print(listing: &Listing, format: Option<Format>, title: Option<&str>) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
+    write_listing(&mut std::io::stdout().lock(), listing, format, title, Style::stdout())
+}
+
+/// Writes `listing` to `out` as `format` asks (a table drawn in `style` without one).
+pub fn write_listing(
+    out: &mut impl Write,
+    listing: &Listing,
+    format: Option<Format>,
+    title: Option<&str>,
+    style: Style,
+) -> Result<(), Error> {
     let written = match format {
         None => {
             if let Some(title) = title {
-                writeln!(out, "{}", paint(&shown(title), 1))?;
+                writeln!(out, "{}", paint(&shown(title), 1, style))?;
             }
             if listing.rows.is_empty() {
                 writeln!(out, "  (none)")
             } else {
-                writeln!(out, "{}", table(listing))
+                writeln!(out, "{}", table(listing, style))
             }
         }
         Some(Format::Json) => {
@@ -163,7 +198,7 @@ pub fn print(listing: &Listing, format: Option<Format>, title: Option<&str>) -> 
         }
         Some(Format::Jsonl) => listing.rows.iter().try_for_each(|row| writeln!(out, "{}", Value::Object(row.clone()))),
         Some(Format::Csv) => {
-            let mut writer = csv::Writer::from_writer(&mut out);
+            let mut writer = csv::Writer::from_writer(out);
             let header: Vec<&str> = listing.columns.iter().map(|(_, field)| *field).collect();
             let rows = listing.rows.iter().map(|row| listing.columns.iter().map(|(_, f)| cell(row.get(*f))).collect());
             write_csv(&mut writer, &header, rows)?;
@@ -188,21 +223,21 @@ pub fn write_csv<W: Write>(
     writer.flush().map_err(Error::from)
 }
 
-fn table(listing: &Listing) -> Table {
+fn table(listing: &Listing, style: Style) -> Table {
     let mut table = Table::new();
+    if !style.terminal {
+        // Not a terminal's width to fit: the table as wide as its cells.
+        table.force_no_tty();
+    }
     table
-        .load_style(if std::io::stdout().is_terminal() {
-            presets::UTF8_FULL_CONDENSED
-        } else {
-            presets::ASCII_MARKDOWN
-        })
+        .load_style(if style.terminal { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_MARKDOWN })
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(listing.columns.iter().map(|(title, _)| *title));
     for row in &listing.rows {
         table.add_row(listing.columns.iter().map(|(_, field)| {
             let text = cell(row.get(*field));
             match listing.colour {
-                Some((column, colour)) if column == *field => paint(&shown(&text), colour(&text)),
+                Some((column, colour)) if column == *field => paint(&shown(&text), colour(&text), style),
                 _ => shown(&text).into_owned(),
             }
         }));

@@ -9,9 +9,10 @@ mod rules;
 mod secret;
 mod status;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::render::{self, Format};
+use super::report::{emit, Step, Steps};
 use super::target::{self, StackChoice, Target};
 use super::{ChangesCommand, Cli, Command, DlqCommand, ReconcileArgs, RulesCommand, SecretCommand};
 use crate::components::OperatorClients;
@@ -183,21 +184,9 @@ pub fn print_exact(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Prints a report of steps: lines on a terminal, one JSON object with `--output`.
-pub fn report(context: &Context, steps: &[(String, String)], extra: Value) -> Result<(), Error> {
-    match context.format {
-        None => steps.iter().try_for_each(|(step, what)| render::say(Some(("•", 36)), &format!("{step}: {what}"))),
-        Some(Format::Csv) => {
-            let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
-            render::write_csv(&mut writer, &["step", "result"], steps.iter().map(|(s, w)| vec![s.clone(), w.clone()]))
-        }
-        Some(_) => {
-            let steps: Vec<Value> = steps.iter().map(|(step, what)| json!({"step": step, "result": what})).collect();
-            let mut answer = json!({"steps": steps});
-            if let (Some(answer), Value::Object(extra)) = (answer.as_object_mut(), extra) {
-                answer.extend(extra);
-            }
-            print_exact(&answer.to_string())
-        }
-    }
+/// Prints a report of `steps` and what they came to (`outcome`, a JSON object): see
+/// [`Steps`].
+pub fn report(context: &Context, steps: &[(String, String)], outcome: Value) -> Result<(), Error> {
+    let steps = steps.iter().map(|(step, result)| Step::new(step, result)).collect();
+    emit(&Steps { steps, outcome }, context.format)
 }

@@ -6,9 +6,11 @@
 //! settings are created only where none exist. `connect` and `secret rotate --finish`
 //! both change Kadoa through here.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::render;
+use crate::cli::report::Step;
 use crate::error::Error;
 use crate::kadoa_api::KadoaApi;
 
@@ -85,12 +87,12 @@ pub async fn ensure_channel(
     wanted: &Value,
     create: bool,
     dry_run: bool,
-    steps: &mut Vec<(String, String)>,
+    steps: &mut Vec<Step>,
 ) -> Result<ChannelOutcome, Error> {
     let url = wanted.pointer("/config/webhookUrl").and_then(Value::as_str).unwrap_or_default();
     let name = wanted.get("name").and_then(Value::as_str).unwrap_or_default();
     let channels = api.channels().await?;
-    let step = |what: String| ("channel".to_owned(), what);
+    let step = |what: String| Step::new("channel", what);
     match find_channel(&channels, url, name) {
         Some(channel) if sends_as_wanted(channel, wanted) => {
             let id = render::cell(channel.get("id"));
@@ -122,8 +124,8 @@ pub async fn ensure_channel(
 }
 
 /// A dry run's step: the request it would send.
-pub fn would_send(method: &str, path: &str, body: &Value) -> (String, String) {
-    ("would send".to_owned(), format!("{method} {path} {body}"))
+pub fn would_send(method: &str, path: &str, body: &Value) -> Step {
+    Step::new("would send", format!("{method} {path} {body}"))
 }
 
 /// What one event type's settings need for our channel to receive it.
@@ -151,16 +153,37 @@ pub enum SettingsPlan {
     DisabledLeftAlone,
 }
 
+/// What became of one event type's subscription, as `connect`'s report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Subscription {
+    /// Settings created, with our channel.
+    Created,
+    /// Our channel added to settings that sent elsewhere.
+    Added,
+    /// Disabled settings enabled (`--enable-disabled`).
+    Enabled,
+    /// Our channel was there already: nothing sent.
+    AlreadyThere,
+    /// Disabled in Kadoa and left so: the event type does not reach the stack.
+    DisabledLeftAlone,
+}
+
 impl SettingsPlan {
-    /// The word the JSON report uses.
-    pub fn outcome(&self) -> &'static str {
+    /// What it makes of the subscription.
+    pub fn outcome(&self) -> Subscription {
         match self {
-            Self::Create(_) => "created",
-            Self::Update { enables: true, .. } => "enabled",
-            Self::Update { .. } => "added",
-            Self::AlreadyThere => "alreadyThere",
-            Self::DisabledLeftAlone => "disabledLeftAlone",
+            Self::Create(_) => Subscription::Created,
+            Self::Update { enables: true, .. } => Subscription::Enabled,
+            Self::Update { .. } => Subscription::Added,
+            Self::AlreadyThere => Subscription::AlreadyThere,
+            Self::DisabledLeftAlone => Subscription::DisabledLeftAlone,
         }
+    }
+
+    /// Whether it sends anything to Kadoa.
+    pub fn sends(&self) -> bool {
+        matches!(self, Self::Create(_) | Self::Update { .. })
     }
 
     /// What the plan does, in words.
@@ -243,7 +266,7 @@ pub async fn subscribe(
     ours: &str,
     enable_disabled: bool,
     dry_run: bool,
-    steps: &mut Vec<(String, String)>,
+    steps: &mut Vec<Step>,
 ) -> Result<SettingsPlan, Error> {
     let existing = api.workspace_settings(event_type).await?;
     let plan = plan_settings(event_type, &existing, ours, enable_disabled);
@@ -256,12 +279,8 @@ pub async fn subscribe(
         (SettingsPlan::Update { id, body, .. }, false) => api.update_settings(id, body).await?,
         (SettingsPlan::AlreadyThere | SettingsPlan::DisabledLeftAlone, _) => {}
     }
-    let prefix = if dry_run && matches!(plan, SettingsPlan::Create(_) | SettingsPlan::Update { .. }) {
-        "would be: "
-    } else {
-        ""
-    };
-    steps.push((event_type.to_owned(), format!("{prefix}{}", plan.describe())));
+    let prefix = if dry_run && plan.sends() { "would be: " } else { "" };
+    steps.push(Step::new(event_type, format!("{prefix}{}", plan.describe())));
     Ok(plan)
 }
 
