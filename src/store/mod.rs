@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -39,6 +39,8 @@ pub const BATCH_SIZE: usize = 25;
 /// its size, and smaller batches in flight together finish sooner than one large one
 /// (each call also has to fit the SDK's 3 s per attempt).
 pub const BATCH_ITEM_BYTES: usize = 1024 * 1024;
+/// BatchGetItem's limit on keys a call.
+pub const KEYS_PER_READ: usize = 100;
 /// Batches in flight at once. The parts of one change share a partition, which takes
 /// 1,000 write units a second: more calls at once would only be throttled.
 pub const BATCHES_IN_FLIGHT: usize = 2;
@@ -286,6 +288,49 @@ impl Store {
             batch.len(),
             self.pacing.unprocessed_rounds
         )))
+    }
+}
+
+impl Store {
+    /// The items of `keys` that exist, one `BatchGetItem` per [`KEYS_PER_READ`] keys
+    /// (eventually consistent; only `projection`'s attributes when given), what DynamoDB
+    /// leaves unprocessed asked again with backoff; still unprocessed after the pacing's
+    /// rounds, the call fails.
+    pub(crate) async fn get_items(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
+        let mut items = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_READ) {
+            let mut wanted = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .set_projection_expression(projection.map(str::to_owned))
+                    .build()
+                    .map_err(|e| Error::internal("BatchGetItem", e))?,
+            );
+            let mut round = 0;
+            while let Some(request) = wanted.take() {
+                if round > 0 {
+                    tokio::time::sleep(self.pacing.backoff(round)).await;
+                }
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                items.extend(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                wanted = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                round += 1;
+                if round > self.pacing.unprocessed_rounds && wanted.is_some() {
+                    return Err(Error::Unavailable("BatchGetItem: keys still unprocessed".into()));
+                }
+            }
+        }
+        Ok(items)
     }
 }
 

@@ -8,6 +8,8 @@ mod notifications;
 mod secret;
 mod status;
 
+pub use self::connect::SUBSCRIBED;
+
 use serde_json::{json, Value};
 
 use super::render::{self, Format};
