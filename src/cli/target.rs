@@ -455,6 +455,13 @@ mod tests {
         assert_eq!(target.spool_bucket, Some(expected("SPOOL_BUCKET")));
     }
 
+    #[test]
+    fn a_configured_stack_is_looked_up_in_samconfigs_region() {
+        let configured = StackChoice::Configured { stack: "s".into(), region: Some("eu-west-3".into()) };
+        assert_eq!(configured.sdk_overrides(), SdkOverrides { region: Some("eu-west-3".into()), ..Default::default() });
+        assert_eq!(StackChoice::Named("s".into()).sdk_overrides(), SdkOverrides::default(), "--stack: yours");
+    }
+
     #[tokio::test]
     async fn the_local_stacks_aws_side_reaches_the_clients_without_the_environment() {
         let local = read_local_env(
