@@ -20,11 +20,9 @@ import json
 import math
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,6 +42,7 @@ PERIOD_US = 100_000
 # (scripts/prices.py holds every price with its source).
 sys.path.insert(0, str(ROOT / "scripts"))
 from prices import PRICES  # noqa: E402
+import runtime_api  # noqa: E402
 
 GB_SECOND = PRICES["lambda_gb_second_arm64"].price
 CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
@@ -78,34 +77,19 @@ def peak_rss(pid, stop, result):
 def run(events, mb, group, handler="webhook"):
     """One function process over `events` in `group`: (seconds from spawn to the first
     answer, [(status, ms)], peak RSS KiB)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
-        events_file.write_text(json.dumps(events))
-        port = harness.free_port()
-        api = subprocess.Popen([sys.executable, str(ROOT / "scripts/runtime_api.py"), "--port", str(port),
-                                "--events", str(events_file), "--answers", str(answers_file)])
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            env = {**harness.environment(port), "_HANDLER": handler, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mb)}
-            join = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
-            spawned = time.time()
-            function = subprocess.Popen([str(harness.BINARY)], env=env, preexec_fn=join,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stop, peak = threading.Event(), [0]
-            watcher = threading.Thread(target=peak_rss, args=(function.pid, stop, peak))
-            watcher.start()
-            function.wait(timeout=600)
-            stop.set()
-            watcher.join()
-            answers = json.loads(answers_file.read_text()) if answers_file.exists() else []
-        finally:
-            api.terminate()
-            api.wait()
+    with runtime_api.serving(events) as (port, read_answers):
+        env = {**harness.environment(port), "_HANDLER": handler, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mb)}
+        join = lambda: (group / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731
+        spawned = time.time()
+        function = subprocess.Popen([str(harness.BINARY)], env=env, preexec_fn=join,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stop, peak = threading.Event(), [0]
+        watcher = threading.Thread(target=peak_rss, args=(function.pid, stop, peak))
+        watcher.start()
+        function.wait(timeout=600)
+        stop.set()
+        watcher.join()
+        answers = read_answers()
     timed = []
     for answer in answers:
         if not answer:

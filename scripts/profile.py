@@ -19,25 +19,19 @@ import json
 import os
 import re
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import local_aws
+import runtime_api
 
 ROOT = Path(__file__).resolve().parent.parent
 # PROFILE_BINARY: another build of the webhook to measure the same way (an older one, or
 # kadoa-webhook, the webhook alone); it is told to run the webhook, as Lambda tells it.
 BINARY = Path(os.environ.get("PROFILE_BINARY", ROOT / "target/profiling/kadoa-lambda"))
 SECRET = "profile-secret"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def url_event(body, event_type):
@@ -142,37 +136,21 @@ def run(events, callgrind_out=None, callgrind_options=(), binary=None, strict=Tr
     applied (moto too slow for the SDK's timeouts on a busy machine) is reported, and its
     figures kept: its memory peaked before its writes."""
     binary = binary or BINARY
-    with tempfile.TemporaryDirectory() as tmp:
-        events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
-        events_file.write_text(json.dumps(events))
-        port = free_port()
-        api = subprocess.Popen([sys.executable, str(ROOT / "scripts/runtime_api.py"), "--port", str(port),
-                                "--events", str(events_file), "--answers", str(answers_file)])
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    import time
-                    time.sleep(0.05)
-            command = [str(binary)]
-            if callgrind_out:
-                command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet",
-                           *callgrind_options] + command
-            log = Path(tmp, "function.log")
-            with log.open("w") as stderr:
-                measured = subprocess.run([sys.executable, "-c", MEASURE] + command,
-                                          env={**environment(port), "_HANDLER": handler},
-                                          stdout=subprocess.PIPE, stderr=stderr, text=True)
-            max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
-            max_rss, cpu = int(max_rss), float(cpu)
-            answers = json.loads(answers_file.read_text()) if answers_file.exists() else []
-            # The function logs to stdout (as on Lambda), before the wrapper's figures.
-            function_log = ("\n".join(measured.stdout.splitlines()[:-1]) + log.read_text())[-3000:]
-        finally:
-            api.terminate()
-            api.wait()
+    with tempfile.TemporaryDirectory() as tmp, runtime_api.serving(events) as (port, read_answers):
+        command = [str(binary)]
+        if callgrind_out:
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}", "--quiet",
+                       *callgrind_options] + command
+        log = Path(tmp, "function.log")
+        with log.open("w") as stderr:
+            measured = subprocess.run([sys.executable, "-c", MEASURE] + command,
+                                      env={**environment(port), "_HANDLER": handler},
+                                      stdout=subprocess.PIPE, stderr=stderr, text=True)
+        max_rss, cpu = measured.stdout.strip().splitlines()[-1].split()
+        max_rss, cpu = int(max_rss), float(cpu)
+        answers = read_answers()
+        # The function logs to stdout (as on Lambda), before the wrapper's figures.
+        function_log = ("\n".join(measured.stdout.splitlines()[:-1]) + log.read_text())[-3000:]
     def status(answer):
         body = json.loads(answer["body"])
         if "batchItemFailures" in body:  # the replay's answer

@@ -8,14 +8,52 @@ to --answers. Once the list is used up, `next` gets no answer (the connection is
 the function's runtime stops and its process ends, which `make profile` needs for callgrind
 to write its counts. Each answer carries when its event was handed over and when it was
 answered (`handed_at`, `answered_at`: seconds since the epoch), for scripts/memory_size.py.
+
+scripts/profile.py and scripts/memory_size.py start it through `serving` below.
 """
 
 import argparse
+import contextlib
 import json
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 PREFIX = "/2018-06-01/runtime"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(events):
+    """This Runtime API, in its own process on a free port, over `events`: yields (port,
+    answers), where `answers()` reads what the function answered once its process ended.
+    The server is stopped on leaving."""
+    with tempfile.TemporaryDirectory() as tmp:
+        events_file, answers_file = Path(tmp, "events.json"), Path(tmp, "answers.json")
+        events_file.write_text(json.dumps(events))
+        port = free_port()
+        api = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--port", str(port),
+                                "--events", str(events_file), "--answers", str(answers_file)])
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield port, lambda: json.loads(answers_file.read_text()) if answers_file.exists() else []
+        finally:
+            api.terminate()
+            api.wait()
 
 
 def main():

@@ -74,6 +74,36 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
 /// an HTTPS endpoint of your own (an emulator with its own CA) are the system's root CAs
 /// trusted instead of Amazon's.
 pub async fn load_sdk_config() -> SdkConfig {
+    load_sdk_config_over(&SdkOverrides::default()).await
+}
+
+/// What the operator's command sets under the environment's SDK configuration: the local
+/// stack's endpoint, region and credentials (src/cli/target.rs). Each is used only where
+/// the environment has none of its own; nothing is written into the environment.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SdkOverrides {
+    /// Where every client sends its requests, for `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// The region, for `AWS_REGION`.
+    pub region: Option<String>,
+    /// The access key id and its secret, for `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Without the secret.
+impl std::fmt::Debug for SdkOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdkOverrides")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
+            .field("access_key_id", &self.credentials.as_ref().map(|(id, _)| id))
+            .finish()
+    }
+}
+
+/// [`load_sdk_config`], with `overrides` where the environment has no value of its own.
+pub async fn load_sdk_config_over(overrides: &SdkOverrides) -> SdkConfig {
+    let unset = |name: &str| std::env::var_os(name).is_none_or(|value| value.is_empty());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config_within(patience_from_env()))
@@ -87,8 +117,19 @@ pub async fn load_sdk_config() -> SdkConfig {
     if on_lambda && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
     }
-    let own_https_endpoint = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| url.starts_with("https://"));
-    if !own_https_endpoint {
+    let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    if let (Some(url), true) = (&overrides.endpoint_url, unset("AWS_ENDPOINT_URL")) {
+        loader = loader.endpoint_url(url);
+        endpoint = Some(url.clone());
+    }
+    if let (Some(region), true) = (&overrides.region, unset("AWS_REGION") && unset("AWS_DEFAULT_REGION")) {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let (Some((id, secret)), true) = (&overrides.credentials, unset("AWS_ACCESS_KEY_ID")) {
+        let credentials = aws_sdk_dynamodb::config::Credentials::new(id, secret, None, None, "the local stack");
+        loader = loader.credentials_provider(credentials);
+    }
+    if !endpoint.is_some_and(|url| url.starts_with("https://")) {
         loader = loader.http_client(amazon_https_client());
     }
     loader.load().await

@@ -89,9 +89,10 @@ pub struct OperatorClients {
 #[cfg(feature = "cli")]
 impl OperatorClients {
     /// The caller's credentials (or `AWS_ENDPOINT_URL` for a local stand-in), as the
-    /// functions load theirs.
-    pub async fn load() -> Self {
-        let config = aws::load_sdk_config().await;
+    /// functions load theirs, with `overrides` (the local stack's) where the environment
+    /// has none.
+    pub async fn load(overrides: &aws::SdkOverrides) -> Self {
+        let config = aws::load_sdk_config_over(overrides).await;
         Self {
             aws: AwsClients::from_config(&config),
             cloudformation: aws_sdk_cloudformation::Client::new(&config),

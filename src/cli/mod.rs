@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use self::commands::SUBSCRIBED;
 pub use self::render::Format;
 
 /// The command line.

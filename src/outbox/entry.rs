@@ -5,7 +5,11 @@
 //! that found its item, a pending change completed, a claim, the health item) announces
 //! nothing: the table decides once, so the bus hears once.
 
-use serde::Deserialize;
+use std::collections::HashMap;
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use base64::Engine as _;
+use serde_dynamo::AttributeValue;
 use serde_json::{json, Map, Value};
 
 use crate::events::{FAILED, FINISHED, RECOVERED};
@@ -27,32 +31,9 @@ pub const ACCOUNT_NOTICE: &str = "Kadoa Account Notice";
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
 const ROOM_FOR_THE_REST: usize = 1024;
 
-/// A DynamoDB stream record, as Lambda hands it over: only what the drain reads. Images
-/// are kept as DynamoDB's typed JSON and read by [`plain`], which keeps every number
-/// exactly as stored (a library's item type would read them as floating point).
-#[derive(Debug, Deserialize)]
-pub struct StreamRecord {
-    /// `INSERT`, `MODIFY` or `REMOVE`.
-    #[serde(rename = "eventName", default)]
-    pub event_name: String,
-    /// The change itself.
-    #[serde(default)]
-    pub dynamodb: StreamChange,
-}
-
-/// A record's item images and position.
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamChange {
-    /// The item after the write.
-    #[serde(rename = "NewImage", default)]
-    pub new_image: Option<Map<String, Value>>,
-    /// The item before it (absent for an insert).
-    #[serde(rename = "OldImage", default)]
-    pub old_image: Option<Map<String, Value>>,
-    /// Where the record stands in its shard: what a failure is reported by.
-    #[serde(rename = "SequenceNumber", default)]
-    pub sequence_number: Option<String>,
-}
+/// An item image of a stream record, in DynamoDB's types: a number is its stored text
+/// (`serde_dynamo` keeps `N` as a string), read by [`plain`].
+type Image = HashMap<String, AttributeValue>;
 
 /// One entry for the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,26 +46,41 @@ pub struct BusEntry {
     pub time: Option<String>,
 }
 
-/// The entry `record` announces, if any.
-pub fn entry_of(record: &StreamRecord) -> Option<BusEntry> {
-    let new = record.dynamodb.new_image.as_ref()?;
-    let old = record.dynamodb.old_image.as_ref();
-    let text =
-        |image: &Map<String, Value>, name: &str| image.get(name).and_then(|v| v["S"].as_str()).map(str::to_owned);
-    match text(new, "entity").as_deref() {
-        // Inserted: a change item is written once (retries find it, completions modify it).
-        Some(ENTITY_CHANGE) if old.is_none() && record.event_name != "REMOVE" => Some(change_entry(new)),
-        Some(ENTITY_EVENT) => {
-            let alerted = |image: &Map<String, Value>| text(image, "status").as_deref() == Some("alerted");
-            // Became alerted with this write: a record put by the alert's commit, or a
-            // claim replaced by its record.
-            (alerted(new) && !old.is_some_and(alerted)).then(|| incident_entry(new))
-        }
+/// The entry `record` announces, if any: by the kind of item written (its `entity`),
+/// each kind with its own rule and its own entry.
+pub fn entry_of(record: &EventRecord) -> Option<BusEntry> {
+    let new: &Image = &record.change.new_image;
+    // An absent image is read as an empty one; an item always has its keys.
+    let old: Option<&Image> = Some(&*record.change.old_image).filter(|old| !old.is_empty());
+    match text(new, "entity")? {
+        ENTITY_CHANGE => change_announced(record, new, old),
+        ENTITY_EVENT => incident_announced(new, old),
         _ => None,
     }
 }
 
-fn change_entry(image: &Map<String, Value>) -> BusEntry {
+/// A change item is written once (retries find it, completions modify it): announced
+/// when inserted.
+fn change_announced(record: &EventRecord, new: &Image, old: Option<&Image>) -> Option<BusEntry> {
+    (old.is_none() && record.event_name != "REMOVE").then(|| change_entry(new))
+}
+
+/// An event-log item is announced when this write made it `alerted`: a record put by the
+/// alert's commit, or a claim replaced by its record.
+fn incident_announced(new: &Image, old: Option<&Image>) -> Option<BusEntry> {
+    let alerted = |image: &Image| text(image, "status") == Some("alerted");
+    (alerted(new) && !old.is_some_and(alerted)).then(|| incident_entry(new))
+}
+
+/// A string attribute of `image`.
+fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
+    match image.get(name)? {
+        AttributeValue::S(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn change_entry(image: &Image) -> BusEntry {
     let mut detail = Map::new();
     for name in [
         "changeId",
@@ -138,8 +134,8 @@ fn change_entry(image: &Map<String, Value>) -> BusEntry {
     entry(&detail)
 }
 
-fn incident_entry(image: &Map<String, Value>) -> BusEntry {
-    let event_type = image.get("eventType").and_then(|v| v["S"].as_str()).unwrap_or_default();
+fn incident_entry(image: &Image) -> BusEntry {
+    let event_type = text(image, "eventType").unwrap_or_default();
     let detail_type = match event_type {
         FAILED => WORKFLOW_FAILED,
         RECOVERED | FINISHED => WORKFLOW_RECOVERED,
@@ -154,7 +150,8 @@ fn incident_entry(image: &Map<String, Value>) -> BusEntry {
     detail.insert("item".into(), key_of(image));
     let payload = match (image.get("payload"), image.get("payloadJson")) {
         (Some(payload), _) => Some(plain(payload)),
-        (None, Some(text)) => text["S"].as_str().map(|text| json!(text)),
+        (None, Some(AttributeValue::S(text))) => Some(json!(text)),
+        (None, Some(_)) => None,
         (None, None) => None,
     };
     let time = detail.get("timestamp").and_then(Value::as_str).map(str::to_owned);
@@ -186,7 +183,7 @@ pub fn entry_size(entry: &BusEntry) -> usize {
     entry.detail.len() + entry.detail_type.len() + SOURCE.len() + 14 + ROOM_FOR_THE_REST
 }
 
-fn key_of(image: &Map<String, Value>) -> Value {
+fn key_of(image: &Image) -> Value {
     json!({"pk": image.get("pk").map(plain), "sk": image.get("sk").map(plain)})
 }
 
@@ -206,27 +203,28 @@ fn field_keys(differences: &Value) -> Vec<String> {
     keys
 }
 
-/// DynamoDB's typed JSON (`{"S": "a"}`, `{"N": "19.99"}`, `{"M": {…}}`, …) as plain JSON.
-/// A number is a JSON number with its exact stored text (a DynamoDB number, or the string
-/// set of an [`crate::table::Attr::NumberText`]).
-pub fn plain(typed: &Value) -> Value {
-    let Some((kind, value)) = typed.as_object().and_then(|o| o.iter().next()) else { return Value::Null };
-    match (kind.as_str(), value) {
-        ("S" | "B", text) => text.clone(),
-        ("N", Value::String(text)) => crate::table::attr::json_number(text),
-        ("BOOL", flag) => flag.clone(),
-        ("NULL", _) => Value::Null,
-        ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
-        ("M", Value::Object(fields)) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect()),
-        ("SS", Value::Array(items)) => {
-            let texts: Vec<String> = items.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect();
-            crate::table::attr::json_of_string_set(&texts)
+/// A DynamoDB value (`{"S": "a"}`, `{"N": "19.99"}`, `{"M": {…}}`, … as read) as plain
+/// JSON. A number is a JSON number with its exact stored text (a DynamoDB number, or the
+/// string set of an [`crate::table::Attr::NumberText`]); binary is its base64 text, as the
+/// stream carries it; a map's keys are in sorted order.
+pub fn plain(value: &AttributeValue) -> Value {
+    let base64 = |bytes: &Vec<u8>| Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    match value {
+        AttributeValue::S(text) => Value::String(text.clone()),
+        AttributeValue::N(text) => crate::table::attr::json_number(text),
+        AttributeValue::Bool(flag) => Value::Bool(*flag),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::B(bytes) => base64(bytes),
+        AttributeValue::L(items) => Value::Array(items.iter().map(plain).collect()),
+        AttributeValue::M(fields) => {
+            let sorted: std::collections::BTreeMap<_, _> = fields.iter().collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), plain(v))).collect())
         }
-        ("SS" | "BS", list) => list.clone(),
-        ("NS", Value::Array(items)) => Value::Array(
-            items.iter().map(|n| n.as_str().map_or(Value::Null, crate::table::attr::json_number)).collect(),
-        ),
-        _ => Value::Null,
+        AttributeValue::Ss(texts) => crate::table::attr::json_of_string_set(texts),
+        AttributeValue::Ns(numbers) => {
+            Value::Array(numbers.iter().map(|n| crate::table::attr::json_number(n)).collect())
+        }
+        AttributeValue::Bs(items) => Value::Array(items.iter().map(base64).collect()),
     }
 }
 
@@ -234,10 +232,15 @@ pub fn plain(typed: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn record(event_name: &str, new: Value, old: Option<Value>) -> StreamRecord {
-        serde_json::from_value(json!({"eventName": event_name,
-            "dynamodb": {"NewImage": new, "OldImage": old, "SequenceNumber": "100"}}))
+    fn record(event_name: &str, new: Value, old: Option<Value>) -> EventRecord {
+        serde_json::from_value(json!({"eventName": event_name, "eventID": "e1", "awsRegion": "us-east-1",
+            "dynamodb": {"NewImage": new, "OldImage": old, "SequenceNumber": "100", "SizeBytes": 10}}))
         .unwrap()
+    }
+
+    /// [`plain`] of DynamoDB's typed JSON, as a stream record carries it.
+    fn plain_of(typed: &Value) -> Value {
+        plain(&serde_json::from_value(typed.clone()).unwrap())
     }
 
     fn change(differences: Value) -> Value {
@@ -269,7 +272,7 @@ mod tests {
     #[test]
     fn numbers_stay_exact_json_numbers() {
         let exact = |typed: Value| {
-            let value = plain(&typed);
+            let value = plain_of(&typed);
             assert!(value.is_number(), "{typed}: {value}");
             value.to_string()
         };
@@ -278,7 +281,8 @@ mod tests {
         for (text, leaves) in [("1.50", "1.50"), ("-0", "-0"), ("1e400", "1e+400")] {
             assert_eq!(exact(json!({"SS": [text]})), leaves, "stored as Attr::NumberText");
         }
-        assert_eq!(plain(&json!({"SS": ["a", "b"]})), json!(["a", "b"]));
+        assert_eq!(plain_of(&json!({"SS": ["a", "b"]})), json!(["a", "b"]));
+        assert_eq!(plain_of(&json!({"NS": ["1.50", "7"]})).to_string(), "[1.50,7]");
     }
 
     #[test]
@@ -323,5 +327,31 @@ mod tests {
         let detail: Value = serde_json::from_str(&entry.detail).unwrap();
         assert_eq!((detail["differencesOmitted"].clone(), detail.get("differences")), (json!(true), None));
         assert_eq!((detail["differenceCount"].clone(), detail["fieldKeys"].clone()), (json!(1), json!(["price"])));
+    }
+
+    #[test]
+    fn every_dynamodb_type_becomes_plain_json() {
+        let typed = json!({"M": {"z": {"BOOL": true}, "a": {"NULL": true}, "b": {"B": "AAEC/w=="},
+            "bs": {"BS": ["AA==", "AQ=="]}, "l": {"L": [{"S": "x"}, {"N": "-1.0e5"}]}}});
+        assert_eq!(
+            plain_of(&typed).to_string(),
+            r#"{"a":null,"b":"AAEC/w==","bs":["AA==","AQ=="],"l":["x",-1.0e+5],"z":true}"#,
+            "binary as the stream's base64, keys sorted, numbers as serde_json writes them"
+        );
+    }
+
+    #[test]
+    fn a_record_read_as_lambda_sends_it_announces_once() {
+        let text = r#"{"eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+            "dynamodb": {"ApproximateCreationDateTime": 1736937000.5, "Keys": {"pk": {"S": "WORKFLOW#wf"}},
+              "NewImage": {"pk": {"S": "WORKFLOW#wf"}, "sk": {"S": "CHANGE#c1#"}, "entity": {"S": "change"},
+                "changeId": {"S": "c1"}, "differenceCount": {"N": "98765432109876543210"}},
+              "SequenceNumber": "111", "SizeBytes": 26, "StreamViewType": "NEW_AND_OLD_IMAGES"}}"#;
+        let record: EventRecord = serde_json::from_str(text).unwrap();
+        let entry = entry_of(&record).unwrap();
+        assert!(entry.detail.contains(r#""differenceCount":98765432109876543210"#), "{}", entry.detail);
+        let removed = text.replace(r#""eventName": "INSERT""#, r#""eventName": "REMOVE""#);
+        assert!(entry_of(&serde_json::from_str(&removed).unwrap()).is_none(), "a removal announces nothing");
     }
 }

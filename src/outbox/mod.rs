@@ -24,13 +24,16 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::value::RawValue;
 
-use self::entry::{entry_of, BusEntry, StreamRecord, SOURCE};
+use aws_lambda_events::event::dynamodb::EventRecord;
+
+use self::entry::{entry_of, BusEntry, SOURCE};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::metrics::{self, Document, Function, MetricsSink};
 
 /// A batch of stream records, as Lambda hands it over: each record kept as its JSON text
-/// and read on its own ([`read_record`]), so one record cannot fail the batch.
+/// and read on its own ([`read_record`]) as `aws_lambda_events`' record, so one record
+/// cannot fail the batch (that crate's `Event` would refuse the whole batch for one).
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamEvent {
     /// The records, in shard order.
@@ -63,7 +66,7 @@ pub struct ReadRecord {
 /// Reads one record of a batch.
 pub fn read_record(raw: &RawValue) -> ReadRecord {
     let sequence = serde_json::from_str::<Position>(raw.get()).ok().map(|p| p.dynamodb.sequence_number);
-    let entry = serde_json::from_str::<StreamRecord>(raw.get())
+    let entry = serde_json::from_str::<EventRecord>(raw.get())
         .map(|record| entry_of(&record))
         // Where and what kind, never the record's text (serde names a wrong value).
         .map_err(|e| format!("unreadable stream record ({:?} error at column {})", e.classify(), e.column()));
@@ -195,8 +198,10 @@ mod tests {
     const CHANGE: &str = r#"{"pk": {"S": "WORKFLOW#wf"}, "sk": {"S": "CHANGE#c1#"}, "entity": {"S": "change"},
         "changeId": {"S": "c1"}, "workflowId": {"S": "wf"}, "createdAt": {"S": "2025-01-15T10:30:00.000Z"}}"#;
 
+    /// A record as Lambda sends it, around `dynamodb` (which has no `SizeBytes` of its own).
     fn record(dynamodb: &str) -> String {
-        format!(r#"{{"eventName": "INSERT", "dynamodb": {dynamodb}}}"#)
+        let dynamodb = dynamodb.replacen('{', r#"{"SizeBytes": 100, "#, 1);
+        format!(r#"{{"eventName": "INSERT", "eventID": "e1", "awsRegion": "us-east-1", "dynamodb": {dynamodb}}}"#)
     }
 
     fn read(text: &str) -> ReadRecord {

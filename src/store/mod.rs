@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -40,6 +39,8 @@ pub const BATCH_SIZE: usize = 25;
 /// its size, and smaller batches in flight together finish sooner than one large one
 /// (each call also has to fit the SDK's 3 s per attempt).
 pub const BATCH_ITEM_BYTES: usize = 1024 * 1024;
+/// BatchGetItem's limit on keys a call.
+pub const KEYS_PER_READ: usize = 100;
 /// Batches in flight at once. The parts of one change share a partition, which takes
 /// 1,000 write units a second: more calls at once would only be throttled.
 pub const BATCHES_IN_FLIGHT: usize = 2;
@@ -286,28 +287,7 @@ impl Store {
 
     async fn write_batch(&self, writes: Vec<Write>) -> Result<(), Error> {
         let requests = writes.into_iter().map(Write::into_request).collect::<Result<Vec<_>, Error>>()?;
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, requests)
-            .send()
-            .await
-            .map_err(|e| sdk_error("BatchWriteItem", e))?;
-        self.resend_unprocessed(output).await
-    }
-
-    /// Sends again, with backoff, what a BatchWriteItem left unprocessed (throttling).
-    async fn resend_unprocessed(&self, output: BatchWriteItemOutput) -> Result<(), Error> {
-        let unprocessed = |output: BatchWriteItemOutput| {
-            output.unprocessed_items.and_then(|mut unprocessed| unprocessed.remove(&self.table)).unwrap_or_default()
-        };
-        let mut batch = unprocessed(output);
-        for round in 1..=self.pacing.unprocessed_rounds {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            tracing::debug!(unprocessed = batch.len(), round, "BatchWriteItem left items unprocessed");
-            tokio::time::sleep(self.pacing.backoff(round)).await;
+        let send = |batch: Vec<WriteRequest>| async move {
             let output = self
                 .client
                 .batch_write_item()
@@ -315,16 +295,70 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("BatchWriteItem", e))?;
-            batch = unprocessed(output);
+            let unprocessed = output.unprocessed_items.and_then(|mut u| u.remove(&self.table));
+            Ok((Vec::<()>::new(), unprocessed.filter(|batch| !batch.is_empty())))
+        };
+        self.until_processed("BatchWriteItem", requests, send).await.map(drop)
+    }
+
+    /// The items of `keys` that exist, one `BatchGetItem` per [`KEYS_PER_READ`] keys
+    /// (eventually consistent; only `projection`'s attributes when given).
+    pub(crate) async fn get_items(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
+        let send = |request: KeysAndAttributes| async move {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            let found = output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
+            Ok((found, output.unprocessed_keys.and_then(|mut u| u.remove(&self.table))))
+        };
+        let mut items = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_READ) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .set_projection_expression(projection.map(str::to_owned))
+                .build()
+                .map_err(|e| Error::internal("BatchGetItem", e))?;
+            items.extend(self.until_processed("BatchGetItem", request, send).await?);
         }
-        if batch.is_empty() {
-            return Ok(());
+        Ok(items)
+    }
+
+    /// Sends `request` with `send`, then, with backoff, what DynamoDB left unprocessed
+    /// (throttling), up to the pacing's rounds; what is still unprocessed then fails the
+    /// call. `send` answers what it found and what is left.
+    async fn until_processed<R, T, F, Fut>(&self, operation: &str, request: R, send: F) -> Result<Vec<T>, Error>
+    where
+        F: Fn(R) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Option<R>), Error>>,
+    {
+        let mut found = Vec::new();
+        let mut wanted = Some(request);
+        let mut round = 0;
+        while let Some(request) = wanted.take() {
+            if round > self.pacing.unprocessed_rounds {
+                return Err(Error::Unavailable(format!(
+                    "{operation}: still unprocessed after {} retries",
+                    self.pacing.unprocessed_rounds
+                )));
+            }
+            if round > 0 {
+                tracing::debug!(operation, round, "DynamoDB left part of a batch unprocessed");
+                tokio::time::sleep(self.pacing.backoff(round)).await;
+            }
+            let (items, unprocessed) = send(request).await?;
+            found.extend(items);
+            wanted = unprocessed;
+            round += 1;
         }
-        Err(Error::Unavailable(format!(
-            "BatchWriteItem: {} items still unprocessed after {} retries",
-            batch.len(),
-            self.pacing.unprocessed_rounds
-        )))
+        Ok(found)
     }
 }
 

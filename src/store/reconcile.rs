@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{key_of, s, Store, Write};
 use crate::aws::sdk_error;
@@ -12,9 +12,6 @@ use crate::table::change::{ChangePlan, Layout, COMPLETED_AT};
 use crate::table::{keys, Attr};
 use crate::timestamp::Timestamp;
 
-/// BatchGetItem's limit.
-pub const KEYS_PER_READ: usize = 100;
-
 /// An item's key: partition and sort key.
 pub type Key = (String, String);
 
@@ -22,41 +19,15 @@ impl Store {
     /// Which of `keys` have an item: one `BatchGetItem` per 100 keys (eventually
     /// consistent, keys only), unprocessed keys asked again with backoff.
     pub async fn existing(&self, keys: &[Key]) -> Result<HashSet<Key>, Error> {
-        let mut found = HashSet::new();
-        for chunk in keys.chunks(KEYS_PER_READ) {
-            let mut wanted = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(|(pk, sk)| key_of(pk, sk)).collect()))
-                    .projection_expression("pk, sk")
-                    .build()
-                    .map_err(|e| Error::internal("BatchGetItem", e))?,
-            );
-            let mut round = 0;
-            while let Some(request) = wanted.take() {
-                if round > 0 {
-                    tokio::time::sleep(self.pacing.backoff(round)).await;
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem", e))?;
-                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) = (item.get("pk"), item.get("sk"))
-                    {
-                        found.insert((pk.clone(), sk.clone()));
-                    }
-                }
-                wanted = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-                round += 1;
-                if round > self.pacing.unprocessed_rounds && wanted.is_some() {
-                    return Err(Error::Unavailable("BatchGetItem: keys still unprocessed".into()));
-                }
-            }
-        }
-        Ok(found)
+        let keys = keys.iter().map(|(pk, sk)| key_of(pk, sk)).collect();
+        let items = self.get_items(keys, Some("pk, sk")).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match (item.get("pk"), item.get("sk")) {
+                (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk.clone(), sk.clone())),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The changes stored while Kadoa still had them pending: (workflow id, change id).

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::browse::{plain_item, Page, Row};
 use super::{key_of, s, Store};
@@ -12,9 +12,6 @@ use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::table::{timeline, ENTITY_CHANGE, ENTITY_EVENT, ENTITY_HEALTH};
 use crate::timestamp::Timestamp;
-
-/// BatchGetItem's limit.
-const BATCH_GET: usize = 100;
 
 /// One question to one partition of the index.
 #[derive(Debug, Clone, Default)]
@@ -111,41 +108,9 @@ impl Store {
             Ok(())
         })
         .await?;
-        let mut rows = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET) {
-            rows.extend(self.get_all(chunk.to_vec()).await?);
-        }
+        let mut rows: Vec<Row> = self.get_items(keys, None).await?.iter().map(plain_item).collect();
         rows.sort_by(|a, b| text(a, "workflowId").cmp(text(b, "workflowId")));
         Ok(rows)
-    }
-
-    /// The items of `keys` (at most [`BATCH_GET`]), what DynamoDB left unprocessed asked again.
-    async fn get_all(&self, mut keys: Vec<HashMap<String, AttributeValue>>) -> Result<Vec<Row>, Error> {
-        let mut rows = Vec::new();
-        for round in 0..8u32 {
-            if keys.is_empty() {
-                break;
-            }
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
-            }
-            let request =
-                KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(|e| Error::internal("keys", e))?;
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| sdk_error("BatchGetItem", e))?;
-            let found = output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
-            rows.extend(found.iter().map(plain_item));
-            keys = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-        }
-        match keys.is_empty() {
-            true => Ok(rows),
-            false => Err(Error::unavailable("BatchGetItem", "keys left unprocessed after 8 rounds")),
-        }
     }
 
     /// A page of the table for `kadoa backfill`: items of the kinds the index holds that are

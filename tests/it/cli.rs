@@ -705,14 +705,7 @@ async fn dead_letters_and_kadoas_ids_are_shown_never_executed() {
     fake.add_channel(json!({"id": channel, "name": "AWS", "channelType": "WEBHOOK",
         "config": {"webhookUrl": url, "httpMethod": "POST", "auth": {"type": "bearer", "token": SECRET}}}));
     // Connected already: every subscription sends to that channel, so nothing is sent.
-    for event_type in [
-        "workflow_data_change",
-        "workflow_failed",
-        "credits_low",
-        "free_trial_ending",
-        "service_degradation",
-        "system_maintenance",
-    ] {
+    for event_type in kadoa_webhook::cli::SUBSCRIBED {
         fake.add_settings(None, event_type, true, &[channel.as_str()]);
     }
     env.push(("KADOA_API_URL", fake.url.clone()));

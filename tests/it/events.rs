@@ -294,7 +294,10 @@ async fn a_malformed_record_is_reported_alone_and_one_without_a_position_is_skip
     };
     let record = |image: String, sequence: Option<&str>| {
         let position = sequence.map(|s| format!(r#", "SequenceNumber": "{s}""#)).unwrap_or_default();
-        format!(r#"{{"eventName": "INSERT", "dynamodb": {{"NewImage": {image}{position}}}}}"#)
+        format!(
+            r#"{{"eventName": "INSERT", "eventID": "e", "awsRegion": "us-east-1",
+            "dynamodb": {{"SizeBytes": 100, "NewImage": {image}{position}}}}}"#
+        )
     };
     let batch = [
         record(change("c1"), Some("100")),

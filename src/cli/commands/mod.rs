@@ -9,6 +9,8 @@ mod rules;
 mod secret;
 mod status;
 
+pub use self::connect::SUBSCRIBED;
+
 use serde_json::Value;
 
 use super::render::{self, Format};
@@ -96,14 +98,14 @@ pub struct WebhookSecret {
 /// Runs `cli`'s command: `Ok(true)` all well, `Ok(false)` something needs attention.
 pub async fn run(cli: Cli) -> Result<bool, Error> {
     let choice = target::choose(cli.stack.as_deref())?;
-    let clients = OperatorClients::load().await;
+    let clients = OperatorClients::load(&choice.sdk_overrides()).await;
     let target = match choice {
-        StackChoice::Named(stack) | StackChoice::Configured(stack) => {
+        StackChoice::Named(stack) | StackChoice::Configured { stack, .. } => {
             let outputs = target::stack_outputs(&clients.cloudformation, &stack).await?;
             target::resolve(format!("stack {stack}"), &outputs)
         }
-        StackChoice::Local(outputs) => {
-            target::resolve(format!("the local stack ({})", target::local_env_path().display()), &outputs)
+        StackChoice::Local(local) => {
+            target::resolve(format!("the local stack ({})", target::local_env_path().display()), &local.outputs)
         }
         StackChoice::None => target::resolve("the environment".to_owned(), &Default::default()),
     };
