@@ -13,7 +13,7 @@ use serde_dynamo::AttributeValue;
 use serde_json::{json, Map, Value};
 
 use crate::events::{FAILED, FINISHED, RECOVERED};
-use crate::table::{ENTITY_CHANGE, ENTITY_EVENT};
+use crate::table::{ENTITY_CHANGE, ENTITY_CHANGE_ALERT, ENTITY_EVENT};
 
 /// The `source` of every entry.
 pub const SOURCE: &str = "kadoa.webhook";
@@ -25,6 +25,8 @@ pub const WORKFLOW_FAILED: &str = "Kadoa Workflow Failed";
 pub const WORKFLOW_RECOVERED: &str = "Kadoa Workflow Recovered";
 /// `detail-type` of any other alerted event (credits low, service degradation, …).
 pub const ACCOUNT_NOTICE: &str = "Kadoa Account Notice";
+/// `detail-type` of a change whose alert rules told people (`kadoa rules`).
+pub const CHANGE_MATCHED: &str = "Kadoa Change Matched";
 
 /// EventBridge's limit on one entry (detail, detail-type, source, time): 256 KB. Kept
 /// below it by the room the other fields take.
@@ -55,6 +57,7 @@ pub fn entry_of(record: &EventRecord) -> Option<BusEntry> {
     match text(new, "entity")? {
         ENTITY_CHANGE => change_announced(record, new, old),
         ENTITY_EVENT => incident_announced(new, old),
+        ENTITY_CHANGE_ALERT => rule_alert_announced(new, old),
         _ => None,
     }
 }
@@ -70,6 +73,41 @@ fn change_announced(record: &EventRecord, new: &Image, old: Option<&Image>) -> O
 fn incident_announced(new: &Image, old: Option<&Image>) -> Option<BusEntry> {
     let alerted = |image: &Image| text(image, "status") == Some("alerted");
     (alerted(new) && !old.is_some_and(alerted)).then(|| incident_entry(new))
+}
+
+/// A change's rule alert is announced when its record is written: the claim replaced by
+/// what was sent.
+fn rule_alert_announced(new: &Image, old: Option<&Image>) -> Option<BusEntry> {
+    let sent = |image: &Image| text(image, "status") == Some("sent");
+    (sent(new) && !old.is_some_and(sent)).then(|| rule_alert_entry(new))
+}
+
+/// The record as sent to people, with the change's key (its differences stay in the
+/// table; the record lists at most 20 matches, so it always fits an entry).
+fn rule_alert_entry(image: &Image) -> BusEntry {
+    let mut detail = Map::new();
+    for name in [
+        "changeId",
+        "workflowId",
+        "workflowName",
+        "url",
+        "createdAt",
+        "alertedAt",
+        "arrival",
+        "subject",
+        "notify",
+        "matchCount",
+        "rules",
+        "matches",
+    ] {
+        if let Some(value) = image.get(name) {
+            detail.insert(name.to_owned(), plain(value));
+        }
+    }
+    let change_key = json!({"pk": text(image, "pk"), "sk": text(image, "sk").and_then(|sk| sk.strip_suffix("ALERT"))});
+    detail.insert("item".into(), change_key);
+    let time = text(image, "createdAt").map(str::to_owned);
+    BusEntry { detail_type: CHANGE_MATCHED, detail: Value::Object(detail).to_string(), time }
 }
 
 /// A string attribute of `image`.
@@ -317,6 +355,26 @@ mod tests {
         let alerted = entry_of(&record("MODIFY", event(Some("alerted")), Some(event(None)))).unwrap();
         assert_eq!(alerted.detail_type, WORKFLOW_FAILED, "a claim replaced by its record");
         assert!(entry_of(&record("MODIFY", event(Some("alerted")), Some(event(Some("alerted"))))).is_none());
+    }
+
+    #[test]
+    fn a_rule_alert_is_announced_once_when_its_record_replaces_the_claim() {
+        let claim = json!({"pk": {"S": "WORKFLOW#wf_1"}, "sk": {"S": "CHANGE#c1#ALERT"}, "entity": {"S": "claim"},
+            "claimId": {"S": "1-2-3"}});
+        let sent = json!({"pk": {"S": "WORKFLOW#wf_1"}, "sk": {"S": "CHANGE#c1#ALERT"}, "entity": {"S": "changeAlert"},
+            "status": {"S": "sent"}, "changeId": {"S": "c1"}, "workflowId": {"S": "wf_1"},
+            "createdAt": {"S": "2025-01-15T10:30:00.000Z"}, "subject": {"S": "Shop: price 24.99 -> 19.99 (below 20)"},
+            "matchCount": {"N": "1"}, "rules": {"L": [{"S": "cheap"}]},
+            "matches": {"L": [{"M": {"rule": {"S": "cheap"}, "field": {"S": "price"}, "previous": {"S": "24.99"}, "value": {"S": "19.99"}}}]}});
+        assert!(entry_of(&record("INSERT", claim.clone(), None)).is_none(), "a claim is nothing yet");
+        let entry = entry_of(&record("MODIFY", sent.clone(), Some(claim))).unwrap();
+        assert_eq!((entry.detail_type, entry.time.as_deref()), (CHANGE_MATCHED, Some("2025-01-15T10:30:00.000Z")));
+        let detail: Value = serde_json::from_str(&entry.detail).unwrap();
+        assert_eq!(detail["subject"], "Shop: price 24.99 -> 19.99 (below 20)");
+        assert_eq!(detail["matchCount"], 1);
+        assert_eq!(detail["matches"][0]["value"], "19.99");
+        assert_eq!(detail["item"], json!({"pk": "WORKFLOW#wf_1", "sk": "CHANGE#c1#"}), "the change's own key");
+        assert!(entry_of(&record("MODIFY", sent.clone(), Some(sent))).is_none(), "rewritten: not again");
     }
 
     #[test]

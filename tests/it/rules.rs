@@ -284,3 +284,19 @@ async fn kadoa_rules_adds_lists_tests_and_removes_and_changes_show_prints_the_al
     assert_eq!(kadoa(&["rules", "remove", "cheap"], &env).await.status.code(), Some(1));
     assert_eq!(json_out(&kadoa(&["rules", "list", "--output", "json"], &env).await), json!([]));
 }
+
+#[tokio::test]
+async fn a_rule_alert_reaches_the_bus_once_as_kadoa_change_matched() {
+    let harness = Harness::builder().event_bus().change_rules(vec![price_below_20("email")]).build().await;
+    let body = price_change("c1", &["19.99"]);
+    assert_eq!(harness.deliver_times(&body, 2).await, ["alerted", "duplicate"]);
+    assert_eq!(harness.drain_outbox().await.failures, []);
+    let events = harness.bus_events("all").await;
+    let types: Vec<&str> = events.iter().map(|e| e["detail-type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["Kadoa Data Change", "Kadoa Change Matched"]);
+    let matched = &events[1]["detail"];
+    assert_eq!(matched["subject"], "Product Monitor: price 24.99 -> 19.99 (below 20)");
+    assert_eq!(matched["rules"], json!(["cheap"]));
+    assert_eq!(matched["matches"][0]["previous"], "24.99");
+    assert_eq!(matched["item"], json!({"pk": "WORKFLOW#wf_123", "sk": "CHANGE#c1#"}));
+}
