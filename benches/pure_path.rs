@@ -63,7 +63,7 @@ mod measured {
     pub fn measured_parse_plan(body: &str, receipt: Receipt) {
         let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
         let change = DataChange::parse(&envelope).unwrap();
-        black_box(ChangePlan::new(&change, &envelope, receipt, 0).unwrap());
+        black_box(ChangePlan::new(&change, &envelope, receipt, None).unwrap());
     }
 
     #[inline(never)]
@@ -127,7 +127,7 @@ fn main() {
         let mean = time(budget, || {
             let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
             let change = DataChange::parse(&envelope).unwrap();
-            black_box(ChangePlan::new(&change, &envelope, receipt, 0).unwrap());
+            black_box(ChangePlan::new(&change, &envelope, receipt, None).unwrap());
         });
         let per = mean / differences as u32;
         per_difference.push(per);
@@ -162,7 +162,7 @@ fn main() {
     let started = Instant::now();
     let envelope = Envelope::parse(body.as_bytes(), Some("workflow_data_change")).unwrap();
     let change = DataChange::parse(&envelope).unwrap();
-    let plan = ChangePlan::new(&change, &envelope, receipt, 0).unwrap();
+    let plan = ChangePlan::new(&change, &envelope, receipt, None).unwrap();
     println!(
         "data change of {:.1} MB ({} differences in {} parts): parse + plan {:.0} ms, peak memory {} MiB ({} MiB of it the body)",
         body.len() as f64 / 1e6,

@@ -117,7 +117,7 @@ def cli_commands():
     code = read("src/cli/mod.rs")
     enums = {}
     for name, body in re.findall(r"pub enum (\w+) \{(.*?)\n\}", code, re.S):
-        enums[name] = {kebab(v): arg for v, arg in re.findall(r"^\s{4}([A-Z]\w*)(?:\((\w+)\))?,", body, re.M)}
+        enums[name] = {kebab(v): arg for v, arg in re.findall(r"^\s{4}([A-Z]\w*)(?:\((?:Box<)?(\w+)>?\))?(?:,| \{)", body, re.M)}
     commands = {}
     for command, argument in enums.get("Command", {}).items():
         commands[command] = set(enums.get(argument or "", {}))

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -178,6 +179,24 @@ def queue_arn(aws, url):
     return aws["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
+def add_local_rules(aws, table):
+    """The alert rules the local stack ships with (scripts/local_rules.json), as `kadoa
+    rules add` writes them: `make samples` sends a change that meets one."""
+    rules = json.loads((Path(__file__).parent / "local_rules.json").read_text(encoding="utf-8"))
+    for rule in rules:
+        aws["dynamodb"].put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": "RULES"},
+                "sk": {"S": f"RULE#{rule['name']}"},
+                "entity": {"S": "rule"},
+                "name": {"S": rule["name"]},
+                "definition": {"S": json.dumps(rule, separators=(",", ":"))},
+                "createdAt": {"S": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+            },
+        )
+
+
 def setup():
     aws = clients()
     # The secret lives in (local) Secrets Manager, as in the deployed stack.
@@ -200,6 +219,7 @@ def setup():
         "WEBHOOK_URL": f"http://127.0.0.1:{os.environ.get('FUNCTION_PORT', '9000')}/lambda-url/kadoa-webhook/",
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
     }
+    add_local_rules(aws, created["table"])
     (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
     print(f"created table {TABLE} and topic {TOPIC} (alerts are caught by queue {INBOX})")
 

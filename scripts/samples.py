@@ -4,7 +4,9 @@ beside what it should do, and exits 1 if any answer differs.
 
 A run of Kadoa's: a maintenance notice and low credits, a run that starts and finishes, a
 data change, a failure (and two requests with a wrong credential), the recovery, another
-data change, a second failure ended by a finished run, and requests that are refused.
+data change, a price drop that meets the alert rule the local stack ships with
+(scripts/local_rules.json), a second failure ended by a finished run, and requests that
+are refused.
 
 Every `make samples` tells its story about a workflow of its own (`wf_123-<run>`), with
 change ids of its own: a workflow's health follows event time, so a story dated in the
@@ -47,6 +49,7 @@ STORY = [
     ("wrong_secret.json", 44, "a wrong secret: refused", "401"),
     ("workflow_recovered.json", 35, "it recovers: alert", "200 alerted"),
     ("base64_body.json", 30, "another data change (base64 body), stored", "200 stored"),
+    ("workflow_price_drop.json", 28, "a price falls below 20: the local rule alerts", "200 alerted"),
     ("workflow_failed.json", 25, "it fails again: alert", "200 alerted"),
     ("workflow_finished_after_failure.json", 20, "a finished run ends the failure: recovery alert", "200 alerted"),
     ("rotated_secret.json", 15, "a run finishes, sent with the rotated secret", "200 stored"),

@@ -307,7 +307,7 @@ impl<'a> Reconciler<'a> {
         }
         let now = Timestamp::now();
         let receipt = Receipt::new(now, self.retention_days, Arrival::Reconcile);
-        let plan = ChangePlan::new(change, &delivery.envelope, receipt, 0)?;
+        let plan = ChangePlan::new(change, &delivery.envelope, receipt, None)?;
         let previous = self.store.change_layout(&plan.pk, &plan.change_sk).await?;
         self.store.complete_change(plan, previous, now).await
     }

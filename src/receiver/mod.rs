@@ -132,7 +132,10 @@ impl Receiver {
     ) -> Result<Applied, Error> {
         let rules = self.change_rules.current().await?;
         let matches = crate::rules::evaluate(&rules, change);
-        let plan = ChangePlan::new(change, envelope, receipt, matches.total)?;
+        let message =
+            (!matches.is_empty()).then(|| AlertMessage::change_matched(change, &matches, receipt.arrival.is_late()));
+        let matched = message.as_ref().map(|message| (matches.total, message.subject.as_str()));
+        let plan = ChangePlan::new(change, envelope, receipt, matched)?;
         let differences = change.differences.len();
         let written = self.store.write_change(plan).await?;
         let applied = match written.outcome {
@@ -140,19 +143,10 @@ impl Receiver {
             WriteOutcome::AlreadyThere => Applied::answered(Outcome::Duplicate),
         };
         // Due, but the rules as they are now may match nothing (a rule removed since).
-        if !written.alert_due || matches.is_empty() {
-            return Ok(applied);
-        }
-        let record = ChangeAlertRecord {
-            change,
-            matches: &matches,
-            message: &AlertMessage::change_matched(change, &matches, receipt.arrival.is_late()),
-            receipt,
-        };
+        let Some(message) = message.filter(|_| written.alert_due) else { return Ok(applied) };
+        let record = ChangeAlertRecord { change, matches: &matches, message: &message, receipt };
         match self.alert_once(&record).await? {
-            Some(alerted_at) => {
-                Ok(Applied { alerted_at: Some(alerted_at), ..Applied { outcome: Outcome::Alerted, ..applied } })
-            }
+            Some(alerted_at) => Ok(Applied { outcome: Outcome::Alerted, alerted_at: Some(alerted_at), ..applied }),
             None => Ok(applied),
         }
     }

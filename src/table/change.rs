@@ -73,14 +73,15 @@ impl Layout {
 }
 
 impl ChangePlan {
-    /// Plans the items of `change`, delivered in `envelope`; `matched` is how many of its
-    /// differences met alert rules (0 for none): the change item says so (see
-    /// [`MATCHED`]).
+    /// Plans the items of `change`, delivered in `envelope`. `matched`, when its
+    /// differences met alert rules: how many, and the subject of the alert people get; the
+    /// change item carries both (see [`MATCHED`]; the subject is what `kadoa changes list`
+    /// shows, from the `timeline` index).
     pub fn new(
         change: &DataChange<'_>,
         envelope: &Envelope<'_>,
         receipt: Receipt,
-        matched: usize,
+        matched: Option<(usize, &str)>,
     ) -> Result<Self, Error> {
         let pk = keys::workflow_pk(&change.workflow_id);
         let change_sk = keys::change_sk(&change.change_id);
@@ -114,8 +115,9 @@ impl ChangePlan {
         item.insert("addedCount".into(), Attr::n(change.count("added") as u64));
         item.insert("changedCount".into(), Attr::n(change.count("changed") as u64));
         item.insert("removedCount".into(), Attr::n(change.count("removed") as u64));
-        if matched > 0 {
-            item.insert(MATCHED.into(), Attr::n(matched as u64));
+        if let Some((count, subject)) = matched {
+            item.insert(MATCHED.into(), Attr::n(count as u64));
+            item.insert(ALERT_SUBJECT.into(), Attr::s(subject));
         }
         item.insert("arrival".into(), Attr::s(receipt.arrival.as_str()));
         // The change's record in the event log (see the module's comment).
@@ -197,6 +199,8 @@ impl ChangePlan {
 /// alert is due from then on, until the alert's record (`CHANGE#<id>#ALERT`) says it went:
 /// written in the change's own write, so no failure between storing and telling loses it.
 pub const MATCHED: &str = "matched";
+/// On a change item that met alert rules: the subject of its alert.
+pub const ALERT_SUBJECT: &str = "alertSubject";
 
 /// The attribute that holds a change's (or a part's) differences.
 pub const DIFFERENCES: &str = "differences";
@@ -340,7 +344,7 @@ mod tests {
         let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
         let received = Timestamp::parse_rfc3339("2025-01-16T00:00:00Z").unwrap();
         let receipt = Receipt::new(received, retention_days, Arrival::Webhook);
-        ChangePlan::new(&DataChange::parse(&envelope)?, &envelope, receipt, 0)
+        ChangePlan::new(&DataChange::parse(&envelope)?, &envelope, receipt, None)
     }
 
     fn s(text: &str) -> Attr {
@@ -461,7 +465,7 @@ mod tests {
             .replace("\"X\"", &body);
         let envelope = Envelope::parse(text.as_bytes(), None).unwrap();
         let receipt = Receipt::new(Timestamp::now(), 0, Arrival::Webhook);
-        let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt, 0).unwrap();
+        let plan = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt, None).unwrap();
         let Some(Attr::L(fields)) = differences(&plan.change)[0].get("fields") else { panic!() };
         assert_eq!(fields[0].get("value"), Some(&n("98765432109876543210")));
         assert_eq!(

@@ -270,7 +270,9 @@ async fn kadoas_own_examples_in_a_runs_order_alert_the_failure_and_the_recovery(
 
 #[tokio::test]
 async fn make_samples_tells_the_story_every_time_after_the_printed_curl() {
-    let harness = Harness::new().await;
+    // The local stack, with the alert rule it ships with.
+    let local_rules = include_str!("../../scripts/local_rules.json");
+    let harness = Harness::builder().change_rules(serde_json::from_str(local_rules).unwrap()).build().await;
     // What a newcomer does: `make dev`'s curl first (a failure of wf_123, dated now)...
     let curl = samples(&["--curl"]);
     let body = curl.split("-d '").nth(1).and_then(|rest| rest.strip_suffix("'\n")).unwrap();
@@ -304,6 +306,7 @@ async fn make_samples_tells_the_story_every_time_after_the_printed_curl() {
                 "credits_low.json",
                 "workflow_failed.json",
                 "workflow_recovered.json",
+                "workflow_price_drop.json",
                 "workflow_failed.json",
                 "workflow_finished_after_failure.json"
             ],
@@ -311,7 +314,8 @@ async fn make_samples_tells_the_story_every_time_after_the_printed_curl() {
         );
         let alerts = harness.alerts().await;
         let subjects: Vec<&str> = alerts.iter().map(|a| a["Subject"].as_str().unwrap()).collect();
-        assert_eq!(subjects.len(), 5, "run {run}: {subjects:?}");
+        assert_eq!(subjects.len(), 6, "run {run}: {subjects:?}");
+        assert!(subjects.contains(&"Product Monitor: price 24.99 -> 19.99 (below 20)"), "{subjects:?}");
         assert_eq!(subjects.iter().filter(|s| s.contains("workflow failed")).count(), 2, "{subjects:?}");
         assert_eq!(subjects.iter().filter(|s| s.contains("workflow recovered")).count(), 2, "{subjects:?}");
         let refused: Vec<u16> = answers.iter().map(|(_, status, ..)| *status).filter(|status| *status >= 400).collect();

@@ -85,7 +85,7 @@ async fn help_needs_no_environment_and_matches_its_snapshot() {
     let expected = include_str!("snapshots/kadoa-help.txt");
     assert_eq!(stdout(&help), expected, "update tests/it/snapshots/kadoa-help.txt if the change is meant");
     for command in
-        ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile", "backfill"]
+        ["status", "changes", "export", "events", "connect", "test", "secret", "dlq", "reconcile", "backfill", "rules"]
     {
         let help = kadoa(&[command, "--help"], &[]).await;
         assert_eq!(help.status.code(), Some(0), "{command} --help");

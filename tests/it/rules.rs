@@ -179,10 +179,12 @@ async fn routed(filter_sms: bool, messages: &[AlertMessage]) -> (Vec<String>, Ve
             .unwrap();
         queues.push(url);
     }
-    let publisher = SnsPublisher::new(sns.clone(), topic);
+    let publisher = SnsPublisher::new(sns.clone(), topic.clone());
     for message in messages {
         publisher.publish(message).await.unwrap();
     }
+    // A CloudWatch alarm's message: no attributes at all.
+    sns.publish().topic_arn(&topic).subject("alarm").message("ALARM").send().await.unwrap();
     let mut received = Vec::new();
     for url in queues {
         let output = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
@@ -218,11 +220,11 @@ async fn the_subscriptions_filter_policies_send_each_alert_where_it_says() {
         message("rule both", "change_matched", Notify::Both),
     ];
     let (email, sms) = routed(true, &messages).await;
-    assert_eq!(email, ["failed", "recovered", "rule both", "rule email"]);
+    assert_eq!(email, ["alarm", "failed", "recovered", "rule both", "rule email"], "alarms reach e-mail as before");
     assert_eq!(sms, ["failed", "rule both", "rule sms"], "SMS for failures only, and the rules that ask for it");
     let (email, sms) = routed(false, &messages).await;
-    assert_eq!(email, ["failed", "recovered", "rule both", "rule email"]);
-    assert_eq!(sms, ["failed", "recovered", "rule both", "rule sms"]);
+    assert_eq!(email, ["alarm", "failed", "recovered", "rule both", "rule email"]);
+    assert_eq!(sms, ["alarm", "failed", "recovered", "rule both", "rule sms"], "an unfiltered phone gets alarms too");
 }
 
 #[tokio::test]

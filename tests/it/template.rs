@@ -434,7 +434,7 @@ fn sms_subscription_can_be_limited_to_failures() {
     // failure or a rule's alert (tests/it/rules.rs sends messages through these policies).
     let failures_and_rules = [kadoa_webhook::events::FAILED, kadoa_webhook::alerts::change::CHANGE_MATCHED];
     assert_eq!(filter[1], json!({"notify": ["sms"], "eventType": failures_and_rules}));
-    assert_eq!(filter[2], json!({"notify": ["sms"]}));
+    assert_eq!(filter[2], json!({"notify": [{"exists": false}, "sms"]}));
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn change_item(n: usize, created: Timestamp) -> Item {
     .to_string();
     let envelope = Envelope::parse(body.as_bytes(), None).unwrap();
     let receipt = Receipt::new(created, 0, Arrival::Webhook);
-    let mut item = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt, 0).unwrap().change;
+    let mut item = ChangePlan::new(&DataChange::parse(&envelope).unwrap(), &envelope, receipt, None).unwrap().change;
     timeline::stamp(&mut item, created);
     item
 }

@@ -160,6 +160,8 @@ pub async fn list_changes(context: &Context, args: &WindowArgs) -> Result<bool, 
             ("differences", if context.format.is_none() { "differences" } else { "differenceCount" }),
             ("arrival", "arrival"),
             ("url", "url"),
+            // A change that met alert rules: what people were told (`kadoa rules`).
+            ("rule alert", "alertSubject"),
         ],
         rows,
         colour: None,
