@@ -162,7 +162,7 @@ pub fn line(lead: Option<(&str, u8)>, text: &str, style: Style) -> String {
     }
 }
 
-/// Prints one [`line`] to standard output.
+/// Prints one [`line()`] to standard output.
 pub fn say(lead: Option<(&str, u8)>, text: &str) -> Result<(), Error> {
     writeln!(std::io::stdout().lock(), "{}", line(lead, text, Style::stdout()))?;
     Ok(())

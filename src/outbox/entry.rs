@@ -85,8 +85,7 @@ fn rule_alert_announced(new: &Image, old: Option<&Image>) -> Option<BusEntry> {
 /// The record as sent to people, with the change's key (its differences stay in the
 /// table; the record lists at most 20 matches, so it always fits an entry).
 fn rule_alert_entry(image: &Image) -> BusEntry {
-    let mut detail = Map::new();
-    for name in [
+    const COPIED: &[&str] = &[
         "changeId",
         "workflowId",
         "workflowName",
@@ -99,15 +98,17 @@ fn rule_alert_entry(image: &Image) -> BusEntry {
         "matchCount",
         "rules",
         "matches",
-    ] {
-        if let Some(value) = image.get(name) {
-            detail.insert(name.to_owned(), plain(value));
-        }
-    }
+    ];
+    let mut detail = copied(image, COPIED);
     let change_key = json!({"pk": text(image, "pk"), "sk": text(image, "sk").and_then(|sk| sk.strip_suffix("ALERT"))});
     detail.insert("item".into(), change_key);
     let time = text(image, "createdAt").map(str::to_owned);
     BusEntry { detail_type: CHANGE_MATCHED, detail: Value::Object(detail).to_string(), time }
+}
+
+/// The attributes `names` of `image` that it has, as plain JSON.
+fn copied(image: &Image, names: &[&str]) -> Map<String, Value> {
+    names.iter().filter_map(|name| Some(((*name).to_owned(), plain(image.get(*name)?)))).collect()
 }
 
 /// A string attribute of `image`.
@@ -119,8 +120,7 @@ fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
 }
 
 fn change_entry(image: &Image) -> BusEntry {
-    let mut detail = Map::new();
-    for name in [
+    const COPIED: &[&str] = &[
         "changeId",
         "workflowId",
         "workflowName",
@@ -133,11 +133,8 @@ fn change_entry(image: &Image) -> BusEntry {
         "changedCount",
         "removedCount",
         "tags",
-    ] {
-        if let Some(value) = image.get(name) {
-            detail.insert(name.to_owned(), plain(value));
-        }
-    }
+    ];
+    let mut detail = copied(image, COPIED);
     detail.insert("item".into(), key_of(image));
     let differences = image.get("differences").map(plain);
     let keys = differences.as_ref().map(field_keys).unwrap_or_default();
@@ -179,12 +176,7 @@ fn incident_entry(image: &Image) -> BusEntry {
         RECOVERED | FINISHED => WORKFLOW_RECOVERED,
         _ => ACCOUNT_NOTICE,
     };
-    let mut detail = Map::new();
-    for name in ["eventType", "timestamp", "workflowId", "receivedAt", "arrival", "alert"] {
-        if let Some(value) = image.get(name) {
-            detail.insert(name.to_owned(), plain(value));
-        }
-    }
+    let mut detail = copied(image, &["eventType", "timestamp", "workflowId", "receivedAt", "arrival", "alert"]);
     detail.insert("item".into(), key_of(image));
     let payload = match (image.get("payload"), image.get("payloadJson")) {
         (Some(payload), _) => Some(plain(payload)),

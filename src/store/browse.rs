@@ -207,14 +207,7 @@ impl Store {
 
     /// Every pending-change marker.
     pub async fn pending_markers(&self) -> Result<Vec<Row>, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(keys::PENDING_PK));
-        Ok(super::query_all(query).await?.iter().map(plain_item).collect())
+        Ok(self.partition(keys::PENDING_PK).await?.iter().map(plain_item).collect())
     }
 
     async fn scan_entity(

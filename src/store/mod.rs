@@ -368,6 +368,20 @@ struct StoredChange {
     alert_due: bool,
 }
 
+impl Store {
+    /// Every item of the partition `pk`, page after page.
+    pub(crate) async fn partition(&self, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(pk));
+        query_all(query).await
+    }
+}
+
 /// Every item `query` finds, page after page (the SDK's paginator).
 pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
     query.into_paginator().items().send().try_collect().await.map_err(|e| sdk_error("Query", e))

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::browse::{plain_item, Row};
-use super::{key_of, query_all, s, Store};
+use super::{key_of, s, Store};
 use crate::aws::sdk_error;
 use crate::error::Error;
 use crate::rules::{Rule, RuleSource};
@@ -31,15 +31,7 @@ impl Store {
     /// Every rule. An item that does not read as a rule (written by hand) is skipped and
     /// logged: no delivery fails because of it.
     pub async fn rules(&self) -> Result<Vec<Rule>, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(keys::RULES_PK));
-        let items = query_all(query).await?;
-        Ok(items.iter().filter_map(rule_of).collect())
+        Ok(self.partition(keys::RULES_PK).await?.iter().filter_map(rule_of).collect())
     }
 
     /// Adds `rule`, unless one of its name exists.
