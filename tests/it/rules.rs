@@ -302,3 +302,24 @@ async fn a_rule_alert_reaches_the_bus_once_as_kadoa_change_matched() {
     assert_eq!(matched["matches"][0]["previous"], "24.99");
     assert_eq!(matched["item"], json!({"pk": "WORKFLOW#wf_123", "sk": "CHANGE#c1#"}));
 }
+
+#[tokio::test]
+async fn a_matching_change_spooled_in_an_outage_is_told_once_by_the_replay() {
+    let harness =
+        Harness::builder().through_proxy().spool().change_rules(vec![price_below_20("email")]).build().await;
+    let proxy = harness.proxy.clone().unwrap();
+    let body = price_change("c1", &["19.99"]);
+    proxy.set_up(false);
+    assert_eq!(harness.deliver(&body).await.1["status"], "queued", "the table is down: spooled");
+    proxy.set_up(true);
+    // Kadoa's retry and the replay at once: one of them tells it.
+    let (replayed, retried) = tokio::join!(harness.replay_all(), harness.deliver(&body));
+    assert_eq!(replayed, 1);
+    assert!(["alerted", "duplicate", "queued"].contains(&retried.1["status"].as_str().unwrap()), "{retried:?}");
+    harness.replay_all().await; // a retry that met the claim was spooled too
+    let alerts = harness.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(harness.deliver(&body).await.1["status"], "duplicate");
+    assert_eq!(harness.alerts().await.len(), 0);
+    assert_eq!(harness.items_of("changeAlert").await.len(), 1);
+}
