@@ -63,8 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
             matching = [d for d in workspace["deliveries"] if _in_window(d["createdAt"], query)]
             offset, limit = number("offset", 0), number("limit", 50)
             page = matching[offset:offset + limit]
-            return self.answer(200, {"status": "ok", "message": "", "data": {"events": page, "pagination": {
-                "total": len(matching), "limit": limit, "offset": offset, "hasMore": offset + len(page) < len(matching)}}})
+            pagination = {"total": len(matching), "limit": limit, "offset": offset,
+                          "hasMore": offset + len(page) < len(matching)}
+            return self.answer(200, {"status": "ok", "message": "", "data": {"events": page, "pagination": pagination}})
         return self.answer(404, {"error": "Not found"})
 
 

@@ -1,5 +1,5 @@
-"""`make memory-size`: the webhook's latency, peak memory and billed cost at 128, 256, 512
-and 1024 MB, Lambda's CPU share emulated with a CPU quota.
+"""`make memory-size`: each function's latency, peak memory and billed cost by MemorySize
+(the webhook at 128, 256, 512 and 1024 MB), Lambda's CPU share emulated with a CPU quota.
 
 Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB. Each size
 runs target/profiling/kadoa-lambda (the deployed binary) in a cgroup v1 `cpu` group whose
@@ -219,7 +219,8 @@ def listed_change(number, differences, snapshot_bytes=1_000):
     rows = max(1, snapshot_bytes // 100)
     data = [{"name": f"Product {i}", "price": 10.5 + i, "sku": f"sku-{i:08d}-" + "x" * 40} for i in range(rows)]
     return {"id": f"ch_{number}", "workflowId": "wf_reconcile", "data": data, "dataPending": False,
-            "differences": [{"type": "changed", "fields": [{"key": "price", "value": 10.5 + i, "previousValue": 9.5 + i}]}
+            "differences": [{"type": "changed",
+                             "fields": [{"key": "price", "value": 10.5 + i, "previousValue": 9.5 + i}]}
                             for i in range(differences)],
             "url": "https://monitored-page.com", "summary": None, "createdAt": iso(3000 - number)}
 
@@ -295,10 +296,12 @@ def stream_batch(run_name, batch, differences):
                 "changedCount": differences, "addedCount": 0, "removedCount": 0, "tags": ["pricing"],
                 "differences": [{"type": "changed", "fields": [
                     {"key": "price", "value": 10.5 + i, "previousValue": 9.5 + i},
-                    {"key": "name", "value": f"Product {i}", "previousValue": f"Produkt {i}"}]} for i in range(differences)]}
+                    {"key": "name", "value": f"Product {i}", "previousValue": f"Produkt {i}"}]}
+                    for i in range(differences)]}
         image = {k: typed(v) for k, v in item.items()}
-        records.append({"eventID": change_id, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-                        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+        records.append({"eventID": change_id, "eventName": "INSERT", "eventVersion": "1.1",
+                        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
                         "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
                                      "SequenceNumber": f"{batch * 1000 + n:021d}", "SizeBytes": len(json.dumps(image)),
                                      "StreamViewType": "NEW_AND_OLD_IMAGES"}})
@@ -382,7 +385,8 @@ def print_small_functions(results):
     if "outbox" in results:
         large_mb = results["outbox"][0]["large_batch_mb"]
         print(f"\noutbox, ms per batch of {OUTBOX_BATCH} (median, max; cold of {SMALL_RUNS} processes, warm of "
-              f"{SMALL_RUNS * (OUTBOX_BATCHES - 1)}, {large_mb:.1f} MB batch of 2); peak RSS; $ per million warm batches")
+              f"{SMALL_RUNS * (OUTBOX_BATCHES - 1)}, {large_mb:.1f} MB batch of 2); peak RSS; "
+              "$ per million warm batches")
         print(f"{'MB':>5} {'vCPU':>5} {'cold batch':>15} {'warm batch':>15} {'large batch':>15} "
               f"{'RSS MiB':>8} {'large RSS':>9} {'$/M warm':>9} {'busy':>5} {'not ok':>6}")
         for r in results["outbox"]:
