@@ -118,7 +118,8 @@ fn command_filter(verbosity: u8) -> Targets {
         1 => "info",
         _ => "debug",
     };
-    parsed(&format!("warn,kadoa_webhook={ours},{CAPS}")).unwrap_or_else(|| Targets::new().with_default(LevelFilter::OFF))
+    parsed(&format!("warn,kadoa_webhook={ours},{CAPS}"))
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::OFF))
 }
 
 #[cfg(test)]
