@@ -17,5 +17,5 @@ cost:       ## the monthly bill at 1k, 100k and 10M deliveries, beside Hookdeck 
 	scripts/cost
 profile:    ## instruction counts of the release webhook under callgrind (slow; not part of test)
 	scripts/profile
-memory-size: ## the webhook's latency and cost at 128-1024 MB under a CPU quota (root; slow)
+memory-size: ## each function's latency and cost by MemorySize under a CPU quota (root; slow)
 	scripts/memory-size

@@ -2,7 +2,9 @@
 //! expect. Our own level comes from `LOG_LEVEL` (the template's `LogLevel`; Lambda itself is
 //! told to pass every line, since it would drop the metrics line, which has no level, above
 //! INFO), else `AWS_LAMBDA_LOG_LEVEL`,
-//! or from `RUST_LOG` directives; `info` by default. Whatever is chosen, the crates that
+//! or from `RUST_LOG` directives (`target=level`, comma-separated: [`Targets`]' syntax;
+//! `EnvFilter`'s span and field filters would link a regex engine into every function for
+//! nothing we use; one that does not parse is ignored for the default); `info` by default. Whatever is chosen, the crates that
 //! would log raw requests at debug or trace level (the Lambda runtime logs whole events,
 //! credential included; the SDK logs signed requests) stay at `info` or quieter.
 
@@ -10,11 +12,10 @@ use tracing::Subscriber;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::EnvFilter;
 
 /// Directives that always apply last: the quieter defaults for these crates. A more
 /// specific user directive (`lambda_runtime::layers=trace`) would still beat them inside
-/// one `EnvFilter`, which is why [`capped_crates`] filters again, separately.
+/// one filter, which is why [`capped_crates`] filters again, separately.
 const CAPS: &str = "lambda_runtime=info,lambda_runtime_api_client=info,lambda_http=info,\
                     aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,\
                     aws_config=warn,aws_sigv4=warn,hyper=info,hyper_util=info,h2=info,rustls=info";
@@ -67,7 +68,7 @@ pub fn directives(lambda_level: Option<&str>, rust_log: Option<&str>) -> String 
 
 /// The JSON subscriber: the user's `filter`, then the fixed cap, then one line per event
 /// to `writer`. `init`, `init_for_command` and the tests all build it here.
-fn subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+fn subscriber<W>(filter: Targets, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -82,9 +83,17 @@ where
     tracing_subscriber::registry().with(filter).with(capped_crates()).with(lines)
 }
 
-/// The filter for the Lambda functions, from the process environment.
-fn lambda_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFilter {
-    EnvFilter::try_new(directives(lambda_level, rust_log)).unwrap_or_else(|_| EnvFilter::new(directives(None, None)))
+/// `directives` as a filter; `None` if they do not parse.
+fn parsed(directives: &str) -> Option<Targets> {
+    directives.parse().ok()
+}
+
+/// The filter for the Lambda functions, from the process environment: the default one if
+/// `RUST_LOG` does not parse (and if even that failed, INFO for all: still capped).
+fn lambda_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    parsed(&directives(lambda_level, rust_log))
+        .or_else(|| parsed(&directives(None, None)))
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// Installs the JSON subscriber for the process, writing to standard output (where
@@ -103,13 +112,14 @@ pub fn init_for_command(verbosity: u8) {
     let _ = tracing::subscriber::set_global_default(subscriber(command_filter(verbosity), std::io::stderr));
 }
 
-fn command_filter(verbosity: u8) -> EnvFilter {
+fn command_filter(verbosity: u8) -> Targets {
     let ours = match verbosity {
-        0 => return EnvFilter::new("off"),
+        0 => return Targets::new().with_default(LevelFilter::OFF),
         1 => "info",
         _ => "debug",
     };
-    EnvFilter::try_new(format!("warn,kadoa_webhook={ours},{CAPS}")).unwrap_or_else(|_| EnvFilter::new("off"))
+    parsed(&format!("warn,kadoa_webhook={ours},{CAPS}"))
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::OFF))
 }
 
 #[cfg(test)]
@@ -186,6 +196,16 @@ mod tests {
         }
         assert!(logged(None, Some("trace")).contains("our own trace line"), "RUST_LOG=trace still lifts ours");
         assert!(logged(None, Some("info,kadoa_webhook=trace")).contains("our own trace line"));
+    }
+
+    #[test]
+    fn rust_log_targets_a_module_and_an_unreadable_one_falls_back_to_the_default() {
+        assert!(logged(None, Some("warn,kadoa_webhook::receiver=trace")).contains("our own trace line"));
+        assert!(!logged(None, Some("warn,kadoa_webhook::store=trace")).contains("our own trace line"));
+        // A value that does not parse (an unknown level) is ignored as a whole: the default
+        // (INFO, ours included) applies, not the `trace` beside it.
+        let lines = logged(None, Some("trace,kadoa_webhook=loud"));
+        assert!(!lines.contains("our own trace line") && lines.contains("runtime info line"), "{lines}");
     }
 
     #[test]
