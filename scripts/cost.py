@@ -152,9 +152,11 @@ def metric_hours_default(n, alerts):
 
 def eventbridge(n, alerts):
     """With a bus: each change and alert published; the outbox's Lambda time (at most one
-    invocation per change, ~20 ms at 128 MB); its 2 alarms and EventsPublished."""
+    invocation per change, at the template's 256 MB; a warm batch measured 53 ms at 256 MB,
+    docs/performance.md, so a lone change is taken as 20 ms); its 2 alarms and
+    EventsPublished."""
     events = n * TRAFFIC["change"] + alerts
-    outbox = events * price("lambda_request") + events * 0.02 * 128 / 1024 * price("lambda_gb_second_arm64")
+    outbox = events * price("lambda_request") + events * 0.02 * 256 / 1024 * price("lambda_gb_second_arm64")
     return events * price("eventbridge_event") + outbox + 2 * price("alarm") + hours_with(events) / HOURS * price(
         "custom_metric")
 

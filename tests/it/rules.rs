@@ -305,8 +305,7 @@ async fn a_rule_alert_reaches_the_bus_once_as_kadoa_change_matched() {
 
 #[tokio::test]
 async fn a_matching_change_spooled_in_an_outage_is_told_once_by_the_replay() {
-    let harness =
-        Harness::builder().through_proxy().spool().change_rules(vec![price_below_20("email")]).build().await;
+    let harness = Harness::builder().through_proxy().spool().change_rules(vec![price_below_20("email")]).build().await;
     let proxy = harness.proxy.clone().unwrap();
     let body = price_change("c1", &["19.99"]);
     proxy.set_up(false);
