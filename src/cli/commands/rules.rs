@@ -167,8 +167,9 @@ fn print_test(
     alerts: Vec<Map<String, Value>>,
 ) -> Result<(), Error> {
     let summary = format!(
-        "{} of the last {seen} changes ({days} days) would have alerted: rule {}, {}",
+        "{} of the last {seen} changes ({days} day{}) would have alerted: rule {}, {}",
         alerts.len(),
+        if days == 1 { "" } else { "s" },
         rule.name,
         rule.describe()
     );
