@@ -240,9 +240,11 @@ async fn every_view_reads_what_it_shows_as_the_table_grows_fourfold() {
         assert!(at_large <= at_small, "{view} read {at_small} items, then {at_large} on a table four times larger");
         assert!(*at_small > 0, "{view} read nothing: the counter is broken");
     }
-    // Memory grows with what one page holds, not with the table (the export's output
-    // grew fourfold, by about 2.5 MB); a few MB of slack for the allocator and a page.
-    assert!(large.export_kb < small.export_kb + 4 * 1024, "export's peak memory: {small:?} then {large:?}");
+    // Memory grows with what one page holds, not with the table: the export's output grew
+    // fourfold, by about 2.5 MB, and holding it all as JSON would add several times that.
+    // The slack is the allocator's and a page's: pinned to a busy core, the same export
+    // measured up to 4.3 MB apart from one run to the next.
+    assert!(large.export_kb < small.export_kb + 8 * 1024, "export's peak memory: {small:?} then {large:?}");
 
     follow_reads_nothing_old(&harness, &counter).await;
 }
