@@ -35,13 +35,6 @@ impl SnsPublisher {
 
     /// Sends `message` to every subscriber, within [`PUBLISH_TIMEOUT`] (in production).
     async fn send(&self, message: &AlertMessage) -> Result<(), Error> {
-        let attribute = |value: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| Error::internal("Publish attribute", e))
-        };
         let mut publish = self
             .client
             .publish()
@@ -50,10 +43,10 @@ impl SnsPublisher {
             .message_structure("json")
             .message(message.to_sns_json())
             // Subscriptions filter on these (e.g. SMS for failures only).
-            .message_attributes("eventType", attribute(&message.event_type)?)
-            .message_attributes("notify", channels(message.notify)?);
+            .message_attributes("eventType", attribute("String", &message.event_type)?)
+            .message_attributes("notify", attribute("String.Array", &channels(message.notify))?);
         if let Some(workflow_id) = &message.workflow_id {
-            publish = publish.message_attributes("workflowId", attribute(workflow_id)?);
+            publish = publish.message_attributes("workflowId", attribute("String", workflow_id)?);
         }
         within(self.timeout, "Publish", publish.send()).await?.map_err(|e| sdk_error("Publish", e))?;
         Ok(())
@@ -66,16 +59,21 @@ impl Publisher for SnsPublisher {
     }
 }
 
-/// The `notify` attribute: a `String.Array` of the channels told (`["email","sms"]`), which
-/// the email and SMS subscriptions' filter policies match (template.yaml).
-fn channels(notify: Notify) -> Result<MessageAttributeValue, Error> {
+/// A message attribute of `data_type` holding `value`.
+fn attribute(data_type: &str, value: &str) -> Result<MessageAttributeValue, Error> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|e| Error::internal("Publish attribute", e))
+}
+
+/// The `notify` attribute's value: the channels told as a JSON list (`["email","sms"]`),
+/// which the email and SMS subscriptions' filter policies match (template.yaml).
+fn channels(notify: Notify) -> String {
     let channels: Vec<&str> = [(notify.email(), "email"), (notify.sms(), "sms")]
         .into_iter()
         .filter_map(|(told, channel)| told.then_some(channel))
         .collect();
-    MessageAttributeValue::builder()
-        .data_type("String.Array")
-        .string_value(serde_json::json!(channels).to_string())
-        .build()
-        .map_err(|e| Error::internal("Publish attribute", e))
+    serde_json::json!(channels).to_string()
 }

@@ -120,8 +120,9 @@ fn meets(rule: &Rule, kind: &str, field: &FieldSeen<'_>) -> bool {
         // A field of a changed row that did not change is context, not news.
         let moved = match (field.previous, field.value) {
             (Some(previous), Some(value)) => previous.get() != value.get(),
-            (Some(_), None) | (None, Some(_)) => field.previous.is_some(),
-            (None, None) => false,
+            // A previous value and none now: it went.
+            (Some(_), None) => true,
+            (None, _) => false,
         };
         if !moved {
             return false;

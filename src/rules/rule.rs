@@ -184,6 +184,15 @@ impl Notify {
         matches!(self, Self::Sms | Self::Both)
     }
 
+    /// As a rule writes it: `email`, `sms` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Both => "both",
+        }
+    }
+
     /// Both when `self` and `other` name different channels.
     pub fn and(self, other: Notify) -> Notify {
         match (self.email() || other.email(), self.sms() || other.sms()) {

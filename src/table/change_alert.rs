@@ -45,8 +45,7 @@ impl ChangeAlertRecord<'_> {
         item.insert("alertedAt".into(), Attr::s(alerted_at.to_key_string()));
         item.insert("subject".into(), Attr::s(&self.message.subject));
         item.insert("sms".into(), Attr::s(&self.message.sms));
-        let notify = serde_json::to_value(self.message.notify).ok();
-        item.insert("notify".into(), Attr::s(notify.as_ref().and_then(|n| n.as_str()).unwrap_or("email")));
+        item.insert("notify".into(), Attr::s(self.message.notify.as_str()));
         item.insert("matchCount".into(), Attr::n(self.matches.total as u64));
         item.insert("rules".into(), Attr::L(self.matches.rules.iter().map(Attr::s).collect()));
         item.insert("matches".into(), Attr::L(self.matches.kept.iter().map(match_attr).collect()));
